@@ -1,0 +1,84 @@
+#pragma once
+
+// The "Post" table (SPEC §4). Every call runs in its own transaction with
+// unnamed statements only, so it works through PgBouncer in transaction mode.
+// libpqxx exceptions never leave this adapter: they become postgres_error.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pqxx {
+class connection;
+}
+
+namespace postd::persistence {
+
+class postgres_error : public std::runtime_error {
+public:
+  postgres_error(const std::string& what, bool connection_lost)
+      : std::runtime_error(what), connection_lost_(connection_lost) {}
+  // True when the connection is gone: reconnect before trying again.
+  bool connection_lost() const noexcept { return connection_lost_; }
+
+private:
+  bool connection_lost_;
+};
+
+struct new_post {
+  std::string id; // the post's primary key (UUID)
+  std::string job_id;
+  std::string content;
+  std::string author_id;
+  std::vector<std::string> images;
+};
+
+struct post {
+  std::string id;
+  std::string content;
+  std::string author_id;
+  std::string
+      created_at;     // ISO-8601 UTC with milliseconds, e.g. ...T12:00:00.000Z
+  std::string job_id; // empty when the row has none
+};
+
+// A random RFC 4122 version-4 UUID, the form Prisma's uuid() produces.
+std::string new_post_id();
+
+class post_store {
+public:
+  // Connects; throws postgres_error.
+  explicit post_store(const std::string& database_url);
+  ~post_store();
+  post_store(const post_store&) = delete;
+  post_store& operator=(const post_store&) = delete;
+
+  // Inserts all rows with one statement in one transaction; rows whose
+  // jobId already exists are left as they are (ON CONFLICT DO NOTHING).
+  // Returns jobId -> post id for every row, the existing id for those.
+  std::unordered_map<std::string, std::string>
+  insert_posts(const std::vector<new_post>& rows);
+
+  std::optional<post> find_post(const std::string& id);
+  std::optional<post> find_post_by_job(const std::string& job_id);
+
+  // Newest first, keyset-paginated on ("createdAt", id): pass the last
+  // item of the previous page as `after` (nullopt for the first page).
+  std::vector<post> posts_by_author(const std::string& author_id,
+                                    std::size_t limit,
+                                    const std::optional<post>& after);
+
+  void ping(); // SELECT 1
+
+private:
+  template <class F> auto run(F&& f);
+
+  std::string url_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+} // namespace postd::persistence

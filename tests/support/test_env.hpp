@@ -1,0 +1,49 @@
+#pragma once
+
+// The services deploy/test.sh starts for the integration tests, described by
+// environment variables:
+//   POSTD_TEST_REDIS_HOST, POSTD_TEST_REDIS_PORT   a private Redis
+//   POSTD_TEST_PG_HOST, POSTD_TEST_PG_PORT,
+//   POSTD_TEST_PG_USER                              a private PostgreSQL 15
+//   POSTD_TEST_PGBOUNCER_PORT                       PgBouncer 1.18, transaction
+//                                                   mode, any database name
+// A missing variable fails the test (it never skips): a run without services
+// must not pass.
+
+#include "persistence/redis_client.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace postd::testing {
+
+// The variable's value; throws std::runtime_error naming it when unset.
+std::string require_env(const char* name);
+
+persistence::redis_options test_redis();
+
+// A name unique to this process and call, e.g. "it_1234_7_ab12".
+std::string unique_name(std::string_view stem);
+
+// A fresh, empty database created for one test and dropped afterwards.
+class scratch_database {
+public:
+  scratch_database();
+  ~scratch_database();
+  scratch_database(const scratch_database&) = delete;
+  scratch_database& operator=(const scratch_database&) = delete;
+
+  const std::string& name() const { return name_; }
+  // libpq URL straight to PostgreSQL.
+  std::string direct_url() const;
+  // libpq URL through PgBouncer (transaction mode).
+  std::string pgbouncer_url() const;
+
+private:
+  std::string name_;
+};
+
+// libpq URL of the server's maintenance database ("postgres"), direct.
+std::string admin_url();
+
+} // namespace postd::testing
