@@ -1,0 +1,123 @@
+#include "actors/enqueue.hpp"
+
+#include "app/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace postd::actors {
+
+namespace {
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
+}
+
+create_status to_status(persistence::add_status s) {
+  switch (s) {
+  case persistence::add_status::added:
+    return create_status::queued;
+  case persistence::add_status::duplicate:
+    return create_status::duplicate;
+  case persistence::add_status::queue_full:
+    return create_status::queue_full;
+  }
+  return create_status::unavailable;
+}
+
+void answer_all(std::vector<create_request>& batch, create_status status) {
+  for (auto& req : batch)
+    req.reply(create_outcome{status, {}, req.throttle});
+}
+
+// True when a connection is there or could be made now.
+bool connect(enqueue_state& st, const enqueue_settings& s) {
+  if (st.redis)
+    return true;
+  auto now = std::chrono::steady_clock::now();
+  if (now < st.next_connect)
+    return false;
+  try {
+    st.redis.emplace(s.redis);
+    st.reconnect.reset();
+    log::info("redis connected", {{"actor", "enqueue"}});
+    return true;
+  } catch (const persistence::redis_error& e) {
+    st.next_connect = now + st.reconnect.next();
+    log::warn("redis unavailable", {{"actor", "enqueue"}, {"error", e.what()}});
+    return false;
+  }
+}
+
+void flush(enqueue_state& st, const enqueue_settings& s) {
+  std::vector<create_request> batch;
+  if (st.pending.size() <= s.max_batch) {
+    batch.swap(st.pending);
+  } else {
+    auto split = st.pending.begin() + static_cast<std::ptrdiff_t>(s.max_batch);
+    batch.assign(std::make_move_iterator(st.pending.begin()),
+                 std::make_move_iterator(split));
+    st.pending.erase(st.pending.begin(), split);
+  }
+  if (!connect(st, s)) {
+    answer_all(batch, create_status::unavailable);
+    return;
+  }
+  std::vector<persistence::job_request> jobs;
+  jobs.reserve(batch.size());
+  auto ts = now_ms();
+  for (const auto& req : batch)
+    jobs.push_back({job_data(req.post), req.post.author,
+                    req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
+  try {
+    auto results =
+        persistence::add_jobs(*st.redis, s.keys, jobs, s.max_waiting);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto status = i < results.size() ? to_status(results[i].status)
+                                       : create_status::unavailable;
+      auto id = i < results.size() ? results[i].job_id : std::string{};
+      batch[i].reply(create_outcome{status, std::move(id), batch[i].throttle});
+    }
+  } catch (const persistence::redis_error& e) {
+    st.redis.reset();
+    st.next_connect = std::chrono::steady_clock::now() + st.reconnect.next();
+    log::error(
+        "redis add failed",
+        {{"actor", "enqueue"}, {"error", e.what()}, {"jobs", batch.size()}});
+    answer_all(batch, create_status::unavailable);
+  }
+}
+
+} // namespace
+
+std::string job_data(const create_post& post) {
+  nlohmann::json data = {{"postData", {{"content", post.content}}},
+                         {"userId", post.author},
+                         {"fileUrls", nlohmann::json::array()}};
+  return data.dump();
+}
+
+enqueue_actor::behavior_type
+enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
+        enqueue_settings settings) {
+  return {
+      [self](create_request& req) {
+        self->state.pending.push_back(std::move(req));
+        if (!self->state.flush_scheduled) {
+          self->state.flush_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
+      },
+      [self, settings](flush_atom) {
+        self->state.flush_scheduled = false;
+        flush(self->state, settings);
+        if (!self->state.pending.empty()) {
+          self->state.flush_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
+      },
+  };
+}
+
+} // namespace postd::actors

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "actors/backoff.hpp"
+#include "actors/protocol.hpp"
+#include "persistence/bull_queue.hpp"
+#include "persistence/redis_client.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace postd::actors {
+
+struct enqueue_settings {
+  persistence::redis_options redis;
+  persistence::queue_keys keys;
+  int attempts = 3;
+  int backoff_ms = 1000;
+  std::int64_t max_waiting = 1000000;
+  std::size_t max_batch = 512; // jobs per script call
+};
+
+// Builds Bull's `data` for a post, in the old service's shape.
+std::string job_data(const create_post& post);
+
+struct enqueue_state {
+  std::vector<create_request> pending;
+  bool flush_scheduled = false;
+  std::optional<persistence::redis_client> redis;
+  backoff reconnect{std::chrono::milliseconds{100},
+                    std::chrono::milliseconds{5000}};
+  std::chrono::steady_clock::time_point next_connect{};
+  static inline const char* name = "enqueue";
+};
+
+// Batches creates into Redis. Runs detached (hiredis blocks). A flush is
+// queued behind the requests already in the mailbox, so each round trip
+// carries everything that arrived during the previous one: no timers, low
+// latency when idle, big batches under load. Replies only after Redis
+// answered; a Redis failure answers `unavailable` (nothing acknowledged).
+enqueue_actor::behavior_type
+enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
+        enqueue_settings settings);
+
+} // namespace postd::actors

@@ -1,0 +1,63 @@
+#pragma once
+
+// The monitor's latest view of queue and database, read by HTTP threads for
+// /health and /health/queue without a message round trip (a probe never
+// touches Redis or PostgreSQL).
+
+#include "persistence/bull_queue.hpp"
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace postd::actors {
+
+struct dependency_status {
+  bool up = false;
+  std::string message; // why it is down
+  double latency_ms = 0;
+};
+
+struct health_view {
+  std::chrono::steady_clock::time_point taken_at{};
+  dependency_status database{false, "not checked yet", 0};
+  dependency_status queue{false, "not checked yet", 0};
+  persistence::job_counts counts;
+};
+
+struct writer_pool_status {
+  int writers = 0;
+  int running = 0;
+  long long restarts = 0;
+  bool escalated = false;
+};
+
+class health_board {
+public:
+  void publish(health_view v) {
+    auto next = std::make_shared<const health_view>(std::move(v));
+    std::lock_guard<std::mutex> guard{mtx_};
+    view_ = std::move(next);
+  }
+  std::shared_ptr<const health_view> view() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return view_;
+  }
+  void publish_writers(writer_pool_status s) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    writers_ = s;
+  }
+  writer_pool_status writers() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return writers_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::shared_ptr<const health_view> view_ =
+      std::make_shared<const health_view>();
+  writer_pool_status writers_;
+};
+
+} // namespace postd::actors

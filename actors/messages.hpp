@@ -1,0 +1,52 @@
+#pragma once
+
+// The payloads that travel between HTTP sessions and actors. Free of CAF and
+// Beast so both sides (and their tests) can include it cheaply.
+
+#include "actors/rate_limiter.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace postd::actors {
+
+// A validated POST /v1/post/create.
+struct create_post {
+  std::string author;
+  std::string content;
+  std::string idempotency_key; // empty: none
+};
+
+enum class create_status {
+  queued,
+  duplicate,
+  queue_full,
+  unavailable,
+  throttled
+};
+
+struct create_outcome {
+  create_status status = create_status::unavailable;
+  std::string job_id;
+  throttle_decision throttle;
+};
+
+using create_callback = std::function<void(create_outcome)>;
+using throttle_callback = std::function<void(throttle_decision)>;
+
+// A create on its way: throttle actor -> enqueue actor -> Redis -> reply.
+struct create_request {
+  std::string throttle_key;
+  create_post post;
+  create_callback reply;
+  throttle_decision throttle; // filled in by the throttle actor
+};
+
+// A rate-limit check for the other /v1 routes.
+struct throttle_request {
+  std::string key;
+  throttle_callback reply;
+};
+
+} // namespace postd::actors

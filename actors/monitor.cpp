@@ -1,0 +1,74 @@
+#include "actors/monitor.hpp"
+
+#include "app/log.hpp"
+
+namespace postd::actors {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+double ms_since(clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(clock::now() - start)
+      .count();
+}
+
+dependency_status probe_queue(monitor_state& st, const monitor_settings& s,
+                              persistence::job_counts& counts) {
+  auto start = clock::now();
+  try {
+    if (!st.redis)
+      st.redis.emplace(s.redis);
+    counts = persistence::count_jobs(*st.redis, s.keys);
+    return {true, {}, ms_since(start)};
+  } catch (const persistence::redis_error& e) {
+    st.redis.reset();
+    return {false, e.what(), ms_since(start)};
+  }
+}
+
+dependency_status probe_database(monitor_state& st, const monitor_settings& s) {
+  auto start = clock::now();
+  try {
+    if (!st.db)
+      st.db = std::make_unique<persistence::post_store>(s.database_url);
+    st.db->ping();
+    return {true, {}, ms_since(start)};
+  } catch (const persistence::postgres_error& e) {
+    st.db.reset();
+    return {false, e.what(), ms_since(start)};
+  }
+}
+
+void log_change(const char* what, const dependency_status& before,
+                const dependency_status& now) {
+  if (before.up == now.up)
+    return;
+  if (now.up)
+    log::info(std::string(what) + " up");
+  else
+    log::error(std::string(what) + " down", {{"error", now.message}});
+}
+
+} // namespace
+
+monitor_actor::behavior_type
+monitor(monitor_actor::stateful_pointer<monitor_state> self,
+        monitor_settings settings) {
+  self->send(self, tick_atom::value);
+  return {
+      [self, settings](tick_atom) {
+        auto previous = settings.board->view();
+        health_view v;
+        v.queue = probe_queue(self->state, settings, v.counts);
+        v.database = probe_database(self->state, settings);
+        v.taken_at = clock::now();
+        log_change("queue", previous->queue, v.queue);
+        log_change("database", previous->database, v.database);
+        settings.board->publish(std::move(v));
+        self->delayed_send(self, settings.interval, tick_atom::value);
+      },
+  };
+}
+
+} // namespace postd::actors

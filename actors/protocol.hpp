@@ -1,0 +1,39 @@
+#pragma once
+
+// The one place that declares postd's atoms and message types for CAF.
+
+#include "actors/messages.hpp"
+
+#include <caf/all.hpp>
+
+// Messages carrying a reply callback stay inside this process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::create_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::throttle_request)
+
+CAF_BEGIN_TYPE_ID_BLOCK(postd, caf::first_custom_type_id)
+
+CAF_ADD_ATOM(postd, postd::actors, flush_atom, "flush")
+CAF_ADD_ATOM(postd, postd::actors, work_atom, "work")
+CAF_ADD_ATOM(postd, postd::actors, sweep_atom, "sweep")
+CAF_ADD_ATOM(postd, postd::actors, tick_atom, "tick")
+CAF_ADD_ATOM(postd, postd::actors, restart_atom, "restart")
+
+CAF_END_TYPE_ID_BLOCK(postd)
+
+namespace postd::actors {
+
+using throttle_actor = caf::typed_actor<caf::reacts_to<create_request>,
+                                        caf::reacts_to<throttle_request>,
+                                        caf::reacts_to<sweep_atom>>;
+
+using enqueue_actor = caf::typed_actor<caf::reacts_to<create_request>,
+                                       caf::reacts_to<flush_atom>>;
+
+using writer_actor = caf::typed_actor<caf::reacts_to<work_atom>>;
+
+using writer_supervisor_actor =
+    caf::typed_actor<caf::reacts_to<restart_atom, int>>;
+
+using monitor_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+
+} // namespace postd::actors

@@ -1,0 +1,169 @@
+#include "actors/writer.hpp"
+
+#include "app/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace postd::actors {
+
+namespace {
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
+}
+
+void connect(writer_state& st, const writer_settings& s) {
+  if (!st.redis) {
+    st.redis.emplace(s.redis);
+    log::info("redis connected", {{"actor", "writer"}});
+  }
+  if (!st.db) {
+    st.db = std::make_unique<persistence::post_store>(s.database_url);
+    log::info("database connected", {{"actor", "writer"}});
+  }
+}
+
+// Keeps the held jobs' locks alive; drops those another worker took over.
+void refresh_locks(writer_state& st, const writer_settings& s) {
+  std::vector<std::string> ids;
+  for (const auto& j : st.held)
+    ids.push_back(j.id);
+  auto lost =
+      persistence::extend_locks(*st.redis, s.keys, ids, st.token, s.lock_for);
+  if (lost.empty())
+    return;
+  std::erase_if(st.held, [&](const persistence::active_job& j) {
+    return std::find(lost.begin(), lost.end(), j.id) != lost.end();
+  });
+}
+
+// One take -> write -> complete round; false when the queue was empty.
+bool work_once(writer_state& st, const writer_settings& s) {
+  connect(st, s);
+  if (st.held.empty()) {
+    persistence::promote_delayed(*st.redis, s.keys, now_ms());
+    st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
+                                     s.lock_for, s.block_for);
+    if (st.held.empty())
+      return false;
+  } else {
+    refresh_locks(st, s);
+  }
+  auto result = persist_batch(*st.db, st.held);
+  if (!result.completed.empty())
+    persistence::complete_jobs(*st.redis, s.keys, result.completed, st.token,
+                               s.keep_completed);
+  if (!result.failed.empty()) {
+    for (const auto& f : result.failed)
+      log::warn("job failed", {{"job_id", f.job_id}, {"reason", f.reason}});
+    persistence::fail_jobs(*st.redis, s.keys, result.failed, st.token,
+                           s.backoff_ms, s.keep_failed);
+  }
+  st.held.clear();
+  return true;
+}
+
+} // namespace
+
+std::optional<persistence::new_post>
+post_from_job(const persistence::active_job& job, std::string& reason) {
+  auto data = nlohmann::json::parse(job.data, nullptr, false);
+  if (!data.is_object()) {
+    reason = "job data is not a JSON object";
+    return std::nullopt;
+  }
+  const auto* content = data.contains("postData") &&
+                                data["postData"].is_object() &&
+                                data["postData"].contains("content")
+                            ? &data["postData"]["content"]
+                            : nullptr;
+  if (content == nullptr || !content->is_string()) {
+    reason = "job data has no postData.content string";
+    return std::nullopt;
+  }
+  if (!data.contains("userId") ||
+      !(data["userId"].is_string() || data["userId"].is_number())) {
+    reason = "job data has no userId";
+    return std::nullopt;
+  }
+  persistence::new_post row;
+  row.job_id = job.id;
+  row.content = content->get<std::string>();
+  row.author_id = data["userId"].is_string() ? data["userId"].get<std::string>()
+                                             : data["userId"].dump();
+  if (data.contains("postId") && data["postId"].is_string())
+    row.id = data["postId"].get<std::string>();
+  else
+    row.id = persistence::new_post_id();
+  if (data.contains("fileUrls") && data["fileUrls"].is_array())
+    for (const auto& url : data["fileUrls"])
+      if (url.is_string())
+        row.images.push_back(url.get<std::string>());
+  return row;
+}
+
+batch_result persist_batch(persistence::post_store& db,
+                           const std::vector<persistence::active_job>& jobs) {
+  batch_result out;
+  std::vector<persistence::new_post> rows;
+  for (const auto& job : jobs) {
+    std::string reason;
+    if (auto row = post_from_job(job, reason))
+      rows.push_back(std::move(*row));
+    else
+      out.failed.push_back({job.id, reason});
+  }
+  auto complete = [&](const std::unordered_map<std::string, std::string>& ids) {
+    for (const auto& [job_id, post_id] : ids)
+      out.completed.push_back(
+          {job_id, nlohmann::json{{"postId", post_id}}.dump()});
+  };
+  try {
+    complete(db.insert_posts(rows));
+    return out;
+  } catch (const persistence::postgres_error& e) {
+    if (e.connection_lost())
+      throw;
+  }
+  for (const auto& row : rows) {
+    try {
+      complete(db.insert_posts({row}));
+    } catch (const persistence::postgres_error& e) {
+      if (e.connection_lost())
+        throw;
+      out.failed.push_back({row.job_id, e.what()});
+    }
+  }
+  return out;
+}
+
+writer_actor::behavior_type
+writer(writer_actor::stateful_pointer<writer_state> self,
+       writer_settings settings) {
+  self->state.token = persistence::new_post_id();
+  self->send(self, work_atom::value);
+  return {
+      [self, settings](work_atom) {
+        auto& st = self->state;
+        try {
+          work_once(st, settings);
+          st.retry.reset();
+          self->send(self, work_atom::value);
+          return;
+        } catch (const persistence::redis_error& e) {
+          st.redis.reset();
+          log::warn("writer lost redis",
+                    {{"error", e.what()}, {"held", st.held.size()}});
+        } catch (const persistence::postgres_error& e) {
+          st.db.reset();
+          log::warn("writer lost database",
+                    {{"error", e.what()}, {"held", st.held.size()}});
+        }
+        self->delayed_send(self, st.retry.next(), work_atom::value);
+      },
+  };
+}
+
+} // namespace postd::actors

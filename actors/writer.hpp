@@ -1,0 +1,64 @@
+#pragma once
+
+#include "actors/backoff.hpp"
+#include "actors/protocol.hpp"
+#include "persistence/bull_queue.hpp"
+#include "persistence/postgres.hpp"
+#include "persistence/redis_client.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace postd::actors {
+
+struct writer_settings {
+  persistence::redis_options redis;
+  std::string database_url;
+  persistence::queue_keys keys;
+  std::size_t batch = 256;
+  int backoff_ms = 1000;
+  std::int64_t keep_completed = 1000;
+  std::int64_t keep_failed = 10000;
+  std::chrono::milliseconds lock_for{30000};
+  std::chrono::milliseconds block_for{1000};
+};
+
+// What a batch of taken jobs turned into.
+struct batch_result {
+  std::vector<persistence::completion> completed;
+  std::vector<persistence::failure> failed;
+};
+
+// Turns Bull `data` into a row; nullopt (with `reason`) when malformed.
+std::optional<persistence::new_post>
+post_from_job(const persistence::active_job& job, std::string& reason);
+
+// Writes a batch with one statement; when that statement fails on the data
+// (not the connection), writes row by row so one bad job fails alone.
+// Throws postgres_error only when the connection is lost.
+batch_result persist_batch(persistence::post_store& db,
+                           const std::vector<persistence::active_job>& jobs);
+
+struct writer_state {
+  std::optional<persistence::redis_client> redis;
+  std::unique_ptr<persistence::post_store> db;
+  std::vector<persistence::active_job> held; // taken, not yet finished
+  std::string token;
+  backoff retry{std::chrono::milliseconds{100},
+                std::chrono::milliseconds{5000}};
+  static inline const char* name = "writer";
+};
+
+// Takes up to `batch` jobs from the queue, writes them to PostgreSQL in one
+// transaction and completes them, over and over. Runs detached (hiredis and
+// libpqxx block). A lost Redis or PostgreSQL connection is retried with
+// capped backoff while the batch stays held (its locks kept alive), so an
+// outage never uses up a job's attempts.
+writer_actor::behavior_type
+writer(writer_actor::stateful_pointer<writer_state> self,
+       writer_settings settings);
+
+} // namespace postd::actors

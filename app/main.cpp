@@ -1,0 +1,104 @@
+// postd: serve | migrate | token (SPEC §1). Exit codes: 0 ok, 2 bad
+// configuration (one line naming the variable), 1 anything else.
+
+#include "app/config.hpp"
+#include "app/log.hpp"
+#include "app/runtime.hpp"
+#include "http/auth.hpp"
+#include "persistence/migrations.hpp"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <map>
+#include <optional>
+
+namespace {
+
+using namespace postd;
+
+int run_migrate(const app::config& c, const std::string& dir) {
+  try {
+    auto migrations = dir.empty() ? persistence::embedded_migrations()
+                                  : persistence::load_migrations(dir);
+    auto report = persistence::migrate(c.database_url, migrations);
+    for (const auto& name : report.modified)
+      std::cerr << "postd migrate: warning: " << name
+                << " was applied with a different checksum\n";
+    for (const auto& name : report.applied)
+      std::cout << "applied " << name << "\n";
+    std::cout << report.applied.size() << " migration(s) applied, "
+              << report.already_applied << " already applied\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "postd migrate: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  app::block_signals();
+  CLI::App cli{"postd: accepts posts at high rates and persists them reliably"};
+  cli.fallthrough();
+  cli.require_subcommand(0, 1);
+
+  std::map<std::string, std::string> flag_values;
+  std::map<std::string, CLI::Option*> flag_options;
+  for (const auto& s : app::settings()) {
+    auto* opt = cli.add_option(app::flag_name(s.name), flag_values[s.name],
+                               s.help + " [env " + s.name + "]");
+    flag_options[s.name] = opt;
+  }
+
+  auto* serve_cmd =
+      cli.add_subcommand("serve", "run the HTTP server (the default)");
+  auto* migrate_cmd =
+      cli.add_subcommand("migrate", "apply pending migrations and exit");
+  std::string migrations_dir;
+  migrate_cmd->add_option(
+      "--migrations-dir", migrations_dir,
+      "read migrations from this folder instead of the built-in ones");
+  auto* token_cmd =
+      cli.add_subcommand("token", "print an HS256 JWT signed with JWT_SECRET");
+  std::string subject;
+  long long ttl = 3600;
+  token_cmd->add_option("--sub", subject, "the author id (the `sub` claim)")
+      ->required();
+  token_cmd->add_option("--ttl", ttl, "seconds until it expires")
+      ->check(CLI::PositiveNumber);
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = cli.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  auto values = app::values_from_environment();
+  for (const auto& [name, opt] : flag_options)
+    if (opt->count() > 0)
+      values[name] = flag_values[name];
+
+  app::config config;
+  try {
+    config = app::parse_config(values);
+    bool token = token_cmd->parsed();
+    bool migrate = migrate_cmd->parsed();
+    app::require(config, /*database=*/!token, /*jwt_secret=*/!migrate);
+  } catch (const app::config_error& e) {
+    std::cerr << "postd: " << e.what() << "\n";
+    return 2;
+  }
+
+  if (token_cmd->parsed()) {
+    http::token_verifier tokens{config.jwt_secret};
+    std::cout << tokens.issue(subject, std::chrono::seconds{ttl}) << "\n";
+    return 0;
+  }
+  if (migrate_cmd->parsed())
+    return run_migrate(config, migrations_dir);
+  (void)serve_cmd;
+  log::init(config.log_level, config.log_format);
+  return app::serve(config);
+}

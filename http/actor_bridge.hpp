@@ -1,0 +1,46 @@
+#pragma once
+
+// The backend of the API, made of actors: the only place HTTP code sends
+// messages to CAF. Callbacks travel inside the messages; the session's
+// callback posts back onto its own strand, so actors never touch Beast.
+
+#include "actors/health_board.hpp"
+#include "actors/protocol.hpp"
+#include "http/api.hpp"
+
+#include <memory>
+
+namespace postd::http {
+
+class actor_bridge : public backend {
+public:
+  actor_bridge(actors::throttle_actor throttle,
+               std::shared_ptr<actors::health_board> board)
+      : throttle_(std::move(throttle)), board_(std::move(board)) {}
+
+  void create(std::string throttle_key, actors::create_post post,
+              actors::create_callback done) override {
+    caf::anon_send(throttle_, actors::create_request{std::move(throttle_key),
+                                                     std::move(post),
+                                                     std::move(done),
+                                                     {}});
+  }
+
+  void throttle(std::string key, actors::throttle_callback done) override {
+    caf::anon_send(throttle_,
+                   actors::throttle_request{std::move(key), std::move(done)});
+  }
+
+  std::shared_ptr<const actors::health_view> health() const override {
+    return board_->view();
+  }
+  actors::writer_pool_status writers() const override {
+    return board_->writers();
+  }
+
+private:
+  actors::throttle_actor throttle_;
+  std::shared_ptr<actors::health_board> board_;
+};
+
+} // namespace postd::http

@@ -1,0 +1,200 @@
+#include "http/api.hpp"
+
+#include "http/errors.hpp"
+#include "http/validation.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace postd::http {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+std::string path_of(const std::string& target) {
+  return target.substr(0, target.find('?'));
+}
+
+api_response json_response(unsigned status, const ojson& body) {
+  api_response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+api_response no_cache(api_response r) {
+  r.headers.emplace_back("Cache-Control",
+                         "no-cache, no-store, must-revalidate");
+  return r;
+}
+
+bool fresh(const actors::health_view& v,
+           std::chrono::milliseconds stale_after) {
+  return v.taken_at != std::chrono::steady_clock::time_point{} &&
+         std::chrono::steady_clock::now() - v.taken_at <= stale_after;
+}
+
+std::string route_key(const std::string& method, const std::string& route,
+                      const std::string& ip) {
+  return method + " " + route + "|" + ip;
+}
+
+} // namespace
+
+void add_rate_limit_headers(api_response& r,
+                            const actors::throttle_decision& d) {
+  r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
+  r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
+  r.headers.emplace_back("X-RateLimit-Reset", std::to_string(d.reset_s));
+}
+
+api_response throttled_response(const actors::throttle_decision& d) {
+  auto r = bare_error_response(429, "ThrottlerException: Too Many Requests");
+  r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
+  return r;
+}
+
+std::string api::client_ip(const api_request& req) const {
+  if (settings_.trust_proxy && !req.forwarded_for.empty()) {
+    auto first = req.forwarded_for.substr(0, req.forwarded_for.find(','));
+    auto b = first.find_first_not_of(' ');
+    auto e = first.find_last_not_of(' ');
+    if (b != std::string::npos)
+      return first.substr(b, e - b + 1);
+  }
+  return req.peer_ip;
+}
+
+void api::handle(api_request req, respond_fn respond) {
+  auto path = path_of(req.target);
+  if (path == "/v1/post/create") {
+    if (req.method != "POST") {
+      auto r = error_response(405, "Cannot " + req.method + " " + path);
+      r.headers.emplace_back("Allow", "POST");
+      return respond(std::move(r));
+    }
+    return create_post(std::move(req), std::move(respond));
+  }
+  if (path == "/health" || path == "/health/queue") {
+    if (req.method != "GET" && req.method != "HEAD") {
+      auto r = error_response(405, "Cannot " + req.method + " " + path);
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(r));
+    }
+    return path == "/health" ? health(std::move(respond))
+                             : health_queue(std::move(respond));
+  }
+  respond(error_response(404, "Cannot " + req.method + " " + path));
+}
+
+void api::create_post(api_request req, respond_fn respond) {
+  auto key = route_key("POST", "/v1/post/create", client_ip(req));
+  // Guards run before validation, as in Nest: every request counts toward
+  // the limit, and a throttled client sees 429 whatever it sent.
+  auto refuse = [this, &key, &respond](api_response error) {
+    backend_.throttle(std::move(key), [respond, error = std::move(error)](
+                                          actors::throttle_decision d) mutable {
+      if (!d.allowed)
+        return respond(throttled_response(d));
+      add_rate_limit_headers(error, d);
+      respond(std::move(error));
+    });
+  };
+  auto author = verifier_.author(req.authorization);
+  if (!author)
+    return refuse(bare_error_response(401, "Unauthorized"));
+  if (!is_json_content_type(req.content_type))
+    return respond(
+        error_response(415, "Content-Type must be application/json"));
+  if (req.has_idempotency_key && !valid_idempotency_key(req.idempotency_key))
+    return refuse(error_response(
+        400, std::vector<std::string>{
+                 "Idempotency-Key must be 1-255 printable ASCII characters"}));
+  auto v = validate_create_body(req.body, settings_.max_content_chars);
+  if (!v.body)
+    return refuse(error_response(400, v.messages));
+  actors::create_post post{std::move(*author), std::move(v.body->content),
+                           std::move(req.idempotency_key)};
+  backend_.create(
+      std::move(key), std::move(post), [respond](actors::create_outcome o) {
+        using actors::create_status;
+        switch (o.status) {
+        case create_status::queued:
+        case create_status::duplicate: {
+          auto r = json_response(
+              202, ojson{{"message", "Post creation queued successfully"},
+                         {"jobId", o.job_id},
+                         {"status", "processing"}});
+          r.headers.emplace_back("Location", "/v1/post/jobs/" + o.job_id);
+          add_rate_limit_headers(r, o.throttle);
+          return respond(std::move(r));
+        }
+        case create_status::throttled:
+          return respond(throttled_response(o.throttle));
+        case create_status::queue_full: {
+          auto r = error_response(503, "Queue is full, try again later");
+          r.headers.emplace_back("Retry-After", "5");
+          return respond(std::move(r));
+        }
+        case create_status::unavailable: {
+          auto r = error_response(503, "Queue unavailable, try again later");
+          r.headers.emplace_back("Retry-After", "1");
+          return respond(std::move(r));
+        }
+        }
+      });
+}
+
+void api::health(respond_fn respond) const {
+  auto view = backend_.health();
+  bool live = fresh(*view, settings_.stale_after);
+  ojson info = ojson::object();
+  ojson error = ojson::object();
+  ojson details = ojson::object();
+  auto report = [&](const std::string& name, const actors::dependency_status& s,
+                    ojson up_fields) {
+    ojson entry;
+    if (s.up && live) {
+      entry = {{"status", "up"}};
+      for (auto& [k, v] : up_fields.items())
+        entry[k] = v;
+      info[name] = entry;
+    } else {
+      entry = {
+          {"status", "down"},
+          {"message", live ? s.message : "no recent check (monitor stalled)"}};
+      error[name] = entry;
+    }
+    details[name] = entry;
+  };
+  report("database", view->database, ojson::object());
+  report("queue:" + settings_.queue_name, view->queue,
+         ojson{{"active", view->counts.active},
+               {"waiting", view->counts.waiting}});
+  bool ok = error.empty();
+  auto r = json_response(ok ? 200 : 503, ojson{{"status", ok ? "ok" : "error"},
+                                               {"info", info},
+                                               {"error", error},
+                                               {"details", details}});
+  respond(no_cache(std::move(r)));
+}
+
+void api::health_queue(respond_fn respond) const {
+  auto view = backend_.health();
+  if (!view->queue.up || !fresh(*view, settings_.stale_after))
+    return respond(no_cache(error_response(
+        503, "queue unavailable: " + (view->queue.message.empty()
+                                          ? std::string{"stale"}
+                                          : view->queue.message))));
+  const auto& c = view->counts;
+  respond(no_cache(
+      json_response(200, ojson{{"queue", settings_.queue_name},
+                               {"waiting", c.waiting},
+                               {"active", c.active},
+                               {"completed", c.completed},
+                               {"failed", c.failed},
+                               {"delayed", c.delayed},
+                               {"total", c.waiting + c.active + c.delayed}})));
+}
+
+} // namespace postd::http

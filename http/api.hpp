@@ -1,0 +1,66 @@
+#pragma once
+
+// Routing and request handling, free of Beast and CAF: a request comes in,
+// a response goes out through `respond` (possibly later, from another
+// thread). The actors are reached through the `backend` interface.
+
+#include "actors/health_board.hpp"
+#include "actors/messages.hpp"
+#include "http/api_types.hpp"
+#include "http/auth.hpp"
+
+#include <memory>
+#include <string>
+
+namespace postd::http {
+
+class backend {
+public:
+  virtual ~backend() = default;
+  // Throttle check, then (when allowed) the enqueue; `done` runs once.
+  virtual void create(std::string throttle_key, actors::create_post post,
+                      actors::create_callback done) = 0;
+  // A throttle hit for any other throttled request.
+  virtual void throttle(std::string key, actors::throttle_callback done) = 0;
+  virtual std::shared_ptr<const actors::health_view> health() const = 0;
+  virtual actors::writer_pool_status writers() const = 0;
+};
+
+struct api_settings {
+  std::string queue_name = "post-creation";
+  std::size_t max_content_chars = 10000;
+  bool trust_proxy = false;
+  // A monitor view older than this counts as down.
+  std::chrono::milliseconds stale_after{3000};
+};
+
+class api {
+public:
+  api(api_settings settings, token_verifier verifier, backend& backend)
+      : settings_(std::move(settings)), verifier_(std::move(verifier)),
+        backend_(backend) {}
+
+  void handle(api_request req, respond_fn respond);
+
+  // The client's address for rate limiting: the peer, or with TRUST_PROXY
+  // the first X-Forwarded-For address.
+  std::string client_ip(const api_request& req) const;
+
+private:
+  void create_post(api_request req, respond_fn respond);
+  void health(respond_fn respond) const;
+  void health_queue(respond_fn respond) const;
+
+  api_settings settings_;
+  token_verifier verifier_;
+  backend& backend_;
+};
+
+// Adds the X-RateLimit-* headers of an allowed request.
+void add_rate_limit_headers(api_response& r,
+                            const actors::throttle_decision& d);
+
+// The 429 of @nestjs/throttler, with Retry-After.
+api_response throttled_response(const actors::throttle_decision& d);
+
+} // namespace postd::http

@@ -1,0 +1,34 @@
+#pragma once
+
+// A request and response as the API sees them, free of Beast, so the
+// routing and validation logic is plain code tested without sockets.
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace postd::http {
+
+struct api_request {
+  std::string method; // "GET", "POST", ...
+  std::string target; // path and query, e.g. /v1/post?authorId=a
+  std::string authorization;
+  std::string content_type;
+  std::string idempotency_key;
+  bool has_idempotency_key = false;
+  std::string forwarded_for; // X-Forwarded-For
+  std::string peer_ip;
+  std::string body;
+};
+
+struct api_response {
+  unsigned status = 200;
+  std::string body; // JSON (or Prometheus text for /metrics)
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string content_type = "application/json; charset=utf-8";
+};
+
+using respond_fn = std::function<void(api_response)>;
+
+} // namespace postd::http

@@ -1,0 +1,66 @@
+#include "http/errors.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace postd::http {
+
+namespace {
+
+api_response make(unsigned status, nlohmann::ordered_json body) {
+  api_response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+} // namespace
+
+std::string reason_phrase(unsigned status) {
+  switch (status) {
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 413:
+    return "Payload Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return "Error";
+  }
+}
+
+api_response error_response(unsigned status, const std::string& message) {
+  return make(status, {{"statusCode", status},
+                       {"message", message},
+                       {"error", reason_phrase(status)}});
+}
+
+api_response error_response(unsigned status,
+                            const std::vector<std::string>& messages) {
+  return make(status, {{"statusCode", status},
+                       {"message", messages},
+                       {"error", reason_phrase(status)}});
+}
+
+api_response bare_error_response(unsigned status, const std::string& message) {
+  return make(status, {{"statusCode", status}, {"message", message}});
+}
+
+} // namespace postd::http

@@ -1,0 +1,24 @@
+#pragma once
+
+// Nest's error body: {"statusCode":400,"message":[...],"error":"Bad Request"}.
+// Every error response is built here, so the shape is the same everywhere.
+
+#include "http/api_types.hpp"
+
+#include <string>
+#include <vector>
+
+namespace postd::http {
+
+// The standard reason phrase Nest puts in "error" ("Bad Request", ...).
+std::string reason_phrase(unsigned status);
+
+api_response error_response(unsigned status, const std::string& message);
+api_response error_response(unsigned status,
+                            const std::vector<std::string>& messages);
+
+// Body only: {"statusCode":...,"message":...} with no "error" member, as
+// Nest's ThrottlerException and UnauthorizedException send it.
+api_response bare_error_response(unsigned status, const std::string& message);
+
+} // namespace postd::http

@@ -1,0 +1,106 @@
+#include "http/server.hpp"
+
+#include "app/log.hpp"
+#include "http/session.hpp"
+
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace postd::http {
+
+struct server::impl {
+  impl(server_settings s, api& a)
+      : settings(std::move(s)), ioc(settings.threads),
+        acceptor(net::make_strand(ioc)), api_(a) {}
+
+  void listen() {
+    beast::error_code ec;
+    auto address = net::ip::make_address(settings.host, ec);
+    if (ec)
+      throw std::runtime_error("HOST: not an IP address (got '" +
+                               settings.host + "')");
+    net::ip::tcp::endpoint ep{address, settings.port};
+    auto check = [&](const char* what) {
+      if (ec)
+        throw std::runtime_error(
+            std::string("cannot ") + what + " " + settings.host + ":" +
+            std::to_string(settings.port) + ": " + ec.message());
+    };
+    acceptor.open(ep.protocol(), ec);
+    check("open");
+    acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    check("configure");
+    acceptor.bind(ep, ec);
+    check("bind");
+    acceptor.listen(net::socket_base::max_listen_connections, ec);
+    check("listen on");
+  }
+
+  void do_accept() {
+    acceptor.async_accept(
+        net::make_strand(ioc),
+        [this](beast::error_code ec, net::ip::tcp::socket socket) {
+          if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor.is_open())
+              return;
+            log::warn("accept failed", {{"error", ec.message()}});
+          } else {
+            socket.set_option(net::ip::tcp::no_delay(true), ec);
+            std::make_shared<session>(std::move(socket), api_, settings,
+                                      in_flight)
+                ->run();
+          }
+          do_accept();
+        });
+  }
+
+  server_settings settings;
+  net::io_context ioc;
+  net::ip::tcp::acceptor acceptor;
+  api& api_;
+  std::atomic<int> in_flight{0};
+  std::vector<std::thread> threads;
+};
+
+server::server(server_settings settings, api& api)
+    : impl_(std::make_unique<impl>(std::move(settings), api)) {
+  impl_->listen();
+}
+
+server::~server() {
+  if (!impl_->threads.empty())
+    stop(std::chrono::milliseconds{0});
+}
+
+std::uint16_t server::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void server::start() {
+  impl_->do_accept();
+  for (int i = 0; i < impl_->settings.threads; ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+}
+
+void server::stop_accepting() {
+  net::post(impl_->acceptor.get_executor(), [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+}
+
+void server::stop(std::chrono::milliseconds grace) {
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable())
+      t.join();
+  impl_->threads.clear();
+}
+
+} // namespace postd::http

@@ -1,0 +1,48 @@
+#pragma once
+
+// The HTTP front: a Beast listener and its sessions on HTTP_THREADS I/O
+// threads. Beast stays behind this header.
+
+#include "http/api.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace postd::http {
+
+struct server_settings {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 3000;
+  int threads = 1;
+  std::size_t max_body_bytes = 65536;
+  std::size_t max_header_bytes = 8192;
+  // A whole request must arrive within this; also the keep-alive idle limit.
+  std::chrono::milliseconds read_timeout{30000};
+};
+
+class server {
+public:
+  // Binds and listens; throws std::runtime_error with a clear message when
+  // the address cannot be used.
+  server(server_settings settings, api& api);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  std::uint16_t port() const; // the bound port (useful with port 0)
+
+  void start();          // runs the I/O threads
+  void stop_accepting(); // closes the listening socket
+  // Waits until no request is in flight or `grace` passed, then stops the
+  // I/O threads and joins them.
+  void stop(std::chrono::milliseconds grace);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace postd::http

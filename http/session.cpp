@@ -1,0 +1,128 @@
+#include "http/session.hpp"
+
+#include "app/log.hpp"
+#include "http/errors.hpp"
+
+namespace postd::http {
+
+session::session(net::ip::tcp::socket&& socket, api& api,
+                 const server_settings& settings, std::atomic<int>& in_flight)
+    : stream_(std::move(socket)), api_(api), settings_(settings),
+      in_flight_(in_flight) {
+  beast::error_code ec;
+  auto ep = stream_.socket().remote_endpoint(ec);
+  if (!ec) {
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = addr.to_v6().to_v4();
+    peer_ip_ = addr.to_string();
+  }
+}
+
+void session::run() {
+  net::dispatch(
+      stream_.get_executor(),
+      beast::bind_front_handler(&session::do_read, shared_from_this()));
+}
+
+void session::do_read() {
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
+  parser_->body_limit(settings_.max_body_bytes);
+  stream_.expires_after(settings_.read_timeout);
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&session::on_read, shared_from_this()));
+}
+
+void session::on_read(beast::error_code ec, std::size_t) {
+  if (ec == bhttp::error::end_of_stream ||
+      ec == net::error::operation_aborted || ec == beast::error::timeout ||
+      ec == net::error::connection_reset || ec == net::error::eof)
+    return do_close();
+  if (ec == bhttp::error::header_limit)
+    return send(error_response(431, "Request header fields too large"), true,
+                false);
+  if (ec == bhttp::error::body_limit)
+    return send(error_response(413, "Request body too large"), true, false);
+  if (ec) {
+    // Any parse error of Beast's own (bad method, bad chunk, ...) is the
+    // client's fault: answer 400 and close, never crash or stall.
+    if (ec.category() ==
+        bhttp::make_error_code(bhttp::error::bad_method).category())
+      return send(error_response(400, "Malformed HTTP request"), true, false);
+    return do_close();
+  }
+  dispatch(parser_->release());
+}
+
+void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
+  version_ = req.version();
+  bool close = !req.keep_alive();
+  bool head = req.method() == bhttp::verb::head;
+  api_request in;
+  in.method = std::string(req.method_string());
+  in.target = std::string(req.target());
+  in.authorization = std::string(req[bhttp::field::authorization]);
+  in.content_type = std::string(req[bhttp::field::content_type]);
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+    in.has_idempotency_key = true;
+    in.idempotency_key = std::string(it->value());
+  }
+  in.forwarded_for = std::string(req["X-Forwarded-For"]);
+  in.peer_ip = peer_ip_;
+  in.body = std::move(req.body());
+  ++in_flight_;
+  counted_ = true;
+  // The reply may come from an actor thread: only post back to our strand.
+  api_.handle(std::move(in),
+              [self = shared_from_this(), close, head](api_response r) {
+                auto ex = self->stream_.get_executor();
+                net::post(ex, [self, r = std::move(r), close, head]() mutable {
+                  self->send(std::move(r), close, head);
+                });
+              });
+}
+
+void session::send(api_response r, bool close, bool head) {
+  auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+      static_cast<bhttp::status>(r.status), version_);
+  res->set(bhttp::field::server, "postd");
+  res->set(bhttp::field::content_type, r.content_type);
+  for (auto& [name, value] : r.headers)
+    res->set(name, value);
+  res->keep_alive(!close);
+  if (head) {
+    res->content_length(r.body.size());
+  } else {
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+  }
+  response_ = res;
+  bhttp::async_write(
+      stream_, *res,
+      beast::bind_front_handler(&session::on_write, shared_from_this(), close));
+}
+
+void session::on_write(bool close, beast::error_code ec, std::size_t) {
+  if (counted_) {
+    counted_ = false;
+    --in_flight_;
+  }
+  response_.reset();
+  if (ec) {
+    if (ec != net::error::operation_aborted)
+      log::debug("write failed", {{"error", ec.message()}});
+    return do_close();
+  }
+  if (close)
+    return do_close();
+  do_read();
+}
+
+void session::do_close() {
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+}
+
+} // namespace postd::http

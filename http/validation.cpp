@@ -1,0 +1,74 @@
+#include "http/validation.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+namespace postd::http {
+
+std::size_t utf8_length(std::string_view s) {
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+bool valid_idempotency_key(std::string_view key) {
+  return !key.empty() && key.size() <= 255 &&
+         std::all_of(key.begin(), key.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+bool is_json_content_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  auto type = ct.substr(0, semi);
+  while (!type.empty() && type.back() == ' ')
+    type.remove_suffix(1);
+  while (!type.empty() && type.front() == ' ')
+    type.remove_prefix(1);
+  constexpr std::string_view json = "application/json";
+  return type.size() == json.size() &&
+         std::equal(type.begin(), type.end(), json.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
+validation_result validate_create_body(std::string_view body,
+                                       std::size_t max_chars) {
+  validation_result r;
+  // nlohmann's parser rejects ill-formed UTF-8 inside strings.
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded()) {
+    r.messages.push_back("request body is not valid JSON (or not valid UTF-8)");
+    return r;
+  }
+  if (!doc.is_object()) {
+    r.messages.push_back("request body must be a JSON object");
+    return r;
+  }
+  for (const auto& [key, value] : doc.items())
+    if (key != "content")
+      r.messages.push_back("property " + key + " should not exist");
+  auto it = doc.find("content");
+  if (it == doc.end() || !it->is_string()) {
+    if (it != doc.end() && !it->is_null())
+      r.messages.push_back("content must be a string");
+    else
+      r.messages.insert(r.messages.end(), {"content should not be empty",
+                                           "content must be a string"});
+    return r;
+  }
+  const auto& content = it->get_ref<const std::string&>();
+  auto chars = utf8_length(content);
+  if (chars == 0)
+    r.messages.push_back("content should not be empty");
+  if (chars > max_chars)
+    r.messages.push_back("content must be shorter than or equal to " +
+                         std::to_string(max_chars) + " characters");
+  if (content.find('\0') != std::string::npos)
+    r.messages.push_back("content must not contain NUL characters");
+  if (r.messages.empty())
+    r.body = create_body{content};
+  return r;
+}
+
+} // namespace postd::http

@@ -1,0 +1,233 @@
+// The walking skeleton end to end: the postd binary, real Redis, and
+// PostgreSQL through PgBouncer in transaction mode.
+
+#include "http/auth.hpp"
+#include "persistence/redis_client.hpp"
+#include "support/server_process.hpp"
+#include "support/test_env.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+using namespace postd;
+using namespace postd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* secret = "integration-secret";
+
+struct ServerTest : ::testing::Test {
+  scratch_database db;
+  std::string queue = unique_name("q");
+
+  env_map env() const {
+    auto redis = test_redis();
+    return {{"DATABASE_URL", db.pgbouncer_url()},
+            {"REDIS_HOST", redis.host},
+            {"REDIS_PORT", std::to_string(redis.port)},
+            {"JWT_SECRET", secret},
+            {"QUEUE_NAME", queue},
+            {"WRITERS", "2"},
+            {"HTTP_THREADS", "2"},
+            {"LOG_LEVEL", "warn"}};
+  }
+
+  void migrate() {
+    auto r = run_postd({"migrate"}, env());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  std::string token(const std::string& sub) const {
+    return http::token_verifier{secret}.issue(sub, 60s);
+  }
+
+  http_result create(int port, const std::string& content,
+                     const std::string& sub = "alice") {
+    return http_call(port, "POST", "/v1/post/create",
+                     nlohmann::json{{"content", content}}.dump(),
+                     {{"Authorization", "Bearer " + token(sub)},
+                      {"Content-Type", "application/json"}});
+  }
+};
+
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f())
+      return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return f();
+}
+
+} // namespace
+
+TEST_F(ServerTest, MigrateIsIdempotentThroughPgBouncer) {
+  auto first = run_postd({"migrate"}, env());
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("3 migration(s) applied"), std::string::npos)
+      << first.out;
+  auto second = run_postd({"migrate"}, env());
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("0 migration(s) applied, 3 already applied"),
+            std::string::npos)
+      << second.out;
+  pqxx::connection conn{db.direct_url()};
+  pqxx::work tx{conn};
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM _prisma_migrations")[0].as<int>(),
+            3);
+}
+
+TEST_F(ServerTest, CreateBecomesOneRowAndShowsInQueueHealth) {
+  migrate();
+  server_process server{env()};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+
+  auto r = create(server.port(), "hello \"postd\" \xF0\x9F\x9A\x80");
+  ASSERT_EQ(r.status, 202u) << r.body;
+  auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["message"], "Post creation queued successfully");
+  EXPECT_EQ(body["status"], "processing");
+  std::string job_id = body["jobId"];
+  EXPECT_EQ(r.headers["location"], "/v1/post/jobs/" + job_id);
+  EXPECT_EQ(r.headers["x-ratelimit-limit"], "100");
+  EXPECT_EQ(r.headers["content-type"], "application/json; charset=utf-8");
+
+  // The job sits in Redis under Bull's keys, in the old service's shape.
+  persistence::redis_client redis{test_redis()};
+  auto name = redis.command({"HGET", "bull:" + queue + ":" + job_id, "name"});
+  auto data = redis.command({"HGET", "bull:" + queue + ":" + job_id, "data"});
+  if (persistence::reply_string(name.get()).empty()) {
+    // removed already? Only when removeOnComplete, which postd never sets.
+    FAIL() << "job hash missing";
+  }
+  EXPECT_EQ(persistence::reply_string(name.get()), "create-post");
+  auto job_data = nlohmann::json::parse(persistence::reply_string(data.get()));
+  EXPECT_EQ(job_data["postData"]["content"],
+            "hello \"postd\" \xF0\x9F\x9A\x80");
+  EXPECT_EQ(job_data["userId"], "alice");
+
+  pqxx::connection conn{db.direct_url()};
+  ASSERT_TRUE(eventually([&] {
+    pqxx::work tx{conn};
+    return tx.exec_params1("SELECT count(*) FROM \"Post\" WHERE \"jobId\" = $1",
+                           job_id)[0]
+               .as<int>() == 1;
+  })) << server.output();
+  {
+    pqxx::work tx{conn};
+    auto row = tx.exec_params1(
+        "SELECT content, \"authorId\" FROM \"Post\" WHERE \"jobId\" = $1",
+        job_id);
+    EXPECT_EQ(row[0].as<std::string>(), "hello \"postd\" \xF0\x9F\x9A\x80");
+    EXPECT_EQ(row[1].as<std::string>(), "alice");
+  }
+  ASSERT_TRUE(eventually([&] {
+    auto q = http_call(server.port(), "GET", "/health/queue");
+    return q.status == 200 &&
+           nlohmann::json::parse(q.body)["completed"].get<int>() >= 1;
+  })) << server.output();
+  auto q = nlohmann::json::parse(
+      http_call(server.port(), "GET", "/health/queue").body);
+  EXPECT_EQ(q["queue"], queue);
+  EXPECT_EQ(q["waiting"], 0);
+  EXPECT_EQ(q["failed"], 0);
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+}
+
+TEST_F(ServerTest, ManyCreatesBecomeExactlyAsManyRows) {
+  migrate();
+  server_process server{env()};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  constexpr int n = 60;
+  std::set<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    auto r = create(server.port(), "post " + std::to_string(i),
+                    "user" + std::to_string(i % 3));
+    ASSERT_EQ(r.status, 202u) << r.body;
+    ids.insert(nlohmann::json::parse(r.body)["jobId"].get<std::string>());
+  }
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
+  pqxx::connection conn{db.direct_url()};
+  ASSERT_TRUE(eventually([&] {
+    pqxx::work tx{conn};
+    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n;
+  })) << server.output();
+  pqxx::work tx{conn};
+  EXPECT_EQ(
+      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
+      n);
+}
+
+TEST_F(ServerTest, HealthHasTerminusShape) {
+  migrate();
+  server_process server{env()};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  auto r = http_call(server.port(), "GET", "/health");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.headers["cache-control"], "no-cache, no-store, must-revalidate");
+  auto h = nlohmann::json::parse(r.body);
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["info"]["database"]["status"], "up");
+  auto q = "queue:post-creation";
+  (void)q;
+  EXPECT_EQ(h["info"]["queue:" + queue]["status"], "up");
+  EXPECT_TRUE(h["info"]["queue:" + queue].contains("active"));
+  EXPECT_TRUE(h["info"]["queue:" + queue].contains("waiting"));
+  EXPECT_EQ(h["error"], nlohmann::json::object());
+  EXPECT_EQ(h["details"], h["info"]);
+}
+
+TEST_F(ServerTest, ConfigErrorsExitTwoWithOneClearLine) {
+  auto expect_config_error = [](const env_map& e,
+                                const std::vector<std::string>& args,
+                                const std::string& variable) {
+    auto r = run_postd(args, e);
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find(variable), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  };
+  auto base = env();
+  auto with = [&](const std::string& k, const std::string& v) {
+    auto e = base;
+    e[k] = v;
+    return e;
+  };
+  expect_config_error(with("PORT", "abc"), {"serve"}, "PORT");
+  expect_config_error(with("WRITERS", "-1"), {"serve"}, "WRITERS");
+  expect_config_error(with("THROTTLE_STORE", "disk"), {}, "THROTTLE_STORE");
+  expect_config_error(with("JWT_SECRET", ""), {"serve"}, "JWT_SECRET");
+  expect_config_error(with("DATABASE_URL", ""), {"migrate"}, "DATABASE_URL");
+  expect_config_error(base, {"serve", "--port", "99999"}, "PORT");
+}
+
+TEST_F(ServerTest, FlagsOverrideEnvironment) {
+  // A bad PORT in the environment is overridden by a good flag.
+  auto e = env();
+  e["PORT"] = "abc";
+  e["JWT_SECRET"] = "flag-test";
+  auto r = run_postd({"token", "--sub", "bob", "--ttl", "60"}, e);
+  EXPECT_EQ(r.exit_code, 2); // PORT is still parsed for every command
+  r = run_postd({"--port", "3001", "token", "--sub", "bob", "--ttl", "60"}, e);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tok = r.out.substr(0, r.out.find('\n'));
+  EXPECT_EQ(http::token_verifier{"flag-test"}.author("Bearer " + tok), "bob");
+}
+
+TEST_F(ServerTest, HelpExitsZero) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--help"},
+                                                         {"serve", "--help"},
+                                                         {"migrate", "--help"},
+                                                         {"token", "--help"}}) {
+    auto r = run_postd(args, env());
+    EXPECT_EQ(r.exit_code, 0) << args[0];
+    EXPECT_FALSE(r.out.empty());
+  }
+}

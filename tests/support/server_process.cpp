@@ -1,0 +1,201 @@
+#include "support/server_process.hpp"
+
+#include "support/test_env.hpp"
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace postd::testing {
+
+namespace {
+
+std::string postd_bin() {
+#ifdef POSTD_BIN
+  return POSTD_BIN;
+#else
+  return require_env("POSTD_BIN");
+#endif
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// fork + exec with stdout/stderr redirected to files.
+pid_t spawn(const std::vector<std::string>& args, const env_map& env,
+            const std::string& out_path, const std::string& err_path) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    if (!env.count(kv.substr(0, kv.find('='))))
+      env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env)
+    env_strings.push_back(k + "=" + v);
+  std::vector<std::string> argv_strings{postd_bin()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  pid_t pid = ::fork();
+  if (pid < 0)
+    throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> argv;
+    for (auto& a : argv_strings)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env_strings)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string temp_path(const std::string& stem) {
+  return "/tmp/" + unique_name(stem);
+}
+
+} // namespace
+
+run_result run_postd(const std::vector<std::string>& args, const env_map& env) {
+  auto out = temp_path("postd_out");
+  auto err = temp_path("postd_err");
+  pid_t pid = spawn(args, env, out, err);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  run_result r{exit_code_of(status), slurp(out), slurp(err)};
+  ::unlink(out.c_str());
+  ::unlink(err.c_str());
+  return r;
+}
+
+int free_port() {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::acceptor a{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+  return a.local_endpoint().port();
+}
+
+server_process::server_process(env_map env) : port_(free_port()) {
+  env["PORT"] = std::to_string(port_);
+  env.emplace("HOST", "127.0.0.1");
+  log_path_ = temp_path("postd_server");
+  pid_ = spawn({"serve"}, env, log_path_, log_path_ + ".err");
+}
+
+server_process::~server_process() {
+  if (pid_ > 0)
+    stop(SIGKILL);
+  ::unlink(log_path_.c_str());
+  ::unlink((log_path_ + ".err").c_str());
+}
+
+bool server_process::wait_healthy(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (http_call(port_, "GET", "/health").status == 200)
+        return true;
+    } catch (const std::exception&) {
+      // not listening yet
+    }
+    int status = 0;
+    if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  return false;
+}
+
+int server_process::stop(int sig, std::chrono::milliseconds timeout) {
+  if (pid_ <= 0)
+    return -1;
+  ::kill(pid_, sig);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  pid_ = -1;
+  return exit_code_of(status);
+}
+
+std::string server_process::output() const {
+  return slurp(log_path_) + slurp(log_path_ + ".err");
+}
+
+http_result http_call(int port, const std::string& method,
+                      const std::string& target, const std::string& body,
+                      const std::map<std::string, std::string>& headers) {
+  namespace net = boost::asio;
+  namespace beast = boost::beast;
+  namespace bhttp = beast::http;
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  stream.expires_after(std::chrono::seconds{10});
+  stream.connect(net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"),
+                                        static_cast<unsigned short>(port)});
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target,
+                                         11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers)
+    req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  bhttp::write(stream, req);
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(stream, buffer, res);
+  http_result out;
+  out.status = res.result_int();
+  out.body = res.body();
+  for (const auto& field : res) {
+    std::string name{field.name_string()};
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    out.headers[name] = std::string(field.value());
+  }
+  beast::error_code ec;
+  stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  return out;
+}
+
+} // namespace postd::testing

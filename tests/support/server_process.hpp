@@ -1,0 +1,60 @@
+#pragma once
+
+// Runs the real postd binary for end-to-end tests, and talks HTTP to it.
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace postd::testing {
+
+using env_map = std::map<std::string, std::string>;
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `postd args...` to completion with the test's environment plus `env`.
+run_result run_postd(const std::vector<std::string>& args, const env_map& env);
+
+// A free TCP port on 127.0.0.1 (bound, read, released).
+int free_port();
+
+class server_process {
+public:
+  // Starts `postd serve` on a free port with `env` added to the environment.
+  explicit server_process(env_map env);
+  ~server_process();
+  server_process(const server_process&) = delete;
+  server_process& operator=(const server_process&) = delete;
+
+  int port() const { return port_; }
+  // Polls until /health answers 200 or the timeout passes.
+  bool wait_healthy(std::chrono::milliseconds timeout);
+  // Sends `sig` and waits for the exit; returns the exit status (or 128+sig).
+  int stop(int sig,
+           std::chrono::milliseconds timeout = std::chrono::seconds{20});
+  std::string output() const; // what it printed so far
+
+private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_path_;
+};
+
+struct http_result {
+  unsigned status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers; // names lower-cased
+};
+
+// One request on a fresh connection to 127.0.0.1:port.
+http_result http_call(int port, const std::string& method,
+                      const std::string& target, const std::string& body = {},
+                      const std::map<std::string, std::string>& headers = {});
+
+} // namespace postd::testing

@@ -1,0 +1,236 @@
+#include "http/api.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace postd;
+using namespace postd::http;
+
+namespace {
+
+// Answers synchronously, as scripted by the test.
+class fake_backend : public backend {
+public:
+  void create(std::string key, actors::create_post post,
+              actors::create_callback done) override {
+    keys.push_back(key);
+    posts.push_back(post);
+    done(outcome);
+  }
+  void throttle(std::string key, actors::throttle_callback done) override {
+    keys.push_back(key);
+    done(decision);
+  }
+  std::shared_ptr<const actors::health_view> health() const override {
+    return view;
+  }
+  actors::writer_pool_status writers() const override { return {}; }
+
+  actors::create_outcome outcome{
+      actors::create_status::queued, "17", {true, 100, 99, 60, 0}};
+  actors::throttle_decision decision{true, 100, 99, 60, 0};
+  std::shared_ptr<actors::health_view> view =
+      std::make_shared<actors::health_view>();
+  std::vector<std::string> keys;
+  std::vector<actors::create_post> posts;
+};
+
+struct ApiTest : ::testing::Test {
+  fake_backend be;
+  token_verifier tokens{"secret"};
+  api handler{api_settings{"post-creation", 10, false}, tokens, be};
+
+  api_response call(api_request req) {
+    api_response out;
+    bool called = false;
+    handler.handle(std::move(req), [&](api_response r) {
+      called = true;
+      out = std::move(r);
+    });
+    EXPECT_TRUE(called);
+    return out;
+  }
+
+  api_request create(std::string body) {
+    api_request r;
+    r.method = "POST";
+    r.target = "/v1/post/create";
+    r.authorization =
+        "Bearer " + tokens.issue("author-1", std::chrono::seconds{60});
+    r.content_type = "application/json";
+    r.peer_ip = "10.0.0.1";
+    r.body = std::move(body);
+    return r;
+  }
+
+  static std::string header(const api_response& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name)
+        return v;
+    return "<none>";
+  }
+};
+
+} // namespace
+
+TEST_F(ApiTest, CreateAnswers202WithTheSeedBody) {
+  auto r = call(create(R"({"content":"hi"})"));
+  EXPECT_EQ(r.status, 202u);
+  EXPECT_EQ(
+      r.body,
+      R"({"message":"Post creation queued successfully","jobId":"17","status":"processing"})");
+  EXPECT_EQ(header(r, "Location"), "/v1/post/jobs/17");
+  EXPECT_EQ(header(r, "X-RateLimit-Limit"), "100");
+  EXPECT_EQ(header(r, "X-RateLimit-Remaining"), "99");
+  EXPECT_EQ(header(r, "X-RateLimit-Reset"), "60");
+  ASSERT_EQ(be.posts.size(), 1u);
+  EXPECT_EQ(be.posts[0].author, "author-1");
+  EXPECT_EQ(be.posts[0].content, "hi");
+  EXPECT_EQ(be.keys[0], "POST /v1/post/create|10.0.0.1");
+}
+
+TEST_F(ApiTest, UnauthenticatedIs401AndStillCountsTowardTheLimit) {
+  auto req = create(R"({"content":"hi"})");
+  req.authorization = "Bearer nope";
+  auto r = call(req);
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.body, R"({"statusCode":401,"message":"Unauthorized"})");
+  EXPECT_EQ(be.keys.size(), 1u);
+  EXPECT_TRUE(be.posts.empty());
+}
+
+TEST_F(ApiTest, ThrottledBeatsOtherErrors) {
+  be.decision = {false, 100, 0, 60, 42};
+  auto req = create("{");
+  auto r = call(req);
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_EQ(
+      r.body,
+      R"({"statusCode":429,"message":"ThrottlerException: Too Many Requests"})");
+  EXPECT_EQ(header(r, "Retry-After"), "42");
+}
+
+TEST_F(ApiTest, ThrottledCreate) {
+  be.outcome = {actors::create_status::throttled, "", {false, 100, 0, 60, 7}};
+  auto r = call(create(R"({"content":"hi"})"));
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_EQ(header(r, "Retry-After"), "7");
+}
+
+TEST_F(ApiTest, ValidationErrorsUseNestsShape) {
+  auto r = call(create(R"({"content":"","x":1})"));
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(
+      r.body,
+      R"({"statusCode":400,"message":["property x should not exist","content should not be empty"],"error":"Bad Request"})");
+  EXPECT_TRUE(be.posts.empty());
+}
+
+TEST_F(ApiTest, NonJsonIs415) {
+  auto req = create(R"({"content":"hi"})");
+  req.content_type = "text/plain";
+  EXPECT_EQ(call(req).status, 415u);
+}
+
+TEST_F(ApiTest, BadIdempotencyKeyIs400) {
+  auto req = create(R"({"content":"hi"})");
+  req.has_idempotency_key = true;
+  req.idempotency_key = "";
+  EXPECT_EQ(call(req).status, 400u);
+  req.idempotency_key = "k1";
+  EXPECT_EQ(call(req).status, 202u);
+  EXPECT_EQ(be.posts.back().idempotency_key, "k1");
+}
+
+TEST_F(ApiTest, QueueProblemsAre503WithRetryAfter) {
+  be.outcome = {actors::create_status::unavailable, "", {}};
+  auto r = call(create(R"({"content":"hi"})"));
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(header(r, "Retry-After"), "<none>");
+  be.outcome = {actors::create_status::queue_full, "", {}};
+  EXPECT_EQ(call(create(R"({"content":"hi"})")).status, 503u);
+}
+
+TEST_F(ApiTest, UnknownRoutesAndMethods) {
+  api_request r;
+  r.method = "GET";
+  r.target = "/nope";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 404u);
+  EXPECT_EQ(
+      res.body,
+      R"({"statusCode":404,"message":"Cannot GET /nope","error":"Not Found"})");
+  r.target = "/v1/post/create";
+  EXPECT_EQ(call(r).status, 405u);
+}
+
+TEST_F(ApiTest, TrustProxyTakesTheFirstForwardedAddress) {
+  api trusting{api_settings{"post-creation", 10, true}, tokens, be};
+  api_request r;
+  r.peer_ip = "127.0.0.1";
+  r.forwarded_for = " 203.0.113.9 , 10.0.0.2";
+  EXPECT_EQ(trusting.client_ip(r), "203.0.113.9");
+  EXPECT_EQ(handler.client_ip(r), "127.0.0.1");
+}
+
+TEST_F(ApiTest, HealthOkShape) {
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  be.view->counts.active = 2;
+  be.view->counts.waiting = 5;
+  api_request r;
+  r.method = "GET";
+  r.target = "/health";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(
+      res.body,
+      R"({"status":"ok","info":{"database":{"status":"up"},"queue:post-creation":{"status":"up","active":2,"waiting":5}},"error":{},"details":{"database":{"status":"up"},"queue:post-creation":{"status":"up","active":2,"waiting":5}}})");
+  EXPECT_EQ(header(res, "Cache-Control"),
+            "no-cache, no-store, must-revalidate");
+}
+
+TEST_F(ApiTest, HealthDownShape) {
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database = {false, "connection refused", 1};
+  be.view->queue = {true, "", 1};
+  api_request r;
+  r.method = "GET";
+  r.target = "/health";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 503u);
+  auto body = nlohmann::json::parse(res.body);
+  EXPECT_EQ(body["status"], "error");
+  EXPECT_EQ(body["error"]["database"]["status"], "down");
+  EXPECT_EQ(body["error"]["database"]["message"], "connection refused");
+  EXPECT_EQ(body["info"]["queue:post-creation"]["status"], "up");
+  EXPECT_EQ(body["details"].size(), 2u);
+}
+
+TEST_F(ApiTest, StaleViewCountsAsDown) {
+  be.view->taken_at =
+      std::chrono::steady_clock::now() - std::chrono::seconds{10};
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  api_request r;
+  r.method = "GET";
+  r.target = "/health";
+  EXPECT_EQ(call(r).status, 503u);
+  r.target = "/health/queue";
+  EXPECT_EQ(call(r).status, 503u);
+}
+
+TEST_F(ApiTest, HealthQueueShape) {
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->queue = {true, "", 1};
+  be.view->counts = {3, 1, 150, 2, 4, 0};
+  api_request r;
+  r.method = "GET";
+  r.target = "/health/queue";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(
+      res.body,
+      R"({"queue":"post-creation","waiting":3,"active":1,"completed":150,"failed":2,"delayed":4,"total":8})");
+}

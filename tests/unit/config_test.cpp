@@ -1,0 +1,79 @@
+#include "app/config.hpp"
+
+#include <gtest/gtest.h>
+
+using postd::app::config_error;
+using postd::app::parse_config;
+
+TEST(Config, DefaultsMatchTheSpec) {
+  auto c = parse_config({});
+  EXPECT_EQ(c.port, 3000);
+  EXPECT_EQ(c.host, "0.0.0.0");
+  EXPECT_EQ(c.redis_host, "localhost");
+  EXPECT_EQ(c.redis_port, 6379);
+  EXPECT_EQ(c.throttle_ttl_ms, 60000);
+  EXPECT_EQ(c.throttle_limit, 100);
+  EXPECT_EQ(c.throttle, postd::app::throttle_store::memory);
+  EXPECT_FALSE(c.trust_proxy);
+  EXPECT_EQ(c.queue_name, "post-creation");
+  EXPECT_EQ(c.queue_prefix, "bull");
+  EXPECT_EQ(c.queue_max_waiting, 1000000);
+  EXPECT_EQ(c.job_attempts, 3);
+  EXPECT_EQ(c.job_backoff_ms, 1000);
+  EXPECT_EQ(c.keep_completed, 1000);
+  EXPECT_EQ(c.keep_failed, 10000);
+  EXPECT_EQ(c.writers, 4);
+  EXPECT_EQ(c.writer_batch, 256);
+  EXPECT_GE(c.http_threads, 1);
+  EXPECT_EQ(c.max_body_bytes, 65536u);
+  EXPECT_EQ(c.max_content_chars, 10000u);
+  EXPECT_EQ(c.shutdown_grace_ms, 10000);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.log_format, "json");
+}
+
+TEST(Config, ReadsValues) {
+  auto c = parse_config({{"PORT", "8080"},
+                         {"TRUST_PROXY", "true"},
+                         {"THROTTLE_STORE", "redis"},
+                         {"WRITERS", "2"}});
+  EXPECT_EQ(c.port, 8080);
+  EXPECT_TRUE(c.trust_proxy);
+  EXPECT_EQ(c.throttle, postd::app::throttle_store::redis);
+  EXPECT_EQ(c.writers, 2);
+}
+
+TEST(Config, InvalidValuesNameTheVariable) {
+  auto message = [](std::map<std::string, std::string> v) {
+    try {
+      parse_config(v);
+    } catch (const config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({{"PORT", "abc"}}).rfind("PORT: ", 0), 0u);
+  EXPECT_EQ(message({{"PORT", "70000"}}).rfind("PORT: ", 0), 0u);
+  EXPECT_EQ(message({{"PORT", "80x"}}).rfind("PORT: ", 0), 0u);
+  EXPECT_EQ(message({{"WRITERS", "0"}}).rfind("WRITERS: ", 0), 0u);
+  EXPECT_EQ(message({{"TRUST_PROXY", "maybe"}}).rfind("TRUST_PROXY: ", 0), 0u);
+  EXPECT_EQ(message({{"THROTTLE_STORE", "disk"}}).rfind("THROTTLE_STORE: ", 0),
+            0u);
+  EXPECT_EQ(message({{"LOG_FORMAT", "xml"}}).rfind("LOG_FORMAT: ", 0), 0u);
+  EXPECT_NE(message({{"PORT", "abc"}}).find("'abc'"), std::string::npos);
+}
+
+TEST(Config, RequirementsDependOnTheCommand) {
+  auto c = parse_config({});
+  EXPECT_THROW(postd::app::require(c, true, false), config_error);
+  EXPECT_THROW(postd::app::require(c, false, true), config_error);
+  EXPECT_NO_THROW(postd::app::require(c, false, false));
+  c.database_url = "postgresql://x@127.0.0.1/db";
+  c.jwt_secret = "s";
+  EXPECT_NO_THROW(postd::app::require(c, true, true));
+}
+
+TEST(Config, FlagNames) {
+  EXPECT_EQ(postd::app::flag_name("THROTTLE_TTL"), "--throttle-ttl");
+  EXPECT_EQ(postd::app::flag_name("PORT"), "--port");
+}

@@ -1,0 +1,74 @@
+#include "http/validation.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace postd::http;
+
+TEST(Validation, AcceptsContent) {
+  auto r = validate_create_body(R"({"content":"hello"})", 10);
+  ASSERT_TRUE(r.body);
+  EXPECT_EQ(r.body->content, "hello");
+  EXPECT_TRUE(r.messages.empty());
+}
+
+TEST(Validation, CountsCharactersNotBytes) {
+  // Five characters, fifteen bytes.
+  auto five = std::string(R"({"content":")") +
+              "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xF0\x9F\x98\x80\xC3\xA9" +
+              "\"}";
+  EXPECT_TRUE(validate_create_body(five, 5).body);
+  EXPECT_FALSE(validate_create_body(five, 4).body);
+  EXPECT_EQ(utf8_length("\xF0\x9F\x98\x80"), 1u);
+}
+
+TEST(Validation, RefusesBadBodies) {
+  auto messages = [](std::string_view body) {
+    return validate_create_body(body, 10).messages;
+  };
+  EXPECT_FALSE(messages("{").empty());
+  EXPECT_FALSE(messages("").empty());
+  EXPECT_EQ(messages("[]"),
+            std::vector<std::string>{"request body must be a JSON object"});
+  EXPECT_EQ(messages(R"("text")"),
+            std::vector<std::string>{"request body must be a JSON object"});
+  EXPECT_EQ(messages(R"({"content":""})"),
+            std::vector<std::string>{"content should not be empty"});
+  EXPECT_EQ(messages(R"({"content":5})"),
+            std::vector<std::string>{"content must be a string"});
+  EXPECT_EQ(messages(R"({})"),
+            (std::vector<std::string>{"content should not be empty",
+                                      "content must be a string"}));
+  EXPECT_EQ(messages(R"({"content":"hi","extra":1})"),
+            std::vector<std::string>{"property extra should not exist"});
+  EXPECT_EQ(messages(R"({"content":"12345678901"})"),
+            std::vector<std::string>{
+                "content must be shorter than or equal to 10 characters"});
+  EXPECT_EQ(
+      messages(R"({"content":"a\u0000b"})"),
+      std::vector<std::string>{"content must not contain NUL characters"});
+}
+
+TEST(Validation, RefusesInvalidUtf8) {
+  EXPECT_FALSE(validate_create_body("{\"content\":\"\xC3\x28\"}", 10).body);
+  EXPECT_FALSE(validate_create_body("{\"content\":\"\xED\xA0\x80\"}", 10)
+                   .body); // surrogate
+  EXPECT_FALSE(validate_create_body("{\"content\":\"\xFF\"}", 10).body);
+}
+
+TEST(Validation, ContentType) {
+  EXPECT_TRUE(is_json_content_type("application/json"));
+  EXPECT_TRUE(is_json_content_type("application/json; charset=utf-8"));
+  EXPECT_TRUE(is_json_content_type("Application/JSON"));
+  EXPECT_FALSE(is_json_content_type("text/plain"));
+  EXPECT_FALSE(is_json_content_type(""));
+  EXPECT_FALSE(is_json_content_type("application/jsonx"));
+}
+
+TEST(Validation, IdempotencyKey) {
+  EXPECT_TRUE(valid_idempotency_key("abc-123"));
+  EXPECT_TRUE(valid_idempotency_key(std::string(255, 'k')));
+  EXPECT_FALSE(valid_idempotency_key(""));
+  EXPECT_FALSE(valid_idempotency_key(std::string(256, 'k')));
+  EXPECT_FALSE(valid_idempotency_key("tab\there"));
+  EXPECT_FALSE(valid_idempotency_key("caf\xC3\xA9"));
+}
