@@ -1,0 +1,21 @@
+-- wrk script: POST /v1/post/create with a Bearer token from the TOKEN
+-- environment variable and a different body each time.
+local token = os.getenv("TOKEN") or ""
+local counter = 0
+
+wrk.method = "POST"
+wrk.path = "/v1/post/create"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. token
+
+request = function()
+  counter = counter + 1
+  local body = '{"content":"benchmark post ' .. counter .. '"}'
+  return wrk.format(nil, nil, nil, body)
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d errors_connect=%d errors_timeout=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect, summary.errors.timeout))
+end

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Load benchmark: postd's POST /v1/post/create against the ceiling of HTTP on
+# this machine (a minimal Beast server answering the same 202), one after the
+# other in the same run, with wrk. Prints a table.
+#
+#   bench/run.sh                      30 s per run, 50 and 200 connections
+#   BENCH_SECONDS=10 bench/run.sh     shorter runs
+#
+# It starts its own Redis and PostgreSQL on free loopback ports in a temp dir
+# and stops them at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=../deploy/lib/common.sh
+source deploy/lib/common.sh
+
+seconds=${BENCH_SECONDS:-30}
+connections=${BENCH_CONNECTIONS:-"50 200"}
+build_dir=${POSTD_BUILD_DIR:-build/release}
+
+postd_install_packages
+postd_build "$build_dir" Release
+postd_service_user >/dev/null
+
+work=$(mktemp -d /tmp/postd-bench.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/redis" "$work/pg"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  postd_stop_postgres "$work/pg" || true
+  postd_stop_redis "$work/redis" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+redis_port=$(postd_free_port)
+pg_port=$(postd_free_port)
+postd_start_redis "$work/redis" "$redis_port"
+postd_start_postgres "$work/pg" "$pg_port"
+psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd' >/dev/null
+
+export DATABASE_URL="postgresql://postgres@127.0.0.1:$pg_port/postd"
+export REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port JWT_SECRET=bench-secret
+export THROTTLE_LIMIT=1000000000 LOG_LEVEL=warn HOST=127.0.0.1
+"$build_dir/postd" migrate >/dev/null
+TOKEN=$("$build_dir/postd" token --sub bench-user --ttl 86400)
+export TOKEN
+
+wait_port() {
+  for _ in $(seq 100); do
+    postd_port_listening "$1" && return 0
+    sleep 0.1
+  done
+  echo "postd: nothing listens on $1" >&2
+  return 1
+}
+
+# run_wrk NAME PORT CONNECTIONS PID -> one table row
+run_wrk() {
+  local name=$1 port=$2 conns=$3 pid=$4 out rss
+  out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/post.lua \
+    "http://127.0.0.1:$port/v1/post/create" | grep '^RESULT')
+  rss=$(ps -o rss= -p "$pid" | tr -d ' ')
+  echo "$out" | awk -v name="$name" -v conns="$conns" -v rss="$rss" '{
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "| %-8s | %5d | %9.0f | %8.2f | %8.2f | %6d | %7.1f |\n", name, conns,
+      v["requests"] / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000,
+      v["non2xx"] + v["errors_connect"] + v["errors_timeout"], rss / 1024
+  }'
+}
+
+ceiling_port=$(postd_free_port)
+"$build_dir/ceiling_server" "$ceiling_port" 2 & pids+=($!)
+ceiling_pid=$!
+wait_port "$ceiling_port"
+
+postd_port=$(postd_free_port)
+PORT=$postd_port "$build_dir/postd" serve > "$work/postd.log" 2>&1 & pids+=($!)
+postd_pid=$!
+wait_port "$postd_port"
+
+echo "wrk -t1, ${seconds}s per run, on $(nproc) cores; Redis and PostgreSQL on the same machine"
+echo
+echo "| server   | conns | req/s     | p50 ms   | p99 ms   | errors | RSS MiB |"
+echo "|----------|-------|-----------|----------|----------|--------|---------|"
+for c in $connections; do
+  run_wrk ceiling "$ceiling_port" "$c" "$ceiling_pid"
+  run_wrk postd "$postd_port" "$c" "$postd_pid"
+done
+echo
+queue=$(curl -s "http://127.0.0.1:$postd_port/health/queue")
+echo "postd /health/queue after the runs: $queue"

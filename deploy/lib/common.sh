@@ -1,0 +1,422 @@
+# shellcheck shell=bash
+# Shared functions of deploy/run.sh and deploy/test.sh: install, build, and
+# private Redis / PostgreSQL / PgBouncer instances on 127.0.0.1.
+#
+# Source it from bash (it sets no shell options itself). Functions print
+# "postd: ..." on stderr and return non-zero on failure; callers run with
+# `set -euo pipefail`. Everything listens on 127.0.0.1 only.
+#
+# Tunables (environment):
+#   POSTD_PG_BIN          PostgreSQL server binaries (/usr/lib/postgresql/15/bin)
+#   POSTD_SERVICE_USER    non-root user that runs PostgreSQL and PgBouncer (postd)
+#   POSTD_START_TIMEOUT   seconds to wait for Redis / PgBouncer to answer (10)
+#   POSTD_PG_TIMEOUT      seconds to wait for PostgreSQL to start / stop (60)
+#   POSTD_BUILD_JOBS      parallel build jobs (2)
+
+POSTD_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+POSTD_PG_BIN=${POSTD_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+POSTD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl procps
+  iproute2 libcaf-dev libboost-dev libboost-system-dev libhiredis-dev
+  libpqxx-dev libpq-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
+  libbenchmark-dev libcpp-jwt-dev libssl-dev libspdlog-dev libfmt-dev
+  libcli11-dev redis-server redis-tools postgresql postgresql-contrib
+  postgresql-client pgbouncer wrk nodejs npm openssl
+)
+
+# ---------------------------------------------------------------- helpers
+
+_postd_err() { printf 'postd: %s\n' "$*" >&2; }
+
+# Print the last lines of a log file on stderr (for failed starts).
+_postd_tail_log() {
+  [[ -r $1 ]] || return 0
+  printf 'postd: last lines of %s:\n' "$1" >&2
+  tail -n "${2:-20}" "$1" | sed 's/^/    /' >&2
+}
+
+# Absolute form of a path (it need not exist yet).
+_postd_abspath() { realpath -m -- "$1"; }
+
+# True when PID is a live (not zombie) process; with NAME, also its comm.
+_postd_alive() {
+  local pid=$1 name=${2:-} stat comm
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]] || return 1
+  if [[ -n $name ]]; then
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [[ $comm == "$name" ]] || return 1
+  fi
+}
+
+# The pid in a pidfile, when that process (named NAME) is alive.
+_postd_pidfile_pid() {
+  local file=$1 name=$2 pid
+  [[ -r $file ]] || return 1
+  read -r pid <"$file" || [[ -n ${pid:-} ]] || return 1
+  _postd_alive "$pid" "$name" || return 1
+  printf '%s\n' "$pid"
+}
+
+# Wait up to TIMEOUT s for process PID (named NAME) to be gone (or a zombie).
+_postd_wait_gone() {
+  local pid=$1 name=$2 timeout=$3 i
+  kill -CONT "$pid" 2>/dev/null || true # in case a test SIGSTOPped it
+  for ((i = 0; i < timeout * 10; i++)); do
+    _postd_alive "$pid" "$name" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# TERM a process, wait up to TIMEOUT s for it to go, then KILL it.
+_postd_stop_pid() {
+  local pid=$1 name=$2 timeout=${3:-20}
+  kill -TERM "$pid" 2>/dev/null || return 0
+  _postd_wait_gone "$pid" "$name" "$timeout" && return 0
+  _postd_err "$name (pid $pid) ignored SIGTERM for ${timeout}s: killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  _postd_wait_gone "$pid" "$name" 5 && return 0
+  _postd_err "$name (pid $pid) survived SIGKILL"
+  return 1
+}
+
+# True when some TCP socket on this machine uses local port PORT, in any
+# state (a port to hand out must not even be in TIME_WAIT).
+postd_port_busy() {
+  local port=$1
+  if command -v ss >/dev/null 2>&1; then
+    [[ -n $(ss -Hant "( sport = :$port )" 2>/dev/null) ]] && return 0
+  fi
+  (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+# True when something listens on TCP port PORT (any address).
+postd_port_listening() {
+  local port=$1
+  if command -v ss >/dev/null 2>&1; then
+    [[ -n $(ss -Hltn "( sport = :$port )" 2>/dev/null) ]] && return 0
+  fi
+  (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+# Fail with a clear message when something already listens on PORT. (Our
+# servers bind with SO_REUSEADDR, so TIME_WAIT left by a restart is fine.)
+_postd_require_free_port() {
+  local port=$1 what=$2
+  if postd_port_listening "$port"; then
+    _postd_err "port $port on 127.0.0.1 is already in use; cannot start $what there"
+    return 1
+  fi
+}
+
+# Copy TEMPLATE to OUT replacing @KEY@ by VALUE for each KEY=VALUE argument.
+_postd_render() {
+  local template=$1 out=$2 text kv key value
+  shift 2
+  text=$(<"$template") || return 1
+  for kv in "$@"; do
+    key=${kv%%=*}
+    value=${kv#*=}
+    text=${text//"@$key@"/"$value"}
+  done
+  printf '%s\n' "$text" >"$out"
+}
+
+# Run a command as the service user (as is when we are not root), from /.
+_postd_as_service_user() {
+  (
+    cd / || exit 1
+    if ((EUID == 0)); then
+      exec runuser -u "$POSTD_SERVICE_USER" -- "$@"
+    else
+      exec "$@"
+    fi
+  )
+}
+
+# Let the service user traverse every ancestor of DIR (mktemp makes 0700 dirs).
+_postd_make_traversable() {
+  local dir parents=() d i
+  ((EUID == 0)) || return 0
+  dir=$(_postd_abspath "$1")
+  d=$(dirname "$dir")
+  while [[ $d != / ]]; do
+    parents=("$d" "${parents[@]}")
+    d=$(dirname "$d")
+  done
+  for ((i = 0; i < ${#parents[@]}; i++)); do
+    d=${parents[i]}
+    if ! runuser -u "$POSTD_SERVICE_USER" -- test -x "$d" 2>/dev/null; then
+      chmod o+x "$d" || { _postd_err "cannot make $d traversable for $POSTD_SERVICE_USER"; return 1; }
+      printf 'postd: made %s traversable (o+x) for %s\n' "$d" "$POSTD_SERVICE_USER" >&2
+    fi
+  done
+}
+
+# Create DIR owned by the service user, mode 0700, reachable by it.
+_postd_service_dir() {
+  local dir=$1
+  mkdir -p "$dir" || return 1
+  if ((EUID == 0)) && [[ $(stat -c %U "$dir") != "$POSTD_SERVICE_USER" ]]; then
+    chown -R "$POSTD_SERVICE_USER:" "$dir" || return 1
+  fi
+  chmod 0700 "$dir" || return 1
+  _postd_make_traversable "$dir"
+}
+
+# A Unix socket directory for DIR, or '' (TCP only) when DIR's path is too
+# long for a socket name (108 bytes).
+_postd_socket_dir() {
+  if ((${#1} <= 80)); then printf '%s\n' "$1"; else printf '\n'; fi
+}
+
+# ---------------------------------------------------------------- install / build
+
+# True when Debian package PKG is installed. A Node.js from elsewhere (e.g.
+# NodeSource's nodejs, which bundles npm and conflicts with Debian's npm)
+# counts for nodejs / npm when its command is there.
+_postd_have_package() {
+  local pkg=$1
+  [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] && return 0
+  case $pkg in
+    npm) command -v npm >/dev/null 2>&1 ;;
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Install the Debian packages the project needs, only when one is missing.
+postd_install_packages() {
+  local missing=() pkg policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+  for pkg in "${POSTD_PACKAGES[@]}"; do
+    _postd_have_package "$pkg" || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  if ((EUID != 0)); then
+    _postd_err "missing packages (run as root to install them): ${missing[*]}"
+    return 1
+  fi
+  printf 'postd: installing %s\n' "${missing[*]}" >&2
+  # We run our own instances on our own ports: keep the packages' system
+  # services (redis-server, postgresql, pgbouncer) from starting.
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && made_policy=1
+  fi
+  {
+    apt-get update &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  } >&2 || rc=$?
+  ((made_policy)) && rm -f "$policy"
+  if ((rc != 0)); then
+    _postd_err "apt-get failed (exit $rc) installing: ${missing[*]}"
+    return 1
+  fi
+}
+
+# postd_build [build_dir] [build_type]: configure (Ninja) and build.
+postd_build() {
+  local dir=${1:-$POSTD_REPO/build/release} type=${2:-Release} gen=(-G Ninja)
+  # A tree configured before keeps its generator (cmake refuses a change).
+  [[ -f $dir/CMakeCache.txt ]] && gen=()
+  cmake -S "$POSTD_REPO" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE="$type" ||
+    { _postd_err "cmake configure failed in $dir"; return 1; }
+  cmake --build "$dir" -j "${POSTD_BUILD_JOBS:-2}" ||
+    { _postd_err "build failed in $dir"; return 1; }
+}
+
+# Ensure the non-root user that runs PostgreSQL and PgBouncer (they refuse
+# root) and export its name as POSTD_SERVICE_USER. Not root: the current user.
+postd_service_user() {
+  if ((EUID != 0)); then
+    POSTD_SERVICE_USER=${POSTD_SERVICE_USER:-$(id -un)}
+    export POSTD_SERVICE_USER
+    return 0
+  fi
+  POSTD_SERVICE_USER=${POSTD_SERVICE_USER:-postd}
+  export POSTD_SERVICE_USER
+  id -u "$POSTD_SERVICE_USER" >/dev/null 2>&1 && return 0
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$POSTD_SERVICE_USER" ||
+    { _postd_err "cannot create system user $POSTD_SERVICE_USER"; return 1; }
+}
+
+# Print a TCP port that nothing on this machine uses, picked at random below
+# the kernel's ephemeral range (so outgoing connections never take it).
+postd_free_port() {
+  local lo=20000 hi=32000 eph_lo p i
+  if read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
+    ((eph_lo > lo + 1000 && eph_lo <= hi)); then
+    hi=$((eph_lo - 1))
+  fi
+  for ((i = 0; i < 200; i++)); do
+    p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+    postd_port_busy "$p" && continue
+    printf '%s\n' "$p"
+    return 0
+  done
+  _postd_err "found no free TCP port in $lo-$hi"
+  return 1
+}
+
+# ---------------------------------------------------------------- Redis
+
+# postd_start_redis DIR PORT [redis.conf line ...]: a daemonized Redis on
+# 127.0.0.1:PORT with AOF (everysec), noeviction and no RDB, files in DIR.
+postd_start_redis() {
+  local dir port timeout=${POSTD_START_TIMEOUT:-10} pid i reply line log_size
+  [[ $# -ge 2 ]] || { _postd_err "usage: postd_start_redis DIR PORT [conf lines]"; return 2; }
+  dir=$(_postd_abspath "$1")
+  port=$2
+  shift 2
+  if pid=$(_postd_pidfile_pid "$dir/redis.pid" redis-server); then
+    _postd_err "Redis already runs from $dir (pid $pid)"
+    return 1
+  fi
+  _postd_require_free_port "$port" Redis || return 1
+  mkdir -p "$dir" || return 1
+  _postd_render "$POSTD_REPO/deploy/redis.conf" "$dir/redis.conf" DIR="$dir" PORT="$port" || return 1
+  for line in "$@"; do printf '%s\n' "$line" >>"$dir/redis.conf"; done
+  rm -f "$dir/redis.pid"
+  log_size=$(stat -c %s "$dir/redis.log" 2>/dev/null) || log_size=0
+  redis-server "$dir/redis.conf" >/dev/null ||
+    { _postd_err "redis-server failed to start"; _postd_tail_log "$dir/redis.log"; return 1; }
+  for ((i = 0; i < timeout * 10; i++)); do
+    reply=$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) || true
+    [[ $reply == PONG ]] && return 0
+    # Gone again, e.g. it could not bind (says so in its log, this start's part).
+    if tail -c +"$((log_size + 1))" "$dir/redis.log" 2>/dev/null | grep -qE 'aborting|Fatal|FATAL'; then
+      break
+    fi
+    if [[ -s $dir/redis.pid ]] && ! _postd_pidfile_pid "$dir/redis.pid" redis-server >/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  _postd_err "Redis failed to start on 127.0.0.1:$port (waited up to ${timeout}s for PONG)"
+  _postd_tail_log "$dir/redis.log"
+  return 1
+}
+
+# postd_stop_redis DIR: stop the Redis started from DIR (AOF flushed on TERM).
+postd_stop_redis() {
+  local dir pid
+  dir=$(_postd_abspath "$1")
+  pid=$(_postd_pidfile_pid "$dir/redis.pid" redis-server) || return 0
+  _postd_stop_pid "$pid" redis-server 30
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+# Lock files left by a postmaster killed with -9: PostgreSQL takes them for a
+# live server while the dead one is an unreaped zombie (PID 1 here may not
+# reap), so remove those whose process is gone.
+_postd_pg_remove_stale_locks() {
+  local dir=$1 f pid
+  for f in "$dir/postmaster.pid" "$dir"/.s.PGSQL.*.lock; do
+    [[ -f $f ]] || continue
+    pid=$(head -n 1 "$f" 2>/dev/null) || true
+    _postd_alive "${pid:-x}" postgres && continue
+    rm -f "$f" "${f%.lock}"
+  done
+}
+
+# postd_start_postgres DIR PORT [name=value ...]: PostgreSQL 15 with its data
+# in DIR (initdb'd on first use: user postgres, trust auth, UTF8), listening on
+# 127.0.0.1:PORT, max_connections 200. Settings given are kept in
+# DIR/postd.conf and so also apply to later starts without them.
+postd_start_postgres() {
+  local dir port sock out setting pid
+  [[ $# -ge 2 ]] || { _postd_err "usage: postd_start_postgres DIR PORT [name=value ...]"; return 2; }
+  [[ -n ${POSTD_SERVICE_USER:-} ]] || postd_service_user || return 1
+  dir=$(_postd_abspath "$1")
+  port=$2
+  shift 2
+  if pid=$(_postd_pidfile_pid "$dir/postmaster.pid" postgres); then
+    _postd_err "PostgreSQL already runs from $dir (pid $pid)"
+    return 1
+  fi
+  _postd_pg_remove_stale_locks "$dir"
+  _postd_require_free_port "$port" PostgreSQL || return 1
+  _postd_service_dir "$dir" || return 1
+  if [[ ! -f $dir/PG_VERSION ]]; then
+    out=$(_postd_as_service_user "$POSTD_PG_BIN/initdb" -D "$dir" -U postgres \
+      --auth=trust -E UTF8 --locale=C.UTF-8 2>&1) ||
+      { printf '%s\n' "$out" >&2; _postd_err "initdb failed in $dir"; return 1; }
+    printf "\ninclude_if_exists = 'postd.conf'\n" >>"$dir/postgresql.conf"
+  fi
+  if (($#)); then
+    for setting in "$@"; do printf '%s\n' "$setting"; done >"$dir/postd.conf"
+    ((EUID == 0)) && chown "$POSTD_SERVICE_USER:" "$dir/postd.conf"
+  fi
+  sock=$(_postd_socket_dir "$dir")
+  if ! _postd_as_service_user "$POSTD_PG_BIN/pg_ctl" start -w -s -t "${POSTD_PG_TIMEOUT:-60}" \
+    -D "$dir" -l "$dir/server.log" \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c max_connections=200 -c unix_socket_directories='$sock'"; then
+    _postd_err "PostgreSQL failed to start on 127.0.0.1:$port"
+    _postd_tail_log "$dir/server.log"
+    return 1
+  fi
+}
+
+# postd_stop_postgres DIR: fast shutdown of the PostgreSQL running from DIR.
+# (pg_ctl is not used: it takes a zombie postmaster for a live one.)
+postd_stop_postgres() {
+  local dir pid
+  dir=$(_postd_abspath "$1")
+  pid=$(_postd_pidfile_pid "$dir/postmaster.pid" postgres) || return 0
+  # SIGINT is PostgreSQL's "fast" shutdown; SIGQUIT its "immediate" one.
+  kill -INT "$pid" 2>/dev/null || return 0
+  _postd_wait_gone "$pid" postgres "${POSTD_PG_TIMEOUT:-60}" && return 0
+  _postd_err "PostgreSQL in $dir did not stop (fast): stopping it immediately"
+  kill -QUIT "$pid" 2>/dev/null || return 0
+  _postd_wait_gone "$pid" postgres 10 && return 0
+  _postd_stop_pid "$pid" postgres 1
+}
+
+# ---------------------------------------------------------------- PgBouncer
+
+# postd_start_pgbouncer DIR PORT PG_PORT: PgBouncer (transaction mode, trust,
+# any database name) on 127.0.0.1:PORT in front of 127.0.0.1:PG_PORT.
+postd_start_pgbouncer() {
+  local dir port pg_port timeout=${POSTD_START_TIMEOUT:-10} pid i out
+  [[ $# -eq 3 ]] || { _postd_err "usage: postd_start_pgbouncer DIR PORT PG_PORT"; return 2; }
+  [[ -n ${POSTD_SERVICE_USER:-} ]] || postd_service_user || return 1
+  dir=$(_postd_abspath "$1")
+  port=$2
+  pg_port=$3
+  if pid=$(_postd_pidfile_pid "$dir/pgbouncer.pid" pgbouncer); then
+    _postd_err "PgBouncer already runs from $dir (pid $pid)"
+    return 1
+  fi
+  _postd_require_free_port "$port" PgBouncer || return 1
+  _postd_service_dir "$dir" || return 1
+  _postd_render "$POSTD_REPO/deploy/pgbouncer.ini" "$dir/pgbouncer.ini" DIR="$dir" \
+    PORT="$port" PG_PORT="$pg_port" SOCKET_DIR="$(_postd_socket_dir "$dir")" || return 1
+  printf '"postgres" ""\n' >"$dir/userlist.txt"
+  if ((EUID == 0)); then chown "$POSTD_SERVICE_USER:" "$dir/pgbouncer.ini" "$dir/userlist.txt" || return 1; fi
+  rm -f "$dir/pgbouncer.pid"
+  out=$(_postd_as_service_user pgbouncer -d -q "$dir/pgbouncer.ini" 2>&1) ||
+    { printf '%s\n' "$out" >&2; _postd_err "pgbouncer failed to start"; _postd_tail_log "$dir/pgbouncer.log"; return 1; }
+  for ((i = 0; i < timeout * 10; i++)); do
+    if PGCONNECT_TIMEOUT=2 psql -X -q -w -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+      -tAc 'select 1' >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  _postd_err "PgBouncer on 127.0.0.1:$port did not serve 'select 1' within ${timeout}s"
+  _postd_tail_log "$dir/pgbouncer.log"
+  return 1
+}
+
+# postd_stop_pgbouncer DIR: stop the PgBouncer started from DIR.
+postd_stop_pgbouncer() {
+  local dir pid
+  dir=$(_postd_abspath "$1")
+  pid=$(_postd_pidfile_pid "$dir/pgbouncer.pid" pgbouncer) || return 0
+  _postd_stop_pid "$pid" pgbouncer 10
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The run command (SPEC §1): installs what is missing, builds Release, starts
+# a private Redis and PostgreSQL with their data under <repo>/.data/, migrates,
+# prints a development token and curl lines, and serves (PORT, default 3000).
+# Ctrl-C (or SIGTERM) stops postd, then Redis and PostgreSQL. Run again, it
+# reuses .data/.
+#
+# Environment: POSTD_RUN_REDIS_PORT (6390), POSTD_RUN_PG_PORT (5440),
+# POSTD_BUILD_DIR (build/release), POSTD_SKIP_BUILD=1 (use the existing build). DATABASE_URL, REDIS_HOST and REDIS_PORT are
+# set to the private services; JWT_SECRET, PORT, HOST and every other postd
+# variable are taken from the environment when set (JWT_SECRET otherwise from
+# .data/jwt-secret, generated once).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=deploy/lib/common.sh
+source deploy/lib/common.sh
+
+build_dir=${POSTD_BUILD_DIR:-build/release}
+data_dir=$POSTD_REPO/.data
+redis_dir=$data_dir/redis
+pg_dir=$data_dir/postgres
+redis_port=${POSTD_RUN_REDIS_PORT:-6390}
+pg_port=${POSTD_RUN_PG_PORT:-5440}
+http_port=${PORT:-3000}
+postd_pid=
+postd_rc=0
+started_redis=0
+started_pg=0
+
+# Stop postd (it drains on SIGTERM within SHUTDOWN_GRACE_MS) and record its
+# exit status in postd_rc.
+stop_postd() {
+  [[ -n $postd_pid ]] || return 0
+  local grace_s i
+  grace_s=$(((${SHUTDOWN_GRACE_MS:-10000} + 999) / 1000 + 5))
+  kill -TERM "$postd_pid" 2>/dev/null || true
+  for ((i = 0; i < grace_s * 10; i++)); do
+    _postd_alive "$postd_pid" || break
+    sleep 0.1
+  done
+  if _postd_alive "$postd_pid"; then
+    _postd_err "postd did not stop within ${grace_s}s: killing it"
+    kill -KILL "$postd_pid" 2>/dev/null || true
+  fi
+  postd_rc=0
+  wait "$postd_pid" 2>/dev/null || postd_rc=$?
+  postd_pid=
+}
+
+cleanup() {
+  local rc=$?
+  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
+  stop_postd
+  ((started_redis == 0)) || postd_stop_redis "$redis_dir" || rc=1
+  ((started_pg == 0)) || postd_stop_postgres "$pg_dir" || rc=1
+  ((started_redis + started_pg == 0)) || printf 'postd: stopped\n' >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+# On Ctrl-C / SIGTERM once postd serves: end with postd's own exit status (0
+# after a clean drain); before that, with the usual 128 + signal.
+on_signal() {
+  [[ -n $postd_pid ]] || exit "$1"
+  stop_postd
+  exit "$postd_rc"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+jwt_secret() {
+  local file=$data_dir/jwt-secret
+  if [[ ! -s $file ]]; then
+    (
+      umask 077
+      if command -v openssl >/dev/null 2>&1; then
+        openssl rand -hex 32
+      else
+        od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
+        echo
+      fi >"$file"
+    )
+  fi
+  tr -d '[:space:]' <"$file"
+}
+
+check_ports() {
+  local port what var
+  for what in "Redis:$redis_port:POSTD_RUN_REDIS_PORT" "PostgreSQL:$pg_port:POSTD_RUN_PG_PORT" "postd:$http_port:PORT"; do
+    IFS=: read -r what port var <<<"$what"
+    if postd_port_listening "$port"; then
+      _postd_err "port $port is already in use (needed for $what; set $var to use another)"
+      return 1
+    fi
+  done
+}
+
+create_database() {
+  local psql=(psql -X -q -w -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tA)
+  if [[ -z $("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'postd'") ]]; then
+    "${psql[@]}" -c 'CREATE DATABASE postd'
+    printf 'postd: created database postd\n' >&2
+  fi
+}
+
+print_usage_hints() {
+  local token=$1 host=127.0.0.1
+  case ${HOST:-0.0.0.0} in 0.0.0.0 | :: | '') ;; *) host=$HOST ;; esac
+  [[ $host != *:* ]] || host="[$host]"
+  cat <<EOF
+
+postd: Redis 127.0.0.1:$redis_port, PostgreSQL 127.0.0.1:$pg_port (database postd), data in $data_dir
+postd: development token (sub dev-user, valid 24 h):
+$token
+
+Try:
+curl -i -X POST http://$host:$http_port/v1/post/create -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{"content":"hello postd"}'
+curl -s http://$host:$http_port/health/queue
+
+postd: serving on ${HOST:-0.0.0.0}:$http_port; Ctrl-C stops postd, Redis and PostgreSQL.
+
+EOF
+}
+
+main() {
+  local bin=$build_dir/postd token
+  postd_install_packages
+  [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release
+  [[ -x $bin ]] || { _postd_err "$bin was not built"; return 1; }
+  postd_service_user
+
+  mkdir -p "$data_dir"
+  # Left running by an earlier run that was killed with -9: they are ours.
+  postd_stop_redis "$redis_dir"
+  postd_stop_postgres "$pg_dir"
+  check_ports
+
+  started_redis=1
+  postd_start_redis "$redis_dir" "$redis_port"
+  started_pg=1
+  postd_start_postgres "$pg_dir" "$pg_port"
+  create_database
+
+  export DATABASE_URL="postgresql://postgres@127.0.0.1:$pg_port/postd"
+  export REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port
+  unset REDIS_PASSWORD # the private Redis has none
+  JWT_SECRET=${JWT_SECRET:-$(jwt_secret)}
+  export JWT_SECRET
+
+  "$bin" migrate
+  token=$("$bin" token --sub dev-user --ttl 86400)
+  print_usage_hints "$token"
+
+  # In the background so that the traps run as soon as a signal arrives.
+  "$bin" serve &
+  postd_pid=$!
+  postd_rc=0
+  wait "$postd_pid" || postd_rc=$?
+  postd_pid=
+  return "$postd_rc"
+}
+
+main "$@"
