@@ -39,10 +39,26 @@ void refresh_locks(writer_state& st, const writer_settings& s) {
   });
 }
 
+// Cheap to call often: the script itself runs the check once per interval
+// across every writer of every instance (Bull's `stalled-check` key).
+void check_stalled(writer_state& st, const writer_settings& s) {
+  auto now = std::chrono::steady_clock::now();
+  if (now < st.next_stalled_check)
+    return;
+  st.next_stalled_check = now + std::chrono::seconds{5};
+  auto stalled =
+      persistence::recover_stalled(*st.redis, s.keys, s.max_stalled_count,
+                                   s.stalled_interval, s.keep_failed);
+  if (!stalled.requeued.empty() || !stalled.failed.empty())
+    log::warn("stalled jobs recovered",
+              {{"requeued", stalled.requeued}, {"failed", stalled.failed}});
+}
+
 // One take -> write -> complete round; false when the queue was empty.
 bool work_once(writer_state& st, const writer_settings& s) {
   connect(st, s);
   if (st.held.empty()) {
+    check_stalled(st, s);
     persistence::promote_delayed(*st.redis, s.keys, now_ms());
     st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
                                      s.lock_for, s.block_for);

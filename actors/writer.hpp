@@ -24,6 +24,10 @@ struct writer_settings {
   std::int64_t keep_failed = 10000;
   std::chrono::milliseconds lock_for{30000};
   std::chrono::milliseconds block_for{1000};
+  // Bull's stalled check: jobs whose lock expired (their worker died) go back
+  // to `wait`, at most once per stalled_interval across all instances.
+  std::chrono::milliseconds stalled_interval{30000};
+  int max_stalled_count = 1;
 };
 
 // What a batch of taken jobs turned into.
@@ -47,6 +51,7 @@ struct writer_state {
   std::unique_ptr<persistence::post_store> db;
   std::vector<persistence::active_job> held; // taken, not yet finished
   std::string token;
+  std::chrono::steady_clock::time_point next_stalled_check{};
   backoff retry{std::chrono::milliseconds{100},
                 std::chrono::milliseconds{5000}};
   static inline const char* name = "writer";

@@ -2,6 +2,9 @@
 
 // The post queue in Redis, in Bull 4's key layout (SPEC §5), so Bull's own
 // tools and Node workers can share it. Every state change is one Lua script.
+// Every function throws redis_error when the connection failed (the client is
+// then broken()) and redis_reply_error when Redis answered with an error
+// (OOM, READONLY, a wrongly typed key): the client stays usable.
 
 #include "persistence/redis_client.hpp"
 
@@ -48,7 +51,9 @@ struct add_result {
 // idempotency key (same author) was seen within 24 h is not added again:
 // its first job id comes back as `duplicate`. While `wait` holds
 // max_waiting jobs or more, jobs come back `queue_full` and nothing of them
-// is written.
+// is written (`paused` counts too). The idempotency key is
+// <base>idem:<author>:<key> (':' and '%' in the author percent-encoded)
+// holding the first job's id for 24 h.
 std::vector<add_result> add_jobs(redis_client& redis, const queue_keys& keys,
                                  const std::vector<job_request>& jobs,
                                  std::int64_t max_waiting);
@@ -65,7 +70,8 @@ struct active_job {
 // Moves up to `max` jobs from the right end of `wait` onto `active`, each
 // locked with `token` for `lock_for` (Bull's moveToActive). When `wait` is
 // empty, blocks up to `block_for` (BRPOPLPUSH) for the first one; an empty
-// result means nothing arrived in time.
+// result means nothing arrived in time (block_for <= 0: never blocks). Ids
+// whose hash is gone are dropped from `active` and not returned.
 std::vector<active_job> take_jobs(redis_client& redis, const queue_keys& keys,
                                   std::size_t max, const std::string& token,
                                   std::chrono::milliseconds lock_for,
@@ -87,7 +93,10 @@ struct completion {
 // Moves jobs held by `token` from active to completed (finishedOn,
 // returnvalue, lock released), deletes the hash of removeOnComplete jobs,
 // trims `completed` to its newest keep_completed entries (deleting the
-// trimmed jobs' hashes). Returns the ids whose lock was lost.
+// trimmed jobs' hashes). Returns the ids whose lock was lost; those are left
+// untouched. As in Bull, a job's own opts.removeOnComplete wins (true:
+// delete at once, a number or {count}: keep that many); keep_completed < 0
+// keeps all, 0 keeps none.
 std::vector<std::string> complete_jobs(redis_client& redis,
                                        const queue_keys& keys,
                                        const std::vector<completion>& done,
@@ -104,14 +113,17 @@ enum class failure_outcome { retried, failed, lock_lost };
 // For each job held by `token`: attemptsMade+1; if attempts remain, moves it
 // to `delayed` with exponential backoff round((2^attemptsMade - 1) *
 // backoff_ms); otherwise to `failed` with failedReason (trimmed to
-// keep_failed).
+// keep_failed; < 0 keeps all). As a Node worker would, a job whose opts carry
+// their own `backoff` (number, fixed or exponential) uses that instead, and
+// opts.removeOnFail is honoured. A zero delay goes straight back to `wait`.
 std::vector<failure_outcome> fail_jobs(redis_client& redis,
                                        const queue_keys& keys,
                                        const std::vector<failure>& failed,
                                        const std::string& token, int backoff_ms,
                                        std::int64_t keep_failed);
 
-// Moves delayed jobs whose time has come back to `wait`; returns how many.
+// Moves delayed jobs whose time has come back to `wait` (or `paused`), at most
+// 1000 per call; returns how many. now_ms <= 0 uses the Redis server's clock.
 std::int64_t promote_delayed(redis_client& redis, const queue_keys& keys,
                              std::int64_t now_ms);
 
@@ -129,15 +141,31 @@ job_counts count_jobs(redis_client& redis, const queue_keys& keys);
 
 struct job_info {
   std::string id;
-  std::string state; // waiting|active|delayed|completed|failed|paused
+  std::string state; // waiting|active|delayed|completed|failed|paused|stuck
   std::string data;
   std::string return_value;
   std::string failed_reason;
   int attempts_made = 0;
 };
 
-// One job as Bull's Job.fromId + getState see it; nullopt if no hash.
+// One job as Bull's Job.fromId + getState see it; nullopt if no hash. The
+// state is "stuck" when the job is in no list or set (as Bull reports it).
 std::optional<job_info> get_job(redis_client& redis, const queue_keys& keys,
                                 const std::string& job_id);
+
+struct stalled_jobs {
+  std::vector<std::string> failed;   // stalled more than max_stalled_count
+  std::vector<std::string> requeued; // back at the right end of `wait`
+};
+
+// Bull's stalled-job check (moveStalledJobsToWait), at most once per
+// `interval` across all workers (the `stalled-check` key): jobs marked at the
+// previous check and still without a lock go back to `wait`, or to `failed`
+// once stalled more than max_stalled_count times; then every job in `active`
+// is marked for the next check. Recovers the jobs of a worker that died.
+stalled_jobs recover_stalled(redis_client& redis, const queue_keys& keys,
+                             int max_stalled_count,
+                             std::chrono::milliseconds interval,
+                             std::int64_t keep_failed);
 
 } // namespace postd::persistence

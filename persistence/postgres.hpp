@@ -12,17 +12,16 @@
 #include <unordered_map>
 #include <vector>
 
-namespace pqxx {
-class connection;
-}
-
 namespace postd::persistence {
 
 class postgres_error : public std::runtime_error {
 public:
   postgres_error(const std::string& what, bool connection_lost)
       : std::runtime_error(what), connection_lost_(connection_lost) {}
-  // True when the connection is gone: reconnect before trying again.
+  // True unless the request itself is at fault (invalid data, a constraint,
+  // a key too large to index): the connection is gone, or the database cannot
+  // serve now (disk full, read-only, timeout, schema not yet migrated).
+  // Reconnect and retry later; never give up on rows for such an error.
   bool connection_lost() const noexcept { return connection_lost_; }
 
 private:
@@ -75,10 +74,13 @@ public:
   void ping(); // SELECT 1
 
 private:
+  // Wraps the pqxx::connection, which libpqxx 6 declares as an alias that
+  // cannot be forward-declared here.
+  struct connection;
   template <class F> auto run(F&& f);
 
   std::string url_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<connection> conn_;
 };
 
 } // namespace postd::persistence

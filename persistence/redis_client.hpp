@@ -29,6 +29,15 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// Redis answered, but with an error (OOM, READONLY, LOADING, a script error)
+// or with a reply of the wrong shape, where the caller needed a result. The
+// connection itself is fine: broken() stays false. Derives from redis_error
+// so one handler covers both; broken() tells them apart.
+class redis_reply_error : public redis_error {
+public:
+  using redis_error::redis_error;
+};
+
 struct reply_deleter {
   void operator()(redisReply* r) const noexcept;
 };
@@ -39,7 +48,8 @@ using redis_command = std::vector<std::string>;
 // One synchronous hiredis connection (RAII). Not thread-safe: one owner.
 class redis_client {
 public:
-  // Connects and authenticates; throws redis_error on failure.
+  // Connects and authenticates; throws redis_error on failure. A moved-from
+  // client is broken().
   explicit redis_client(const redis_options& opts);
   ~redis_client();
   redis_client(redis_client&&) noexcept;
@@ -55,17 +65,23 @@ public:
   // Sends all commands in one write, then reads all replies (in order).
   std::vector<reply_ptr> pipeline(const std::vector<redis_command>& cmds);
 
-  // Runs a Lua script by EVALSHA, loading it (SCRIPT LOAD) on NOSCRIPT.
+  // Runs a Lua script by EVALSHA; on NOSCRIPT (server restarted or flushed)
+  // sends it with EVAL, which also caches it again.
   reply_ptr eval(std::string_view script, const std::vector<std::string>& keys,
                  const std::vector<std::string>& args);
 
-  // Temporarily uses another socket timeout (for BRPOPLPUSH etc.).
+  // Uses another socket timeout until called again (for BRPOPLPUSH etc.;
+  // restore options().command_timeout afterwards).
   void set_timeout(std::chrono::milliseconds t);
 
   bool broken() const noexcept { return broken_; }
+  const redis_options& options() const noexcept { return opts_; }
 
 private:
+  // Marks the client broken, frees the context and throws redis_error.
   [[noreturn]] void fail(std::string_view what);
+  void ensure_usable();
+  reply_ptr run(const std::vector<std::string_view>& args);
 
   redisContext* ctx_ = nullptr;
   redis_options opts_;
@@ -74,7 +90,8 @@ private:
 
 // Helpers to read replies without repeating type checks everywhere.
 std::string reply_string(const redisReply* r); // "" for nil
-long long reply_integer(const redisReply* r);  // also parses bulk strings
+// Also parses bulk strings; 0 for nil; throws redis_reply_error otherwise.
+long long reply_integer(const redisReply* r);
 bool reply_is_error(const redisReply* r);
 
 // SHA1 hex of a script, as Redis computes it for EVALSHA.

@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include <cstdlib>
+#include <fstream>
 #include <gtest/gtest.h>
 
 using postd::app::config_error;
@@ -76,4 +78,25 @@ TEST(Config, RequirementsDependOnTheCommand) {
 TEST(Config, FlagNames) {
   EXPECT_EQ(postd::app::flag_name("THROTTLE_TTL"), "--throttle-ttl");
   EXPECT_EQ(postd::app::flag_name("PORT"), "--port");
+}
+
+// example-env must list every setting with its real default.
+TEST(Config, ExampleEnvListsEverySetting) {
+  const char* src = std::getenv("POSTD_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  std::ifstream in{std::string(src) + "/example-env"};
+  ASSERT_TRUE(in) << "example-env missing";
+  std::map<std::string, std::string> listed;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#')
+      continue;
+    auto eq = line.find('=');
+    listed[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  for (const auto& s : postd::app::settings()) {
+    ASSERT_TRUE(listed.count(s.name)) << s.name << " missing from example-env";
+    if (s.name != "HTTP_THREADS" && s.name != "DATABASE_URL")
+      EXPECT_EQ(listed[s.name], s.default_value) << s.name;
+  }
+  EXPECT_EQ(listed.size(), postd::app::settings().size());
 }

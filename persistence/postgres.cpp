@@ -1,0 +1,308 @@
+#include "persistence/postgres.hpp"
+
+#include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+#include <pqxx/pqxx>
+#include <string_view>
+
+namespace postd::persistence {
+namespace {
+
+// Statements go through exec_params (unnamed statement, extended protocol) or
+// autocommit nontransactions: nothing outlives a transaction, as PgBouncer's
+// transaction mode requires. The whole batch travels as ONE json parameter, so
+// a batch is one statement whatever its size.
+// Timestamps are UTC as Prisma writes them; the column default
+// (CURRENT_TIMESTAMP) would follow the server's TimeZone setting instead.
+constexpr const char* insert_posts_sql = R"sql(
+INSERT INTO "Post" ("id", "content", "authorId", "images", "jobId", "createdAt", "updatedAt")
+SELECT x."id", x."content", x."authorId", x."images", x."jobId",
+       now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+FROM jsonb_to_recordset($1::jsonb)
+  AS x("id" text, "content" text, "authorId" text, "images" text[], "jobId" text)
+ON CONFLICT ("jobId") DO NOTHING
+RETURNING "jobId", "id")sql";
+
+// Run after insert_posts_sql in the same READ COMMITTED transaction: this
+// statement's fresh snapshot also sees rows a concurrent writer committed
+// while the insert waited on it.
+constexpr const char* existing_posts_sql = R"sql(
+SELECT "jobId", "id" FROM "Post"
+WHERE "jobId" IN (SELECT jsonb_array_elements_text($1::jsonb)))sql";
+
+constexpr const char* find_post_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post" WHERE "id" = $1)sql";
+
+constexpr const char* find_post_by_job_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post" WHERE "jobId" = $1)sql";
+
+// Both pages walk "Post_authorId_createdAt_idx" backwards; id breaks ties of
+// equal "createdAt" (a batch shares one now()). A timestamp input ignores the
+// trailing 'Z', so the created_at string we hand out is accepted back.
+constexpr const char* first_page_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post"
+WHERE "authorId" = $1
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $2)sql";
+
+constexpr const char* next_page_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post"
+WHERE "authorId" = $1 AND ("createdAt", "id") < ($2::timestamp(3), $3)
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $4)sql";
+
+constexpr const char* ping_sql = "SELECT 1";
+
+bool has_nul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
+// libpq sends text parameters as C strings: a NUL would silently cut the
+// value, and a "Post" row cannot hold one anyway.
+void check_row(const new_post& row) {
+  if (row.job_id.empty() || row.id.empty())
+    throw postgres_error("a post needs a non-empty id and job id (job '" +
+                             row.job_id + "')",
+                         false);
+  bool nul = has_nul(row.id) || has_nul(row.job_id) || has_nul(row.content) ||
+             has_nul(row.author_id) ||
+             std::any_of(row.images.begin(), row.images.end(), has_nul);
+  if (nul)
+    throw postgres_error("post for job '" + row.job_id +
+                             "' contains a NUL byte, which PostgreSQL text "
+                             "cannot store",
+                         false);
+}
+
+std::string row_json(const new_post& row) {
+  try {
+    return nlohmann::json{{"id", row.id},
+                          {"content", row.content},
+                          {"authorId", row.author_id},
+                          {"images", row.images},
+                          {"jobId", row.job_id}}
+        .dump();
+  } catch (const nlohmann::json::exception& e) {
+    throw postgres_error("post for job '" + row.job_id +
+                             "' is not valid UTF-8: " + e.what(),
+                         false);
+  }
+}
+
+// Rows go in jobId order so two writers holding overlapping batches (a
+// stalled job handed out twice) lock the unique index in the same order and
+// cannot deadlock.
+std::string batch_json(const std::vector<new_post>& rows) {
+  std::vector<const new_post*> sorted;
+  sorted.reserve(rows.size());
+  for (const auto& row : rows) {
+    check_row(row);
+    sorted.push_back(&row);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const new_post* a, const new_post* b) {
+              return a->job_id < b->job_id;
+            });
+  std::string out = "[";
+  for (const auto* row : sorted) {
+    if (out.size() > 1)
+      out += ',';
+    out += row_json(*row);
+  }
+  out += ']';
+  return out;
+}
+
+nlohmann::json
+missing_jobs(const std::vector<new_post>& rows,
+             const std::unordered_map<std::string, std::string>& ids) {
+  auto missing = nlohmann::json::array();
+  for (const auto& row : rows)
+    if (!ids.contains(row.job_id))
+      missing.push_back(row.job_id);
+  return missing;
+}
+
+post to_post(const pqxx::row& r) {
+  return post{r[0].as<std::string>(), r[1].as<std::string>(),
+              r[2].as<std::string>(), r[3].as<std::string>(),
+              r[4].as<std::string>(std::string{})};
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+template <class Connection>
+std::unique_ptr<Connection> connect(const std::string& url) {
+  try {
+    return std::make_unique<Connection>(url);
+  } catch (const pqxx::pqxx_exception& e) {
+    throw postgres_error(
+        "cannot connect to PostgreSQL: " + trimmed(e.base().what()), true);
+  }
+}
+
+// Class 57P (admin/crash shutdown, database dropped) ends the session even
+// when libpq still reports it open for a moment.
+bool ends_session(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
+      dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr)
+    return true;
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+  return sql != nullptr && sql->sqlstate().starts_with("57P");
+}
+
+// Only these errors are the rows' own doing, so retrying cannot help: data
+// exceptions (22: bad encoding, out of range), constraint violations (23),
+// program limits (54: a key too large to index). Anything else (disk full, a
+// read-only server after failover, a timeout, a missing column before
+// `postd migrate`) passes: the jobs must wait, not fail (SPEC §6).
+bool rows_at_fault(const std::exception& e) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+  if (sql == nullptr)
+    return false;
+  auto error_class = std::string_view(sql->sqlstate()).substr(0, 2);
+  return error_class == "22" || error_class == "23" || error_class == "54";
+}
+
+std::string describe(const std::exception& e) {
+  std::string what = trimmed(e.what());
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+      sql != nullptr && !sql->sqlstate().empty())
+    what += " (SQLSTATE " + sql->sqlstate() + ")";
+  return what;
+}
+
+} // namespace
+
+std::string new_post_id() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
+    throw std::runtime_error("OpenSSL RAND_bytes failed: no random UUID");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40); // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80); // RFC 4122 variant
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out += '-';
+    out += hex[b[i] >> 4];
+    out += hex[b[i] & 0x0f];
+  }
+  return out;
+}
+
+// One libpq session. Its notices go nowhere: libpq would print them to
+// stderr, around the structured log.
+struct post_store::connection {
+  explicit connection(const std::string& url) : pq(url) {}
+  pqxx::connection pq;
+  pqxx::quiet_errorhandler quiet{pq}; // declared after pq: dies before it
+};
+
+post_store::post_store(const std::string& database_url)
+    : url_(database_url), conn_(connect<connection>(database_url)) {}
+
+post_store::~post_store() = default;
+
+template <class F> auto post_store::run(F&& f) {
+  try {
+    if (!conn_)
+      conn_ = connect<connection>(url_);
+    return f(conn_->pq);
+  } catch (const postgres_error&) {
+    throw;
+  } catch (const pqxx::pqxx_exception& e) {
+    if (ends_session(e.base()) || !conn_ || !conn_->pq.is_open())
+      conn_.reset(); // the next call connects afresh
+    throw postgres_error(describe(e.base()), !rows_at_fault(e.base()));
+  }
+}
+
+std::unordered_map<std::string, std::string>
+post_store::insert_posts(const std::vector<new_post>& rows) {
+  if (rows.empty())
+    return {};
+  const std::string batch = batch_json(rows);
+  return run([&](pqxx::connection& c) {
+    pqxx::work tx{c};
+    std::unordered_map<std::string, std::string> ids;
+    for (const auto& r : tx.exec_params(insert_posts_sql, batch))
+      ids.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+    if (auto missing = missing_jobs(rows, ids); !missing.empty())
+      for (const auto& r : tx.exec_params(existing_posts_sql, missing.dump()))
+        ids.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+    if (!missing_jobs(rows, ids).empty())
+      throw postgres_error("a job's row was neither inserted nor found "
+                           "(deleted concurrently?): retry the batch",
+                           true);
+    tx.commit();
+    return ids;
+  });
+}
+
+std::optional<post> post_store::find_post(const std::string& id) {
+  if (has_nul(id))
+    return std::nullopt; // no row can hold it
+  return run([&](pqxx::connection& c) -> std::optional<post> {
+    pqxx::nontransaction tx{c};
+    auto r = tx.exec_params(find_post_sql, id);
+    if (r.empty())
+      return std::nullopt;
+    return to_post(r[0]);
+  });
+}
+
+std::optional<post> post_store::find_post_by_job(const std::string& job_id) {
+  if (has_nul(job_id))
+    return std::nullopt;
+  return run([&](pqxx::connection& c) -> std::optional<post> {
+    pqxx::nontransaction tx{c};
+    auto r = tx.exec_params(find_post_by_job_sql, job_id);
+    if (r.empty())
+      return std::nullopt;
+    return to_post(r[0]);
+  });
+}
+
+std::vector<post>
+post_store::posts_by_author(const std::string& author_id, std::size_t limit,
+                            const std::optional<post>& after) {
+  if (limit == 0 || has_nul(author_id) ||
+      (after && (has_nul(after->created_at) || has_nul(after->id))))
+    return {};
+  return run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx{c};
+    auto r = after ? tx.exec_params(next_page_sql, author_id, after->created_at,
+                                    after->id, limit)
+                   : tx.exec_params(first_page_sql, author_id, limit);
+    std::vector<post> out;
+    out.reserve(r.size());
+    for (const auto& row : r)
+      out.push_back(to_post(row));
+    return out;
+  });
+}
+
+void post_store::ping() {
+  run([](pqxx::connection& c) {
+    pqxx::nontransaction tx{c};
+    tx.exec(ping_sql);
+  });
+}
+
+} // namespace postd::persistence

@@ -1,0 +1,431 @@
+#include "persistence/migrations.hpp"
+#include "persistence/postgres.hpp"
+#include "support/test_env.hpp"
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <gtest/gtest.h>
+#include <iostream>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <regex>
+#include <set>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+using postd::persistence::new_post;
+using postd::persistence::new_post_id;
+using postd::persistence::post;
+using postd::persistence::post_store;
+using postd::persistence::postgres_error;
+
+class PostgresStore : public ::testing::Test {
+protected:
+  void SetUp() override {
+    postd::persistence::migrate(db_.direct_url(),
+                                postd::persistence::embedded_migrations());
+    store_ = std::make_unique<post_store>(db_.pgbouncer_url());
+  }
+
+  static new_post row(const std::string& job, const std::string& author,
+                      const std::string& content = "hello",
+                      std::vector<std::string> images = {}) {
+    return new_post{new_post_id(), job, content, author, std::move(images)};
+  }
+
+  static std::vector<new_post> rows(const std::string& prefix, int n,
+                                    const std::string& author = "author-1") {
+    std::vector<new_post> out;
+    for (int i = 0; i < n; ++i)
+      out.push_back(row(prefix + std::to_string(i), author,
+                        "post " + std::to_string(i) + " of " + prefix));
+    return out;
+  }
+
+  long count_rows() {
+    pqxx::connection conn{db_.direct_url()};
+    pqxx::nontransaction tx{conn};
+    return tx.exec1(R"(SELECT count(*) FROM "Post")")[0].as<long>();
+  }
+
+  void exec(const std::string& sql) {
+    pqxx::connection conn{db_.direct_url()};
+    pqxx::nontransaction tx{conn};
+    tx.exec(sql);
+  }
+
+  postd::testing::scratch_database db_;
+  std::unique_ptr<post_store> store_;
+};
+
+TEST(PostgresIds, NewPostIdIsARandomV4Uuid) {
+  const std::regex uuid_v4(
+      "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    auto id = new_post_id();
+    ASSERT_TRUE(std::regex_match(id, uuid_v4)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 10000u);
+}
+
+TEST_F(PostgresStore, InsertsABatchThroughPgBouncer) {
+  auto batch = rows("job-", 256);
+  auto ids = store_->insert_posts(batch);
+  ASSERT_EQ(ids.size(), 256u);
+  for (const auto& r : batch)
+    EXPECT_EQ(ids.at(r.job_id), r.id);
+  EXPECT_EQ(count_rows(), 256);
+
+  auto stored = store_->find_post(batch[17].id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->content, batch[17].content);
+  EXPECT_EQ(stored->author_id, "author-1");
+  EXPECT_EQ(stored->job_id, "job-17");
+  EXPECT_TRUE(store_->insert_posts({}).empty());
+}
+
+TEST_F(PostgresStore, ReinsertingTheSameJobsCreatesNothing) {
+  auto batch = rows("job-", 50);
+  auto first = store_->insert_posts(batch);
+  auto retry = batch;
+  for (auto& r : retry)
+    r.id = new_post_id(); // a retry that lost the first ids
+  auto second = store_->insert_posts(retry);
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(count_rows(), 50);
+}
+
+TEST_F(PostgresStore, ABatchMixingNewAndExistingJobs) {
+  auto old_rows = rows("job-", 10);
+  auto old_ids = store_->insert_posts(old_rows);
+  std::vector<new_post> mixed;
+  for (int i = 5; i < 15; ++i)
+    mixed.push_back(row("job-" + std::to_string(i), "author-2"));
+  auto ids = store_->insert_posts(mixed);
+  ASSERT_EQ(ids.size(), 10u);
+  for (const auto& r : mixed) {
+    int n = std::stoi(r.job_id.substr(4));
+    EXPECT_EQ(ids.at(r.job_id), n < 10 ? old_ids.at(r.job_id) : r.id);
+  }
+  EXPECT_EQ(count_rows(), 15);
+  EXPECT_EQ(store_->find_post_by_job("job-7")->author_id, "author-1");
+}
+
+TEST_F(PostgresStore, AJobTwiceInOneBatchYieldsOneRow) {
+  auto a = row("job-x", "author-1", "first");
+  auto b = row("job-x", "author-1", "second");
+  auto ids = store_->insert_posts({a, b});
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(count_rows(), 1);
+  EXPECT_EQ(store_->find_post(ids.at("job-x"))->job_id, "job-x");
+}
+
+TEST_F(PostgresStore, ContentRoundTripsByteExact) {
+  const std::vector<std::string> contents{
+      "it's \"quoted\" and 'single'",
+      "back\\slash \\\\ \\n \\u0000 \\x00 and a trailing \\",
+      "line\nbreaks\r\nand\ttabs\n\n",
+      "emoji 😀👍🏽👨‍👩‍👧 and ñ é 中文 𝄞",
+      "'); DROP TABLE \"Post\"; --",
+      "{\"json\": [1, 2, {\"x\": null}]}  $1 $$ %s {}",
+      std::string(10000, 'x'),
+  };
+  std::vector<new_post> batch;
+  for (std::size_t i = 0; i < contents.size(); ++i)
+    batch.push_back(row("job-" + std::to_string(i), "author \"A\"\\",
+                        contents[i],
+                        {"https://x/a,b.png", "{\"q\"}", "", "NULL", "é\\"}));
+  store_->insert_posts(batch);
+  for (const auto& r : batch) {
+    auto by_id = store_->find_post(r.id);
+    ASSERT_TRUE(by_id);
+    EXPECT_EQ(by_id->content, r.content);
+    EXPECT_EQ(by_id->author_id, r.author_id);
+    EXPECT_EQ(store_->find_post_by_job(r.job_id)->content, r.content);
+  }
+  auto page = store_->posts_by_author("author \"A\"\\", 100, std::nullopt);
+  EXPECT_EQ(page.size(), contents.size());
+
+  pqxx::connection conn{db_.direct_url()};
+  pqxx::nontransaction tx{conn};
+  auto images = tx.exec_params1(
+      R"(SELECT array_to_json(images)::text FROM "Post" WHERE id = $1)",
+      batch[0].id)[0];
+  EXPECT_EQ(nlohmann::json::parse(images.as<std::string>()),
+            nlohmann::json(batch[0].images));
+}
+
+TEST_F(PostgresStore, ANulByteIsAClearErrorNotACrash) {
+  auto bad = row("job-nul", "author-1", std::string("a\0b", 3));
+  try {
+    store_->insert_posts({row("job-ok", "author-1"), bad});
+    FAIL() << "insert succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_FALSE(e.connection_lost());
+    EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("job-nul"), std::string::npos);
+  }
+  EXPECT_EQ(count_rows(), 0);
+  EXPECT_FALSE(store_->find_post(std::string("x\0y", 3)));
+  EXPECT_TRUE(
+      store_->posts_by_author(std::string("a\0", 2), 10, std::nullopt).empty());
+  EXPECT_EQ(store_->insert_posts({row("job-ok", "author-1")}).size(), 1u);
+}
+
+TEST_F(PostgresStore, InvalidUtf8IsAClearError) {
+  try {
+    store_->insert_posts({row("job-bad", "author-1", "\xff\xfe")});
+    FAIL() << "insert succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_FALSE(e.connection_lost());
+    EXPECT_NE(std::string(e.what()).find("UTF-8"), std::string::npos);
+  }
+  // Straight into a query parameter, PostgreSQL refuses it.
+  try {
+    store_->find_post("\xff");
+    FAIL() << "find succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_FALSE(e.connection_lost());
+  }
+  store_->ping();
+}
+
+// A key over btree's 2704-byte limit is the row's fault: retrying cannot help.
+TEST_F(PostgresStore, AKeyTooLargeToIndexIsTheRowsFault) {
+  std::string huge_author;
+  while (huge_author.size() < 8000)
+    huge_author += new_post_id(); // random: no compression under the limit
+  try {
+    store_->insert_posts({row("job-huge", huge_author)});
+    FAIL() << "insert succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_FALSE(e.connection_lost()) << e.what();
+    EXPECT_NE(std::string(e.what()).find("54000"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(store_->insert_posts({row("job-fine", "author-1")}).size(), 1u);
+}
+
+// Errors that are not the rows' doing must leave the jobs waiting (SPEC §6):
+// here the database has not been migrated yet, later it is.
+TEST(PostgresNotReady, ErrorsNotCausedByTheRowsAreRetryable) {
+  postd::testing::scratch_database db;
+  post_store store{db.pgbouncer_url()};
+  new_post p{new_post_id(), "job-1", "early", "author-1", {}};
+  try {
+    store.insert_posts({p});
+    FAIL() << "insert into a missing table succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost()) << e.what();
+  }
+  EXPECT_THROW(store.find_post("x"), postgres_error);
+  postd::persistence::migrate(db.direct_url(),
+                              postd::persistence::embedded_migrations());
+  EXPECT_EQ(store.insert_posts({p}).at("job-1"), p.id);
+}
+
+TEST_F(PostgresStore, UnknownIdsAreNotFound) {
+  EXPECT_FALSE(store_->find_post("no-such-id"));
+  EXPECT_FALSE(store_->find_post_by_job("no-such-job"));
+  EXPECT_TRUE(store_->posts_by_author("nobody", 20, std::nullopt).empty());
+}
+
+TEST_F(PostgresStore, CreatedAtIsUtcIsoWithMilliseconds) {
+  auto ids = store_->insert_posts({row("job-1", "author-1")});
+  auto p = store_->find_post(ids.at("job-1"));
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(std::regex_match(
+      p->created_at, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$)")))
+      << p->created_at;
+  // Compare with the clock in UTC whatever the server's TimeZone.
+  pqxx::connection conn{db_.direct_url()};
+  pqxx::nontransaction tx{conn};
+  auto age = tx.exec_params1("SELECT extract(epoch FROM (now() AT TIME ZONE "
+                             "'UTC') - $1::timestamp)",
+                             p->created_at)[0]
+                 .as<double>();
+  EXPECT_GE(age, -1.0);
+  EXPECT_LT(age, 60.0);
+}
+
+// Reads every page of `author` through posts_by_author.
+std::vector<post> all_pages(post_store& store, const std::string& author,
+                            std::size_t limit) {
+  std::vector<post> out;
+  std::optional<post> after;
+  for (int guard = 0; guard < 10000; ++guard) {
+    auto page = store.posts_by_author(author, limit, after);
+    EXPECT_LE(page.size(), limit);
+    out.insert(out.end(), page.begin(), page.end());
+    if (page.size() < limit)
+      return out;
+    after = page.back();
+  }
+  ADD_FAILURE() << "pagination does not end";
+  return out;
+}
+
+TEST_F(PostgresStore, PaginationReturnsEveryRowOnceNewestFirst) {
+  // Rows of one batch share their createdAt: ties that only id can order.
+  for (int b = 0; b < 4; ++b) {
+    store_->insert_posts(rows("b" + std::to_string(b) + "-", 9));
+    store_->insert_posts(
+        rows("other" + std::to_string(b) + "-", 3, "author-2"));
+  }
+  // And ties across batches, at a millisecond boundary.
+  exec(R"(UPDATE "Post" SET "createdAt" = '2025-11-26 12:00:00.999'
+          WHERE "jobId" LIKE 'b1-%' OR "jobId" LIKE 'b2-%')");
+
+  std::vector<std::string> expected;
+  {
+    pqxx::connection conn{db_.direct_url()};
+    pqxx::nontransaction tx{conn};
+    for (const auto& r : tx.exec(R"(SELECT id FROM "Post"
+           WHERE "authorId" = 'author-1' ORDER BY "createdAt" DESC, id DESC)"))
+      expected.push_back(r[0].as<std::string>());
+  }
+  ASSERT_EQ(expected.size(), 36u);
+  for (std::size_t limit : {1u, 4u, 7u, 9u, 36u, 100u}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<std::string> got;
+    for (const auto& p : all_pages(*store_, "author-1", limit)) {
+      EXPECT_EQ(p.author_id, "author-1");
+      got.push_back(p.id);
+    }
+    EXPECT_EQ(got, expected);
+  }
+  auto first = store_->posts_by_author("author-1", 100, std::nullopt);
+  for (std::size_t i = 1; i < first.size(); ++i)
+    EXPECT_GE(first[i - 1].created_at, first[i].created_at); // ISO sorts
+}
+
+// The statements of persistence/postgres.cpp (first_page_sql, next_page_sql).
+const char* const first_page_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post"
+WHERE "authorId" = $1
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $2)sql";
+
+const char* const next_page_sql = R"sql(
+SELECT "id", "content", "authorId",
+       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
+FROM "Post"
+WHERE "authorId" = $1 AND ("createdAt", "id") < ($2::timestamp(3), $3)
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $4)sql";
+
+template <class... Args>
+std::string explain(const std::string& url, const std::string& sql,
+                    Args&&... args) {
+  pqxx::connection conn{url};
+  pqxx::nontransaction tx{conn};
+  std::string plan;
+  const pqxx::result rows = tx.exec_params(
+      "EXPLAIN (ANALYZE, COSTS OFF) " + sql, std::forward<Args>(args)...);
+  for (const auto& r : rows)
+    plan += r[0].as<std::string>() + "\n";
+  return plan;
+}
+
+// The planner's own choice, no planner settings changed: with 200 authors a
+// seq scan is far costlier, and between the two authorId indexes only the
+// composite one yields rows in "createdAt" order for the LIMIT.
+TEST_F(PostgresStore, PaginationUsesTheAuthorCreatedAtIndex) {
+  // 200 authors x 200 posts over ~11 hours, then fresh statistics.
+  exec(R"(INSERT INTO "Post" (id, content, "authorId", "jobId", "createdAt",
+                               "updatedAt")
+          SELECT gen_random_uuid()::text, repeat('x', 200), 'a' || (g % 200),
+                 'j' || g, '2025-11-26'::timestamp - g * interval '1 second',
+                 now()
+          FROM generate_series(1, 40000) AS g;
+          ANALYZE "Post";)");
+  auto page = store_->posts_by_author("a7", 20, std::nullopt);
+  ASSERT_EQ(page.size(), 20u);
+
+  for (const auto& plan :
+       {explain(db_.direct_url(), first_page_sql, "a7", 20),
+        explain(db_.direct_url(), next_page_sql, "a7", page.back().created_at,
+                page.back().id, 20)}) {
+    EXPECT_NE(
+        plan.find("Index Scan Backward using \"Post_authorId_createdAt_idx\""),
+        std::string::npos)
+        << plan;
+    EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+    std::cout << plan;
+  }
+}
+
+TEST_F(PostgresStore, Ping) {
+  store_->ping();
+  post_store direct{db_.direct_url()};
+  direct.ping();
+}
+
+TEST(PostgresConnect, AClosedPortThrowsConnectionLost) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd); // bound, never listened: nothing answers there now
+  auto url = "postgresql://postgres@127.0.0.1:" +
+             std::to_string(ntohs(addr.sin_port)) + "/postgres";
+  try {
+    post_store store{url};
+    FAIL() << "connected to a closed port";
+  } catch (const postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost());
+    EXPECT_NE(std::string(e.what()).find("cannot connect"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(PostgresStore, ReconnectsAfterTheServerDropsTheSession) {
+  post_store direct{db_.direct_url()};
+  direct.ping();
+  exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+       "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  try {
+    direct.ping();
+    FAIL() << "ping on a terminated session succeeded";
+  } catch (const postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost()) << e.what();
+  }
+  direct.ping(); // a fresh connection
+  EXPECT_EQ(direct.insert_posts({row("job-after", "author-1")}).size(), 1u);
+  // PgBouncer hides the dropped server connection: no error at all.
+  store_->ping();
+}
+
+TEST_F(PostgresStore, InsertRateOf256RowBatchesThroughPgBouncer) {
+  constexpr int batches = 40;
+  std::vector<std::vector<new_post>> all;
+  for (int b = 0; b < batches; ++b) {
+    all.push_back(rows("rate" + std::to_string(b) + "-", 256,
+                       "author-" + std::to_string(b % 8)));
+    for (auto& r : all.back())
+      r.content = std::string(200, 'c') + r.content;
+  }
+  auto start = std::chrono::steady_clock::now();
+  for (const auto& batch : all)
+    ASSERT_EQ(store_->insert_posts(batch).size(), 256u);
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  double rate = batches * 256 / took.count();
+  std::cout << "insert_posts: " << batches
+            << " x 256 rows through PgBouncer in " << took.count()
+            << " s = " << static_cast<long>(rate) << " rows/s\n";
+  RecordProperty("rows_per_second", static_cast<int>(rate));
+  EXPECT_EQ(count_rows(), batches * 256);
+}
+
+} // namespace
