@@ -49,4 +49,22 @@ struct throttle_request {
   throttle_callback reply;
 };
 
+// GET /v1/post/jobs/:jobId for one author.
+struct job_lookup {
+  enum class result { found, not_found, unavailable };
+  result outcome = result::unavailable;
+  std::string status; // waiting|active|delayed|completed|failed
+  int attempts_made = 0;
+  std::string post_id;       // when completed
+  std::string failed_reason; // when failed (or retrying)
+};
+
+using job_callback = std::function<void(job_lookup)>;
+
+struct job_query {
+  std::string author;
+  std::string job_id;
+  job_callback reply;
+};
+
 } // namespace postd::actors

@@ -3,6 +3,7 @@
 #include "actors/enqueue.hpp"
 #include "actors/health_board.hpp"
 #include "actors/monitor.hpp"
+#include "actors/reader.hpp"
 #include "actors/throttle.hpp"
 #include "actors/writer_supervisor.hpp"
 #include "app/log.hpp"
@@ -36,7 +37,12 @@ struct actor_handles {
   actors::enqueue_actor enqueue;
   actors::writer_supervisor_actor writers;
   actors::monitor_actor monitor;
+  std::vector<actors::reader_actor> readers;
 };
+
+// Reads are rare next to creates; two keep one slow query from queueing
+// every other.
+constexpr int reader_count = 2;
 
 actor_handles spawn_actors(caf::actor_system& sys, const config& c,
                            const std::shared_ptr<actors::health_board>& board) {
@@ -70,6 +76,10 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
       actors::throttle_settings{c.throttle_limit,
                                 std::chrono::milliseconds{c.throttle_ttl_ms}},
       h.enqueue);
+  for (int i = 0; i < reader_count; ++i)
+    h.readers.push_back(sys.spawn<caf::detached>(
+        actors::reader, actors::reader_settings{
+                            redis_options(c), c.database_url, queue_keys(c)}));
   return h;
 }
 
@@ -108,7 +118,7 @@ int serve(const config& c) {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
 
-  http::actor_bridge bridge{handles.throttle, board};
+  http::actor_bridge bridge{handles.throttle, handles.readers, board};
   http::api api{
       http::api_settings{c.queue_name, c.max_content_chars, c.trust_proxy},
       http::token_verifier{c.jwt_secret}, bridge};

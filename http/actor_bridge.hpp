@@ -8,15 +8,19 @@
 #include "actors/protocol.hpp"
 #include "http/api.hpp"
 
+#include <atomic>
 #include <memory>
+#include <vector>
 
 namespace postd::http {
 
 class actor_bridge : public backend {
 public:
   actor_bridge(actors::throttle_actor throttle,
+               std::vector<actors::reader_actor> readers,
                std::shared_ptr<actors::health_board> board)
-      : throttle_(std::move(throttle)), board_(std::move(board)) {}
+      : throttle_(std::move(throttle)), readers_(std::move(readers)),
+        board_(std::move(board)) {}
 
   void create(std::string throttle_key, actors::create_post post,
               actors::create_callback done) override {
@@ -31,6 +35,15 @@ public:
                    actors::throttle_request{std::move(key), std::move(done)});
   }
 
+  void find_job(std::string author, std::string job_id,
+                actors::job_callback done) override {
+    auto i =
+        next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size();
+    caf::anon_send(readers_[i],
+                   actors::job_query{std::move(author), std::move(job_id),
+                                     std::move(done)});
+  }
+
   std::shared_ptr<const actors::health_view> health() const override {
     return board_->view();
   }
@@ -40,6 +53,8 @@ public:
 
 private:
   actors::throttle_actor throttle_;
+  std::vector<actors::reader_actor> readers_;
+  std::atomic<std::size_t> next_reader_{0};
   std::shared_ptr<actors::health_board> board_;
 };
 

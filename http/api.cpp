@@ -3,6 +3,8 @@
 #include "http/errors.hpp"
 #include "http/validation.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace postd::http {
@@ -32,6 +34,16 @@ bool fresh(const actors::health_view& v,
            std::chrono::milliseconds stale_after) {
   return v.taken_at != std::chrono::steady_clock::time_point{} &&
          std::chrono::steady_clock::now() - v.taken_at <= stale_after;
+}
+
+// Bull ids are INCR counters; producers may also set their own. Anything
+// else cannot name a job, and never reaches Redis or PostgreSQL.
+bool plausible_job_id(const std::string& id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::all_of(id.begin(), id.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                  c == '_' || c == '.';
+         });
 }
 
 std::string route_key(const std::string& method, const std::string& route,
@@ -75,6 +87,17 @@ void api::handle(api_request req, respond_fn respond) {
     }
     return create_post(std::move(req), std::move(respond));
   }
+  constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
+  if (path.rfind(jobs_prefix, 0) == 0 && path.size() > jobs_prefix.size() &&
+      path.find('/', jobs_prefix.size()) == std::string::npos) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      auto r = error_response(405, "Cannot " + req.method + " " + path);
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(r));
+    }
+    return job_status(std::move(req), path.substr(jobs_prefix.size()),
+                      std::move(respond));
+  }
   if (path == "/health" || path == "/health/queue") {
     if (req.method != "GET" && req.method != "HEAD") {
       auto r = error_response(405, "Cannot " + req.method + " " + path);
@@ -91,14 +114,8 @@ void api::create_post(api_request req, respond_fn respond) {
   auto key = route_key("POST", "/v1/post/create", client_ip(req));
   // Guards run before validation, as in Nest: every request counts toward
   // the limit, and a throttled client sees 429 whatever it sent.
-  auto refuse = [this, &key, &respond](api_response error) {
-    backend_.throttle(std::move(key), [respond, error = std::move(error)](
-                                          actors::throttle_decision d) mutable {
-      if (!d.allowed)
-        return respond(throttled_response(d));
-      add_rate_limit_headers(error, d);
-      respond(std::move(error));
-    });
+  auto refuse = [&](api_response error) {
+    this->refuse(std::move(key), std::move(error), std::move(respond));
   };
   auto author = verifier_.author(req.authorization);
   if (!author)
@@ -142,6 +159,60 @@ void api::create_post(api_request req, respond_fn respond) {
           return respond(std::move(r));
         }
         }
+      });
+}
+
+void api::refuse(std::string key, api_response error, respond_fn respond) {
+  backend_.throttle(std::move(key),
+                    [respond = std::move(respond), error = std::move(error)](
+                        actors::throttle_decision d) mutable {
+                      if (!d.allowed)
+                        return respond(throttled_response(d));
+                      add_rate_limit_headers(error, d);
+                      respond(std::move(error));
+                    });
+}
+
+void api::job_status(api_request req, std::string job_id, respond_fn respond) {
+  auto key = route_key("GET", "/v1/post/jobs/:jobId", client_ip(req));
+  auto author = verifier_.author(req.authorization);
+  if (!author)
+    return refuse(std::move(key), bare_error_response(401, "Unauthorized"),
+                  std::move(respond));
+  auto not_found = error_response(404, "Job " + job_id + " not found");
+  if (!plausible_job_id(job_id))
+    return refuse(std::move(key), std::move(not_found), std::move(respond));
+  backend_.throttle(
+      std::move(key),
+      [this, author = std::move(*author), job_id = std::move(job_id),
+       respond = std::move(respond),
+       not_found = std::move(not_found)](actors::throttle_decision d) mutable {
+        if (!d.allowed)
+          return respond(throttled_response(d));
+        backend_.find_job(
+            std::move(author), job_id,
+            [respond = std::move(respond), job_id, d,
+             not_found = std::move(not_found)](actors::job_lookup j) mutable {
+              api_response r;
+              using result = actors::job_lookup::result;
+              if (j.outcome == result::unavailable) {
+                r = error_response(503, "Queue unavailable, try again later");
+                r.headers.emplace_back("Retry-After", "1");
+              } else if (j.outcome == result::not_found) {
+                r = std::move(not_found);
+              } else {
+                ojson body{{"jobId", job_id},
+                           {"status", j.status},
+                           {"attemptsMade", j.attempts_made}};
+                if (!j.post_id.empty())
+                  body["postId"] = j.post_id;
+                if (!j.failed_reason.empty())
+                  body["failedReason"] = j.failed_reason;
+                r = json_response(200, body);
+              }
+              add_rate_limit_headers(r, d);
+              respond(std::move(r));
+            });
       });
 }
 

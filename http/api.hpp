@@ -22,6 +22,9 @@ public:
                       actors::create_callback done) = 0;
   // A throttle hit for any other throttled request.
   virtual void throttle(std::string key, actors::throttle_callback done) = 0;
+  // The author's view of one job (off the I/O threads).
+  virtual void find_job(std::string author, std::string job_id,
+                        actors::job_callback done) = 0;
   virtual std::shared_ptr<const actors::health_view> health() const = 0;
   virtual actors::writer_pool_status writers() const = 0;
 };
@@ -48,6 +51,10 @@ public:
 
 private:
   void create_post(api_request req, respond_fn respond);
+  void job_status(api_request req, std::string job_id, respond_fn respond);
+  // Counts the request toward the limit; when refused answers 429, else
+  // answers `error` with the rate-limit headers.
+  void refuse(std::string key, api_response error, respond_fn respond);
   void health(respond_fn respond) const;
   void health_queue(respond_fn respond) const;
 

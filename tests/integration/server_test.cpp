@@ -1,18 +1,19 @@
 // The walking skeleton end to end: the postd binary, real Redis, and
 // PostgreSQL through PgBouncer in transaction mode.
 
+#include <algorithm>
+#include <csignal>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
 #include "http/auth.hpp"
 #include "persistence/redis_client.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
-
-#include <algorithm>
-#include <csignal>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
-#include <set>
-#include <thread>
 
 using namespace postd;
 using namespace postd::testing;
@@ -230,4 +231,69 @@ TEST_F(ServerTest, HelpExitsZero) {
     EXPECT_EQ(r.exit_code, 0) << args[0];
     EXPECT_FALSE(r.out.empty());
   }
+}
+
+TEST_F(ServerTest, JobStatusFollowsTheJobToItsRow) {
+  migrate();
+  auto e = env();
+  e["KEEP_COMPLETED"] = "0"; // completed hashes are trimmed at once
+  server_process server{e};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  auto r = create(server.port(), "status please");
+  ASSERT_EQ(r.status, 202u) << r.body;
+  std::string job_id = nlohmann::json::parse(r.body)["jobId"];
+  auto get = [&](const std::string& sub, const std::string& id) {
+    return http_call(server.port(), "GET", "/v1/post/jobs/" + id, {},
+                     {{"Authorization", "Bearer " + token(sub)}});
+  };
+  nlohmann::json status;
+  ASSERT_TRUE(eventually([&] {
+    auto s = get("alice", job_id);
+    if (s.status != 200)
+      return false;
+    status = nlohmann::json::parse(s.body);
+    return status["status"] == "completed";
+  })) << server.output();
+  // The hash is gone (KEEP_COMPLETED=0): the answer came from the row.
+  persistence::redis_client redis{test_redis()};
+  auto exists = redis.command({"EXISTS", "bull:" + queue + ":" + job_id});
+  EXPECT_EQ(persistence::reply_integer(exists.get()), 0);
+  pqxx::connection conn{db.direct_url()};
+  pqxx::work tx{conn};
+  auto post_id =
+      tx.exec_params1("SELECT id FROM \"Post\" WHERE \"jobId\" = $1", job_id)[0]
+          .as<std::string>();
+  EXPECT_EQ(status["jobId"], job_id);
+  EXPECT_EQ(status["postId"], post_id);
+  EXPECT_EQ(get("mallory", job_id).status, 404u) << "another author's job";
+  EXPECT_EQ(get("alice", "999999").status, 404u);
+  EXPECT_EQ(get("alice", job_id).headers["x-ratelimit-limit"], "100");
+  EXPECT_EQ(http_call(server.port(), "GET", "/v1/post/jobs/" + job_id).status,
+            401u);
+}
+
+TEST_F(ServerTest, JobStatusWhileWaiting) {
+  migrate();
+  auto e = env();
+  e["DATABASE_URL"] =
+      "postgresql://postgres@127.0.0.1:1/nowhere"; // writers can't drain
+  server_process server{e};
+  ASSERT_TRUE(eventually(
+      [&] {
+        try {
+          return http_call(server.port(), "GET", "/health/queue").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      20s))
+      << server.output();
+  auto r = create(server.port(), "stays waiting");
+  ASSERT_EQ(r.status, 202u) << r.body;
+  std::string job_id = nlohmann::json::parse(r.body)["jobId"];
+  auto s = http_call(server.port(), "GET", "/v1/post/jobs/" + job_id, {},
+                     {{"Authorization", "Bearer " + token("alice")}});
+  ASSERT_EQ(s.status, 200u) << s.body;
+  EXPECT_EQ(s.body, R"({"jobId":")" + job_id +
+                        R"(","status":"waiting","attemptsMade":0})");
 }

@@ -21,6 +21,11 @@ public:
     keys.push_back(key);
     done(decision);
   }
+  void find_job(std::string author, std::string job_id,
+                actors::job_callback done) override {
+    queries.emplace_back(author, job_id);
+    done(lookup);
+  }
   std::shared_ptr<const actors::health_view> health() const override {
     return view;
   }
@@ -33,6 +38,9 @@ public:
       std::make_shared<actors::health_view>();
   std::vector<std::string> keys;
   std::vector<actors::create_post> posts;
+  actors::job_lookup lookup{
+      actors::job_lookup::result::not_found, {}, 0, {}, {}};
+  std::vector<std::pair<std::string, std::string>> queries;
 };
 
 struct ApiTest : ::testing::Test {
@@ -233,4 +241,52 @@ TEST_F(ApiTest, HealthQueueShape) {
   EXPECT_EQ(
       res.body,
       R"({"queue":"post-creation","waiting":3,"active":1,"completed":150,"failed":2,"delayed":4,"total":8})");
+}
+
+TEST_F(ApiTest, JobStatusForItsAuthor) {
+  be.lookup = {actors::job_lookup::result::found, "completed", 0, "post-9", {}};
+  api_request r;
+  r.method = "GET";
+  r.target = "/v1/post/jobs/17";
+  r.authorization =
+      "Bearer " + tokens.issue("author-1", std::chrono::seconds{60});
+  auto res = call(r);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(
+      res.body,
+      R"({"jobId":"17","status":"completed","attemptsMade":0,"postId":"post-9"})");
+  EXPECT_EQ(header(res, "X-RateLimit-Limit"), "100");
+  ASSERT_EQ(be.queries.size(), 1u);
+  EXPECT_EQ(be.queries[0],
+            (std::pair<std::string, std::string>{"author-1", "17"}));
+  EXPECT_EQ(be.keys.back(), "GET /v1/post/jobs/:jobId|");
+}
+
+TEST_F(ApiTest, JobStatusFailedCarriesItsReason) {
+  be.lookup = {actors::job_lookup::result::found, "failed", 3, {}, "boom"};
+  api_request r;
+  r.method = "GET";
+  r.target = "/v1/post/jobs/5";
+  r.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
+  EXPECT_EQ(
+      call(r).body,
+      R"({"jobId":"5","status":"failed","attemptsMade":3,"failedReason":"boom"})");
+}
+
+TEST_F(ApiTest, JobStatusErrors) {
+  api_request r;
+  r.method = "GET";
+  r.target = "/v1/post/jobs/5";
+  EXPECT_EQ(call(r).status, 401u);
+  r.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
+  EXPECT_EQ(call(r).status, 404u); // not found (or someone else's)
+  r.target = "/v1/post/jobs/a%20b";
+  EXPECT_EQ(call(r).status, 404u);
+  EXPECT_EQ(be.queries.size(),
+            1u); // an implausible id never reaches the backend
+  be.lookup = {actors::job_lookup::result::unavailable, {}, 0, {}, {}};
+  r.target = "/v1/post/jobs/6";
+  EXPECT_EQ(call(r).status, 503u);
+  r.method = "DELETE";
+  EXPECT_EQ(call(r).status, 405u);
 }

@@ -1,0 +1,107 @@
+#include "actors/reader.hpp"
+
+#include "app/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace postd::actors {
+
+namespace {
+
+std::string author_of(const std::string& data) {
+  auto json = nlohmann::json::parse(data, nullptr, false);
+  if (!json.is_object() || !json.contains("userId"))
+    return {};
+  const auto& id = json["userId"];
+  return id.is_string() ? id.get<std::string>() : id.dump();
+}
+
+std::string post_id_of(const std::string& return_value) {
+  auto json = nlohmann::json::parse(return_value, nullptr, false);
+  if (json.is_object() && json.contains("postId") && json["postId"].is_string())
+    return json["postId"].get<std::string>();
+  // A Node worker of the old service may have returned the created post.
+  if (json.is_object() && json.contains("id") && json["id"].is_string())
+    return json["id"].get<std::string>();
+  return {};
+}
+
+// Bull's states as the API names them: a paused queue's job is waiting, and
+// a job caught between two lists ("stuck") is about to be waiting again.
+std::string api_status(const std::string& bull_state) {
+  if (bull_state == "paused" || bull_state == "stuck")
+    return "waiting";
+  return bull_state;
+}
+
+job_lookup lookup_job(reader_state& st, const reader_settings& s,
+                      const job_query& q) {
+  if (!st.redis)
+    st.redis.emplace(s.redis);
+  auto job = persistence::get_job(*st.redis, s.keys, q.job_id);
+  std::optional<persistence::post> row;
+  bool need_row = !job || (job->state == "completed" &&
+                           post_id_of(job->return_value).empty());
+  if (need_row) {
+    if (!st.db)
+      st.db = std::make_unique<persistence::post_store>(s.database_url);
+    row = st.db->find_post_by_job(q.job_id);
+  }
+  return describe_job(q.author, job, row);
+}
+
+} // namespace
+
+job_lookup describe_job(const std::string& author,
+                        const std::optional<persistence::job_info>& job,
+                        const std::optional<persistence::post>& row) {
+  job_lookup out;
+  out.outcome = job_lookup::result::not_found;
+  if (job) {
+    if (author_of(job->data) != author)
+      return out;
+    out.outcome = job_lookup::result::found;
+    out.status = api_status(job->state);
+    out.attempts_made = job->attempts_made;
+    if (out.status == "completed")
+      out.post_id = post_id_of(job->return_value);
+    if (out.post_id.empty() && row && row->author_id == author)
+      out.post_id = row->id;
+    if (!job->failed_reason.empty())
+      out.failed_reason = job->failed_reason;
+    return out;
+  }
+  if (row && row->author_id == author) {
+    out.outcome = job_lookup::result::found;
+    out.status = "completed";
+    out.post_id = row->id;
+  }
+  return out;
+}
+
+reader_actor::behavior_type
+reader(reader_actor::stateful_pointer<reader_state> self,
+       reader_settings settings) {
+  return {
+      [self, settings](job_query& q) {
+        auto& st = self->state;
+        try {
+          q.reply(lookup_job(st, settings, q));
+          return;
+        } catch (const persistence::redis_error& e) {
+          if (st.redis && st.redis->broken())
+            st.redis.reset();
+          log::warn("job lookup failed",
+                    {{"job_id", q.job_id}, {"error", e.what()}});
+        } catch (const persistence::postgres_error& e) {
+          if (e.connection_lost())
+            st.db.reset();
+          log::warn("job lookup failed",
+                    {{"job_id", q.job_id}, {"error", e.what()}});
+        }
+        q.reply(job_lookup{job_lookup::result::unavailable, {}, 0, {}, {}});
+      },
+  };
+}
+
+} // namespace postd::actors
