@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace postd::log {
@@ -39,7 +40,7 @@ std::string render(spdlog::level::level_enum lvl, std::string_view msg,
                    const nlohmann::json& fields) {
   auto level_name = spdlog::level::to_string_view(lvl);
   if (json_format) {
-    nlohmann::json line = {
+    nlohmann::ordered_json line = {
         {"time", utc_now_iso()},
         {"level", std::string(level_name.data(), level_name.size())},
         {"msg", msg}};

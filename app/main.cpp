@@ -1,16 +1,17 @@
 // postd: serve | migrate | token (SPEC §1). Exit codes: 0 ok, 2 bad
 // configuration (one line naming the variable), 1 anything else.
 
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+
 #include "app/config.hpp"
 #include "app/log.hpp"
 #include "app/runtime.hpp"
 #include "http/auth.hpp"
 #include "persistence/migrations.hpp"
-
-#include <CLI/CLI.hpp>
-#include <iostream>
-#include <map>
-#include <optional>
 
 namespace {
 

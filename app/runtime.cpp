@@ -1,5 +1,11 @@
 #include "app/runtime.hpp"
 
+#include <csignal>
+#include <iostream>
+#include <memory>
+
+#include <caf/all.hpp>
+
 #include "actors/enqueue.hpp"
 #include "actors/health_board.hpp"
 #include "actors/monitor.hpp"
@@ -10,11 +16,6 @@
 #include "http/actor_bridge.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
-
-#include <caf/all.hpp>
-#include <csignal>
-#include <iostream>
-#include <memory>
 
 namespace postd::app {
 

@@ -41,6 +41,22 @@ token_verifier::author(std::string_view authorization) const {
     token.remove_prefix(1);
   if (token.empty() || token.size() > 8192)
     return std::nullopt;
+  auto now = std::chrono::system_clock::now();
+  {
+    std::lock_guard<std::mutex> guard{cache_->mtx};
+    auto it = cache_->entries.find(std::string{token});
+    if (it != cache_->entries.end()) {
+      if (now < it->second.expires)
+        return it->second.author;
+      cache_->entries.erase(it);
+      return std::nullopt;
+    }
+  }
+  return verify_token(token);
+}
+
+std::optional<std::string>
+token_verifier::verify_token(std::string_view token) const {
   try {
     using namespace jwt::params;
     std::error_code ec;
@@ -51,9 +67,20 @@ token_verifier::author(std::string_view authorization) const {
     if (ec || obj.header().algo() != jwt::algorithm::HS256)
       return std::nullopt;
     const auto& payload = obj.payload().create_json_obj();
-    if (auto sub = claim_as_id(payload, "sub"))
-      return sub;
-    return claim_as_id(payload, "id");
+    auto author = claim_as_id(payload, "sub");
+    if (!author)
+      author = claim_as_id(payload, "id");
+    if (!author)
+      return std::nullopt;
+    auto expires = std::chrono::system_clock::time_point::max();
+    if (payload.contains("exp") && payload["exp"].is_number())
+      expires = std::chrono::system_clock::time_point{std::chrono::seconds{
+          static_cast<long long>(payload["exp"].get<double>())}};
+    std::lock_guard<std::mutex> guard{cache_->mtx};
+    if (cache_->entries.size() >= cache::max_entries)
+      cache_->entries.clear();
+    cache_->entries.emplace(std::string{token}, cache::entry{*author, expires});
+    return author;
   } catch (const std::exception&) {
     // Malformed base64 or JSON inside the token: just not authenticated.
     return std::nullopt;

@@ -1,7 +1,9 @@
-#include "http/auth.hpp"
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <jwt/jwt.hpp>
+
+#include "http/auth.hpp"
 
 using postd::http::token_verifier;
 
@@ -83,4 +85,22 @@ TEST(Auth, RefusesOtherAlgorithms) {
             std::nullopt);
   EXPECT_EQ(v.author("Bearer " + sign({{"sub", "u"}}, "k", "HS384")),
             std::nullopt);
+}
+
+TEST(Auth, RememberedTokensStillExpire) {
+  token_verifier v{"k"};
+  auto soon = sign({{"sub", "u"}, {"exp", now_s() + 2}}, "k");
+  EXPECT_EQ(v.author("Bearer " + soon), "u");
+  EXPECT_EQ(v.author("Bearer " + soon), "u"); // from the cache
+  std::this_thread::sleep_for(std::chrono::milliseconds{2100});
+  EXPECT_EQ(v.author("Bearer " + soon), std::nullopt);
+}
+
+TEST(Auth, CacheIsPerSecret) {
+  token_verifier a{"k"};
+  token_verifier b{"other"};
+  auto t = sign({{"sub", "u"}}, "k");
+  EXPECT_EQ(a.author("Bearer " + t), "u");
+  EXPECT_EQ(b.author("Bearer " + t), std::nullopt);
+  EXPECT_EQ(a.author("Bearer " + t), "u");
 }
