@@ -1,8 +1,8 @@
 #include "actors/enqueue.hpp"
 
-#include "app/log.hpp"
-
 #include <nlohmann/json.hpp>
+
+#include "app/log.hpp"
 
 namespace postd::actors {
 
@@ -51,15 +51,7 @@ bool connect(enqueue_state& st, const enqueue_settings& s) {
 }
 
 void flush(enqueue_state& st, const enqueue_settings& s) {
-  std::vector<create_request> batch;
-  if (st.pending.size() <= s.max_batch) {
-    batch.swap(st.pending);
-  } else {
-    auto split = st.pending.begin() + static_cast<std::ptrdiff_t>(s.max_batch);
-    batch.assign(std::make_move_iterator(st.pending.begin()),
-                 std::make_move_iterator(split));
-    st.pending.erase(st.pending.begin(), split);
-  }
+  auto batch = st.pending.take(s.max_batch);
   if (!connect(st, s)) {
     answer_all(batch, create_status::unavailable);
     return;
@@ -103,19 +95,13 @@ enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         enqueue_settings settings) {
   return {
       [self](create_request& req) {
-        self->state.pending.push_back(std::move(req));
-        if (!self->state.flush_scheduled) {
-          self->state.flush_scheduled = true;
+        if (self->state.pending.push(std::move(req)))
           self->send(self, flush_atom::value);
-        }
       },
       [self, settings](flush_atom) {
-        self->state.flush_scheduled = false;
         flush(self->state, settings);
-        if (!self->state.pending.empty()) {
-          self->state.flush_scheduled = true;
+        if (self->state.pending.reschedule())
           self->send(self, flush_atom::value);
-        }
       },
   };
 }

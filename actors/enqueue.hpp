@@ -1,14 +1,15 @@
 #pragma once
 
-#include "actors/backoff.hpp"
-#include "actors/protocol.hpp"
-#include "persistence/bull_queue.hpp"
-#include "persistence/redis_client.hpp"
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
+
+#include "actors/backoff.hpp"
+#include "actors/batch_queue.hpp"
+#include "actors/protocol.hpp"
+#include "persistence/bull_queue.hpp"
+#include "persistence/redis_client.hpp"
 
 namespace postd::actors {
 
@@ -25,8 +26,7 @@ struct enqueue_settings {
 std::string job_data(const create_post& post);
 
 struct enqueue_state {
-  std::vector<create_request> pending;
-  bool flush_scheduled = false;
+  batch_queue<create_request> pending;
   std::optional<persistence::redis_client> redis;
   backoff reconnect{std::chrono::milliseconds{100},
                     std::chrono::milliseconds{5000}};

@@ -4,12 +4,12 @@
 // /health and /health/queue without a message round trip (a probe never
 // touches Redis or PostgreSQL).
 
-#include "persistence/bull_queue.hpp"
-
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include "persistence/bull_queue.hpp"
 
 namespace postd::actors {
 

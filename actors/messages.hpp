@@ -3,11 +3,11 @@
 // The payloads that travel between HTTP sessions and actors. Free of CAF and
 // Beast so both sides (and their tests) can include it cheaply.
 
-#include "actors/rate_limiter.hpp"
-
 #include <cstdint>
 #include <functional>
 #include <string>
+
+#include "actors/rate_limiter.hpp"
 
 namespace postd::actors {
 

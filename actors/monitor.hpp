@@ -1,15 +1,15 @@
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "actors/health_board.hpp"
 #include "actors/protocol.hpp"
 #include "persistence/bull_queue.hpp"
 #include "persistence/postgres.hpp"
 #include "persistence/redis_client.hpp"
-
-#include <chrono>
-#include <memory>
-#include <optional>
-#include <string>
 
 namespace postd::actors {
 

@@ -2,9 +2,9 @@
 
 // The one place that declares postd's atoms and message types for CAF.
 
-#include "actors/messages.hpp"
-
 #include <caf/all.hpp>
+
+#include "actors/messages.hpp"
 
 // Messages carrying a reply callback stay inside this process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::create_request)

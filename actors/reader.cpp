@@ -1,8 +1,8 @@
 #include "actors/reader.hpp"
 
-#include "app/log.hpp"
-
 #include <nlohmann/json.hpp>
+
+#include "app/log.hpp"
 
 namespace postd::actors {
 

@@ -1,13 +1,13 @@
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "actors/protocol.hpp"
 #include "persistence/bull_queue.hpp"
 #include "persistence/postgres.hpp"
 #include "persistence/redis_client.hpp"
-
-#include <memory>
-#include <optional>
-#include <string>
 
 namespace postd::actors {
 

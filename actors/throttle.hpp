@@ -1,10 +1,10 @@
 #pragma once
 
-#include "actors/protocol.hpp"
-#include "actors/rate_limiter.hpp"
-
 #include <chrono>
 #include <cstdint>
+
+#include "actors/protocol.hpp"
+#include "actors/rate_limiter.hpp"
 
 namespace postd::actors {
 

@@ -1,16 +1,16 @@
 #pragma once
 
-#include "actors/backoff.hpp"
-#include "actors/protocol.hpp"
-#include "persistence/bull_queue.hpp"
-#include "persistence/postgres.hpp"
-#include "persistence/redis_client.hpp"
-
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "actors/backoff.hpp"
+#include "actors/protocol.hpp"
+#include "persistence/bull_queue.hpp"
+#include "persistence/postgres.hpp"
+#include "persistence/redis_client.hpp"
 
 namespace postd::actors {
 

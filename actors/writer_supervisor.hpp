@@ -1,15 +1,15 @@
 #pragma once
 
-#include "actors/backoff.hpp"
-#include "actors/health_board.hpp"
-#include "actors/protocol.hpp"
-#include "actors/writer.hpp"
-
 #include <chrono>
 #include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
+
+#include "actors/backoff.hpp"
+#include "actors/health_board.hpp"
+#include "actors/protocol.hpp"
+#include "actors/writer.hpp"
 
 namespace postd::actors {
 
