@@ -110,7 +110,7 @@ config parse_config(const std::map<std::string, std::string>& values) {
   config c;
   c.port = static_cast<std::uint16_t>(integer("PORT", get("PORT"), 1, 65535));
   c.host = non_empty("HOST", get("HOST"));
-  c.database_url = get("DATABASE_URL");
+  c.database_url = libpq_url(get("DATABASE_URL"));
   c.redis_host = non_empty("REDIS_HOST", get("REDIS_HOST"));
   c.redis_port =
       static_cast<int>(integer("REDIS_PORT", get("REDIS_PORT"), 1, 65535));
@@ -150,6 +150,37 @@ config parse_config(const std::map<std::string, std::string>& values) {
                        {"trace", "debug", "info", "warn", "error", "off"});
   c.log_format = one_of("LOG_FORMAT", get("LOG_FORMAT"), {"json", "text"});
   return c;
+}
+
+std::string libpq_url(const std::string& url) {
+  auto q = url.find('?');
+  if (q == std::string::npos)
+    return url;
+  static const std::initializer_list<std::string_view> prisma_only = {
+      "schema",       "pgbouncer",      "connection_limit",
+      "pool_timeout", "socket_timeout", "statement_cache_size"};
+  std::string kept;
+  std::string schema;
+  std::size_t pos = q + 1;
+  while (pos <= url.size()) {
+    auto amp = url.find('&', pos);
+    if (amp == std::string::npos)
+      amp = url.size();
+    auto param = url.substr(pos, amp - pos);
+    auto name = param.substr(0, param.find('='));
+    if (name == "schema")
+      schema = param.substr(param.find('=') + 1);
+    bool drop = param.empty() ||
+                std::find(prisma_only.begin(), prisma_only.end(), name) !=
+                    prisma_only.end();
+    if (!drop)
+      kept += (kept.empty() ? "" : "&") + param;
+    pos = amp + 1;
+  }
+  if (!schema.empty() && schema != "public")
+    kept += (kept.empty() ? "" : "&") +
+            std::string("options=-csearch_path%3D") + schema;
+  return url.substr(0, q) + (kept.empty() ? "" : "?" + kept);
 }
 
 void require(const config& c, bool database, bool jwt_secret) {

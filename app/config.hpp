@@ -73,6 +73,12 @@ void require(const config& c, bool database, bool jwt_secret);
 // The values of every known setting present in the process environment.
 std::map<std::string, std::string> values_from_environment();
 
+// DATABASE_URL as libpq accepts it: the old service's Prisma URL may carry
+// Prisma-only parameters (schema, pgbouncer, connection_limit, pool_timeout,
+// socket_timeout, statement_cache_size) that libpq refuses. They are dropped;
+// a schema other than public becomes options=-csearch_path=<schema>.
+std::string libpq_url(const std::string& url);
+
 // The flag name of a setting: THROTTLE_TTL -> --throttle-ttl.
 std::string flag_name(const std::string& variable);
 

@@ -1,8 +1,9 @@
-#include "app/config.hpp"
-
 #include <cstdlib>
 #include <fstream>
+
 #include <gtest/gtest.h>
+
+#include "app/config.hpp"
 
 using postd::app::config_error;
 using postd::app::parse_config;
@@ -99,4 +100,19 @@ TEST(Config, ExampleEnvListsEverySetting) {
       EXPECT_EQ(listed[s.name], s.default_value) << s.name;
   }
   EXPECT_EQ(listed.size(), postd::app::settings().size());
+}
+
+TEST(Config, PrismaUrlsBecomeLibpqUrls) {
+  using postd::app::libpq_url;
+  EXPECT_EQ(libpq_url("postgresql://u:p@h:5432/db"),
+            "postgresql://u:p@h:5432/db");
+  EXPECT_EQ(libpq_url("postgresql://u@h:6432/db?schema=public&pgbouncer=true"),
+            "postgresql://u@h:6432/db");
+  EXPECT_EQ(libpq_url("postgresql://u@h/db?connection_limit=5&sslmode=disable"),
+            "postgresql://u@h/db?sslmode=disable");
+  EXPECT_EQ(libpq_url("postgresql://u@h/db?schema=app"),
+            "postgresql://u@h/db?options=-csearch_path%3Dapp");
+  EXPECT_EQ(parse_config({{"DATABASE_URL", "postgresql://h/db?schema=public"}})
+                .database_url,
+            "postgresql://h/db");
 }
