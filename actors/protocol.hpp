@@ -23,9 +23,12 @@ CAF_END_TYPE_ID_BLOCK(postd)
 
 namespace postd::actors {
 
-using throttle_actor = caf::typed_actor<caf::reacts_to<create_request>,
-                                        caf::reacts_to<throttle_request>,
-                                        caf::reacts_to<sweep_atom>>;
+// Two implementations: in memory (sweep_atom drops idle keys) and shared in
+// Redis (flush_atom sends a batch of hits in one round trip).
+using throttle_actor =
+    caf::typed_actor<caf::reacts_to<create_request>,
+                     caf::reacts_to<throttle_request>,
+                     caf::reacts_to<sweep_atom>, caf::reacts_to<flush_atom>>;
 
 using enqueue_actor = caf::typed_actor<caf::reacts_to<create_request>,
                                        caf::reacts_to<flush_atom>>;

@@ -1,5 +1,7 @@
 #include "actors/throttle.hpp"
 
+#include "app/log.hpp"
+
 namespace postd::actors {
 
 namespace {
@@ -29,9 +31,97 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
       [self](throttle_request& req) {
         req.reply(self->state.limiter.hit(req.key, rate_limiter::clock::now()));
       },
+      [](flush_atom) {
+        // Only the Redis-backed throttle batches.
+      },
       [self, sweep_every](sweep_atom) {
         self->state.limiter.sweep(rate_limiter::clock::now());
         self->delayed_send(self, sweep_every, sweep_atom::value);
+      },
+  };
+}
+
+namespace {
+
+using pending_hit = std::variant<create_request, throttle_request>;
+
+const std::string& key_of(const pending_hit& hit) {
+  if (const auto* c = std::get_if<create_request>(&hit))
+    return c->throttle_key;
+  return std::get<throttle_request>(hit).key;
+}
+
+// What a request is told while Redis cannot count: allowed, a full window.
+throttle_decision open_decision(const persistence::rate_limit_settings& s) {
+  auto ttl_s = (s.ttl.count() + 999) / 1000;
+  return {true, s.limit, s.limit, ttl_s, 0};
+}
+
+std::vector<throttle_decision> decide(redis_throttle_state& st,
+                                      const redis_throttle_settings& s,
+                                      const std::vector<pending_hit>& batch) {
+  std::vector<std::string> keys;
+  keys.reserve(batch.size());
+  for (const auto& hit : batch)
+    keys.push_back(key_of(hit));
+  auto now = std::chrono::steady_clock::now();
+  try {
+    if (!st.redis && now >= st.next_connect)
+      st.redis.emplace(s.redis);
+    if (st.redis) {
+      auto decisions = persistence::hit_batch(*st.redis, s.limits, keys);
+      if (st.failing_open)
+        log::info("rate limiting in redis again");
+      st.failing_open = false;
+      st.reconnect.reset();
+      return decisions;
+    }
+  } catch (const persistence::redis_error& e) {
+    if (!st.redis || st.redis->broken()) {
+      st.redis.reset();
+      st.next_connect = now + st.reconnect.next();
+    }
+    if (!st.failing_open)
+      log::warn("rate limiter cannot reach redis: letting requests through",
+                {{"error", e.what()}});
+    st.failing_open = true;
+  }
+  return std::vector<throttle_decision>(batch.size(), open_decision(s.limits));
+}
+
+} // namespace
+
+throttle_actor::behavior_type
+redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
+               redis_throttle_settings settings, enqueue_actor enqueue) {
+  auto push = [self](pending_hit hit) {
+    if (self->state.pending.push(std::move(hit)))
+      self->send(self, flush_atom::value);
+  };
+  return {
+      [push](create_request& req) { push(std::move(req)); },
+      [push](throttle_request& req) { push(std::move(req)); },
+      [self, settings, enqueue](flush_atom) {
+        auto batch = self->state.pending.take(settings.max_batch);
+        auto decisions = decide(self->state, settings, batch);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const auto& d = decisions[i];
+          if (auto* c = std::get_if<create_request>(&batch[i])) {
+            if (!d.allowed) {
+              c->reply(create_outcome{create_status::throttled, {}, d});
+              continue;
+            }
+            c->throttle = d;
+            self->send(enqueue, std::move(*c));
+          } else {
+            std::get<throttle_request>(batch[i]).reply(d);
+          }
+        }
+        if (self->state.pending.reschedule())
+          self->send(self, flush_atom::value);
+      },
+      [](sweep_atom) {
+        // Redis expires idle keys itself.
       },
   };
 }

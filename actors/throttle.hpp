@@ -2,9 +2,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <variant>
 
+#include "actors/backoff.hpp"
+#include "actors/batch_queue.hpp"
 #include "actors/protocol.hpp"
 #include "actors/rate_limiter.hpp"
+#include "persistence/redis_client.hpp"
+#include "persistence/redis_rate_limiter.hpp"
 
 namespace postd::actors {
 
@@ -24,5 +30,31 @@ struct throttle_state {
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
          throttle_settings settings, enqueue_actor enqueue);
+
+struct redis_throttle_settings {
+  persistence::redis_options redis;
+  persistence::rate_limit_settings limits;
+  std::size_t max_batch = 512; // hits per round trip
+};
+
+struct redis_throttle_state {
+  batch_queue<std::variant<create_request, throttle_request>> pending;
+  std::optional<persistence::redis_client> redis;
+  backoff reconnect{std::chrono::milliseconds{100},
+                    std::chrono::milliseconds{5000}};
+  std::chrono::steady_clock::time_point next_connect{};
+  bool failing_open = false; // logged once per outage
+  static inline const char* name = "redis_throttle";
+};
+
+// THROTTLE_STORE=redis: the same decisions, counted in Redis so that every
+// postd instance shares one limit. Runs detached (hiredis blocks) and
+// batches hits like the enqueue actor: one script call per round trip.
+// While Redis is unreachable it lets requests through (fails open): the
+// queue is in the same Redis, so creates answer 503 anyway, and reads of
+// jobs and posts should not fail only because the limiter cannot count.
+throttle_actor::behavior_type
+redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
+               redis_throttle_settings settings, enqueue_actor enqueue);
 
 } // namespace postd::actors

@@ -72,11 +72,18 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
   es.backoff_ms = c.job_backoff_ms;
   es.max_waiting = c.queue_max_waiting;
   h.enqueue = sys.spawn<caf::detached>(actors::enqueue, es);
-  h.throttle = sys.spawn(
-      actors::throttle,
-      actors::throttle_settings{c.throttle_limit,
-                                std::chrono::milliseconds{c.throttle_ttl_ms}},
-      h.enqueue);
+  std::chrono::milliseconds ttl{c.throttle_ttl_ms};
+  if (c.throttle == throttle_store::redis)
+    h.throttle = sys.spawn<caf::detached>(
+        actors::redis_throttle,
+        actors::redis_throttle_settings{
+            redis_options(c),
+            {c.throttle_limit, ttl, c.queue_prefix + ":throttle:"}},
+        h.enqueue);
+  else
+    h.throttle =
+        sys.spawn(actors::throttle,
+                  actors::throttle_settings{c.throttle_limit, ttl}, h.enqueue);
   for (int i = 0; i < reader_count; ++i)
     h.readers.push_back(sys.spawn<caf::detached>(
         actors::reader, actors::reader_settings{

@@ -297,3 +297,26 @@ TEST_F(ServerTest, JobStatusWhileWaiting) {
   EXPECT_EQ(s.body, R"({"jobId":")" + job_id +
                         R"(","status":"waiting","attemptsMade":0})");
 }
+
+// THROTTLE_STORE=redis: one limit across instances (SPEC §2).
+TEST_F(ServerTest, RedisThrottleStoreIsSharedByInstances) {
+  migrate();
+  auto e = env();
+  e["THROTTLE_STORE"] = "redis";
+  e["THROTTLE_LIMIT"] = "3";
+  e["THROTTLE_TTL"] = "60000";
+  e["QUEUE_PREFIX"] = unique_name("p"); // its own throttle keys
+  server_process a{e};
+  server_process b{e};
+  ASSERT_TRUE(a.wait_healthy(20s)) << a.output();
+  ASSERT_TRUE(b.wait_healthy(20s)) << b.output();
+  EXPECT_EQ(create(a.port(), "1").status, 202u);
+  auto second = create(b.port(), "2");
+  EXPECT_EQ(second.status, 202u);
+  EXPECT_EQ(second.headers["x-ratelimit-remaining"], "1");
+  EXPECT_EQ(create(a.port(), "3").status, 202u);
+  auto refused = create(b.port(), "4");
+  EXPECT_EQ(refused.status, 429u) << refused.body;
+  EXPECT_FALSE(refused.headers["retry-after"].empty());
+  EXPECT_EQ(create(a.port(), "5").status, 429u);
+}
