@@ -2,17 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/clock.hpp"
 #include "app/log.hpp"
 
 namespace postd::actors {
 
 namespace {
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-      .count();
-}
 
 create_status to_status(persistence::add_status s) {
   switch (s) {
@@ -58,7 +53,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
   }
   std::vector<persistence::job_request> jobs;
   jobs.reserve(batch.size());
-  auto ts = now_ms();
+  auto ts = epoch_ms();
   for (const auto& req : batch)
     jobs.push_back({job_data(req.post), req.post.author,
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});

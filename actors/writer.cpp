@@ -2,17 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/clock.hpp"
 #include "app/log.hpp"
 
 namespace postd::actors {
 
 namespace {
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-      .count();
-}
 
 void connect(writer_state& st, const writer_settings& s) {
   if (!st.redis) {
@@ -59,7 +54,7 @@ bool work_once(writer_state& st, const writer_settings& s) {
   connect(st, s);
   if (st.held.empty()) {
     check_stalled(st, s);
-    persistence::promote_delayed(*st.redis, s.keys, now_ms());
+    persistence::promote_delayed(*st.redis, s.keys, epoch_ms());
     st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
                                      s.lock_for, s.block_for);
     if (st.held.empty())
