@@ -5,11 +5,25 @@
 #
 #   ./deploy/test.sh [ctest args...]      e.g. -L unit, -R persistence, -j2
 #
-# Exits non-zero when a test fails or when no test ran. The last line printed
-# is "N passed, F failed" (", S skipped" added when some were skipped).
-# Environment: POSTD_BUILD_DIR (default build/release), POSTD_SKIP_BUILD=1 runs
-# the tests of the existing build, POSTD_TEST_KEEP=1 keeps the temporary
-# directory (service logs) after the run.
+# After the Release run, against the same services, it builds a second tree
+# with AddressSanitizer + UBSan (Debug, POSTD_SANITIZE=ON) and runs the same
+# ctest suite there; the postd binary the end-to-end tests spawn is that
+# tree's, so the server runs sanitized too. ASan and LSan reports of every
+# process (test binaries and spawned servers alike) are written to files and
+# printed at the end; any report fails the run, even from a test that passed.
+# (GCC 12's UBSan ignores log_path: its reports go to stderr, and with
+# halt_on_error the process exits 1, which fails the test that ran it.)
+# Suppressions (third-party code only): tests/sanitizers/{ubsan,lsan}.supp.
+#
+# Exits non-zero when a test fails in either run, when no test ran, or when a
+# sanitizer reported. The last line printed is "N passed, F failed" summed
+# over both runs (", S skipped" added when some were skipped, ", R sanitizer
+# reports" when there were any).
+# Environment: POSTD_BUILD_DIR (default build/release), POSTD_ASAN_BUILD_DIR
+# (default build/asan), POSTD_SKIP_SANITIZE=1 skips the sanitizer build and
+# run (CI runs it), POSTD_SKIP_BUILD=1 runs the tests of the existing builds,
+# POSTD_TEST_KEEP=1 keeps the temporary directory (service logs, sanitizer
+# reports) after the run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +31,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source deploy/lib/common.sh
 
 build_dir=${POSTD_BUILD_DIR:-build/release}
+asan_dir=${POSTD_ASAN_BUILD_DIR:-build/asan}
 services_dir=
 ctest_pid=
 summary=
@@ -88,18 +103,48 @@ start_services() {
     "$redis_port" "$pg_port" "$pgbouncer_port" "$services_dir"
 }
 
-# Run ctest in its own session (so it can be stopped as a group); its output
-# goes to the terminal and to LOG. Returns ctest's exit status.
+# run_ctest LOG DIR [VAR=value ...] -- [ctest args...]: run ctest on build
+# tree DIR with the given environment in its own session (so it can be
+# stopped as a group); its output goes to the terminal and to LOG. Returns
+# ctest's exit status.
 run_ctest() {
-  local log=$1 rc=0
-  shift
+  local log=$1 dir=$2 rc=0 env=()
+  shift 2
+  while (($#)) && [[ $1 != -- ]]; do env+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid -w bash -c 'ctest "$@" 2>&1 | tee "$0"; exit "${PIPESTATUS[0]}"' "$log" \
-    --test-dir "$build_dir" --output-on-failure --timeout 600 --no-tests=error "$@" &
+  setsid -w env "${env[@]}" bash -c 'ctest "$@" 2>&1 | tee "$0"; exit "${PIPESTATUS[0]}"' "$log" \
+    --test-dir "$dir" --output-on-failure --timeout 600 --no-tests=error "$@" &
   ctest_pid=$!
   wait "$ctest_pid" || rc=$?
   ctest_pid=
   return "$rc"
+}
+
+# Sets sanitizer_env to the sanitizer options; with a REPORT_DIR, ASan/LSan
+# reports go to files there (report.<exe>.<pid>) instead of stderr, so those
+# of servers whose stderr a test throws away are seen too.
+sanitizer_options() {
+  local report_dir=${1:-} log=
+  [[ -z $report_dir ]] || log=:log_path=$report_dir/report:log_exe_name=1
+  sanitizer_env=(
+    "ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1:halt_on_error=1$log"
+    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$POSTD_REPO/tests/sanitizers/ubsan.supp$log"
+    "LSAN_OPTIONS=suppressions=$POSTD_REPO/tests/sanitizers/lsan.supp:print_suppressions=0"
+  )
+}
+
+# Configure and build the sanitizer tree. The sanitizer options apply here
+# too: gtest_discover_tests runs the test binaries to list their tests.
+build_sanitized() {
+  local dir=$1 gen=(-G Ninja) sanitizer_env
+  [[ -f $dir/CMakeCache.txt ]] && gen=()
+  sanitizer_options
+  cmake -S "$POSTD_REPO" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Debug \
+    -DPOSTD_SANITIZE=ON -DPOSTD_BUILD_BENCH=OFF ||
+    { printf 'postd: cmake configure failed in %s\n' "$dir" >&2; return 1; }
+  env "${sanitizer_env[@]}" cmake --build "$dir" -j "${POSTD_BUILD_JOBS:-2}" ||
+    { printf 'postd: build failed in %s\n' "$dir" >&2; return 1; }
 }
 
 # Sets total, failed, skipped from ctest's output in LOG; fails when ctest
@@ -117,29 +162,72 @@ parse_summary() {
   skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$log") || true
 }
 
-main() {
-  local ctest_rc=0 total failed skipped passed
-  postd_install_packages
-  [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release
-  start_services
-  run_ctest "$services_dir/ctest.log" "$@" || ctest_rc=$?
-
-  if ! parse_summary "$services_dir/ctest.log"; then
-    printf 'postd: no test ran (ctest exit %s)\n' "$ctest_rc" >&2
-    summary="0 passed, 0 failed"
+# run_suite NAME DIR [VAR=value ...] -- [ctest args...]: run the suite of
+# build tree DIR; adds its counts to all_passed, all_failed, all_skipped.
+# Fails when a test failed or none ran.
+run_suite() {
+  local name=$1 dir=$2 log ctest_rc=0 total failed skipped passed
+  log=$services_dir/ctest-$name.log
+  shift 2
+  printf 'postd: %s tests (%s)\n' "$name" "$dir"
+  run_ctest "$log" "$dir" "$@" || ctest_rc=$?
+  if ! parse_summary "$log"; then
+    printf 'postd: %s: no test ran (ctest exit %s)\n' "$name" "$ctest_rc" >&2
     return 1
   fi
   passed=$((total - failed - skipped))
-  summary="$passed passed, $failed failed"
-  ((skipped == 0)) || summary+=", $skipped skipped"
+  all_passed=$((all_passed + passed))
+  all_failed=$((all_failed + failed))
+  all_skipped=$((all_skipped + skipped))
+  printf 'postd: %s: %s passed, %s failed, %s skipped\n' "$name" "$passed" "$failed" "$skipped"
   if ((total == 0 || passed == 0 && failed == 0)); then
-    printf 'postd: no test ran\n' >&2
+    printf 'postd: %s: no test ran\n' "$name" >&2
     return 1
   fi
   if ((ctest_rc != 0 || failed != 0)); then
-    printf 'postd: tests failed (ctest exit %s)\n' "$ctest_rc" >&2
+    printf 'postd: %s: tests failed (ctest exit %s)\n' "$name" "$ctest_rc" >&2
     return 1
   fi
+}
+
+# Print the sanitizer reports in DIR on stderr; sets reports to their number.
+show_sanitizer_reports() {
+  local dir=$1 f
+  reports=0
+  for f in "$dir"/report.*; do
+    [[ -s $f ]] || continue
+    reports=$((reports + 1))
+    printf 'postd: sanitizer report %s:\n' "${f##*/}" >&2
+    sed 's/^/    /' "$f" >&2
+  done
+}
+
+main() {
+  local rc=0 all_passed=0 all_failed=0 all_skipped=0 reports=0 sanitizer_env
+  postd_install_packages
+  [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release
+  start_services
+  run_suite release "$build_dir" -- "$@" || rc=1
+
+  if [[ ${POSTD_SKIP_SANITIZE:-0} != 1 ]]; then
+    if [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || build_sanitized "$asan_dir"; then
+      mkdir -p "$services_dir/sanitizer"
+      sanitizer_options "$services_dir/sanitizer"
+      run_suite asan "$asan_dir" "${sanitizer_env[@]}" -- "$@" || rc=1
+      show_sanitizer_reports "$services_dir/sanitizer"
+      if ((reports)); then
+        printf 'postd: asan: %s sanitizer report(s), see above\n' "$reports" >&2
+        rc=1
+      fi
+    else
+      rc=1
+    fi
+  fi
+
+  summary="$all_passed passed, $all_failed failed"
+  ((all_skipped == 0)) || summary+=", $all_skipped skipped"
+  ((reports == 0)) || summary+=", $reports sanitizer reports"
+  return "$rc"
 }
 
 main "$@"
