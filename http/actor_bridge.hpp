@@ -4,13 +4,13 @@
 // messages to CAF. Callbacks travel inside the messages; the session's
 // callback posts back onto its own strand, so actors never touch Beast.
 
-#include "actors/health_board.hpp"
-#include "actors/protocol.hpp"
-#include "http/api.hpp"
-
 #include <atomic>
 #include <memory>
 #include <vector>
+
+#include "actors/health_board.hpp"
+#include "actors/protocol.hpp"
+#include "http/api.hpp"
 
 namespace postd::http {
 

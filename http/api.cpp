@@ -1,11 +1,12 @@
 #include "http/api.hpp"
 
-#include "http/errors.hpp"
-#include "http/validation.hpp"
-
 #include <algorithm>
 #include <cctype>
+
 #include <nlohmann/json.hpp>
+
+#include "http/errors.hpp"
+#include "http/validation.hpp"
 
 namespace postd::http {
 
@@ -14,7 +15,13 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 std::string path_of(const std::string& target) {
-  return target.substr(0, target.find('?'));
+  auto path = target.substr(0, target.find('?'));
+  // absolute-form (RFC 9112 3.2.2): route on the path
+  if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {
+    auto slash = path.find('/', path.find("://") + 3);
+    path = slash == std::string::npos ? "/" : path.substr(slash);
+  }
+  return path;
 }
 
 api_response json_response(unsigned status, const ojson& body) {
@@ -121,8 +128,7 @@ void api::create_post(api_request req, respond_fn respond) {
   if (!author)
     return refuse(bare_error_response(401, "Unauthorized"));
   if (!is_json_content_type(req.content_type))
-    return respond(
-        error_response(415, "Content-Type must be application/json"));
+    return refuse(error_response(415, "Content-Type must be application/json"));
   if (req.has_idempotency_key && !valid_idempotency_key(req.idempotency_key))
     return refuse(error_response(
         400, std::vector<std::string>{

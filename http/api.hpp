@@ -4,13 +4,13 @@
 // a response goes out through `respond` (possibly later, from another
 // thread). The actors are reached through the `backend` interface.
 
+#include <memory>
+#include <string>
+
 #include "actors/health_board.hpp"
 #include "actors/messages.hpp"
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
-
-#include <memory>
-#include <string>
 
 namespace postd::http {
 

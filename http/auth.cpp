@@ -73,9 +73,16 @@ token_verifier::verify_token(std::string_view token) const {
     if (!author)
       return std::nullopt;
     auto expires = std::chrono::system_clock::time_point::max();
-    if (payload.contains("exp") && payload["exp"].is_number())
+    if (payload.contains("exp")) {
+      if (!payload["exp"].is_number())
+        return std::nullopt;
       expires = std::chrono::system_clock::time_point{std::chrono::seconds{
           static_cast<long long>(payload["exp"].get<double>())}};
+      // jsonwebtoken: expired once now >= exp (cpp-jwt lets the whole
+      // second of exp pass).
+      if (std::chrono::system_clock::now() >= expires)
+        return std::nullopt;
+    }
     std::lock_guard<std::mutex> guard{cache_->mtx};
     if (cache_->entries.size() >= cache::max_entries)
       cache_->entries.clear();

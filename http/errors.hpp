@@ -3,10 +3,10 @@
 // Nest's error body: {"statusCode":400,"message":[...],"error":"Bad Request"}.
 // Every error response is built here, so the shape is the same everywhere.
 
-#include "http/api_types.hpp"
-
 #include <string>
 #include <vector>
+
+#include "http/api_types.hpp"
 
 namespace postd::http {
 

@@ -1,11 +1,11 @@
 #include "http/server.hpp"
 
-#include "app/log.hpp"
-#include "http/session.hpp"
-
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include "app/log.hpp"
+#include "http/session.hpp"
 
 namespace postd::http {
 

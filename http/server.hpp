@@ -3,13 +3,13 @@
 // The HTTP front: a Beast listener and its sessions on HTTP_THREADS I/O
 // threads. Beast stays behind this header.
 
-#include "http/api.hpp"
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "http/api.hpp"
 
 namespace postd::http {
 

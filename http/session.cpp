@@ -30,6 +30,34 @@ void session::do_read() {
   parser_->header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
   parser_->body_limit(settings_.max_body_bytes);
   stream_.expires_after(settings_.read_timeout);
+  bhttp::async_read_header(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&session::on_header, shared_from_this()));
+}
+
+void session::on_header(beast::error_code ec, std::size_t bytes) {
+  if (ec)
+    return on_read(ec, bytes);
+  auto& req = parser_->get();
+  if (req.find(bhttp::field::transfer_encoding) != req.end() && !req.chunked())
+    return send(error_response(400, "Malformed HTTP request"), true, false);
+  if (beast::iequals(req[bhttp::field::expect], "100-continue") &&
+      !parser_->is_done()) {
+    auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
+        bhttp::status::continue_, req.version());
+    bhttp::async_write(
+        stream_, *cont,
+        [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+          if (ec)
+            return self->do_close();
+          self->do_read_body();
+        });
+    return;
+  }
+  do_read_body();
+}
+
+void session::do_read_body() {
   bhttp::async_read(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&session::on_read, shared_from_this()));

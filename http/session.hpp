@@ -5,18 +5,19 @@
 // header and body limits for every message. Pipelined requests are read
 // only after the previous response is written, so answers stay in order.
 
-#include "http/api.hpp"
-#include "http/server.hpp"
-
 #include <atomic>
+#include <memory>
+#include <optional>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <memory>
-#include <optional>
+
+#include "http/api.hpp"
+#include "http/server.hpp"
 
 namespace postd::http {
 
@@ -33,6 +34,8 @@ public:
 
 private:
   void do_read();
+  void on_header(beast::error_code ec, std::size_t bytes);
+  void do_read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void dispatch(bhttp::request<bhttp::string_body>&& req);
   void send(api_response r, bool close, bool head);
