@@ -3,10 +3,11 @@
 // Structured logs on stdout (LOG_FORMAT json: one object a line with time,
 // level, msg and fields; text: a readable line). Backed by spdlog.
 
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace postd::log {
 

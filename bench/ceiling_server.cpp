@@ -24,22 +24,24 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr const char* accepted_body =
-  R"({"message":"Post creation queued successfully","jobId":"12345","status":"processing"})";
+    R"({"message":"Post creation queued successfully","jobId":"12345","status":"processing"})";
 
 class session : public std::enable_shared_from_this<session> {
 public:
   explicit session(tcp::socket&& s) : stream_(std::move(s)) {}
   void run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&session::do_read, shared_from_this()));
+    net::dispatch(
+        stream_.get_executor(),
+        beast::bind_front_handler(&session::do_read, shared_from_this()));
   }
 
 private:
   void do_read() {
     req_ = {};
     stream_.expires_after(std::chrono::seconds(30));
-    bhttp::async_read(stream_, buffer_, req_,
-                      beast::bind_front_handler(&session::on_read, shared_from_this()));
+    bhttp::async_read(
+        stream_, buffer_, req_,
+        beast::bind_front_handler(&session::on_read, shared_from_this()));
   }
   void on_read(beast::error_code ec, std::size_t) {
     if (ec)
@@ -50,8 +52,9 @@ private:
     res_.keep_alive(req_.keep_alive());
     res_.body() = accepted_body;
     res_.prepare_payload();
-    bhttp::async_write(stream_, res_,
-                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+    bhttp::async_write(
+        stream_, res_,
+        beast::bind_front_handler(&session::on_write, shared_from_this()));
   }
   void on_write(beast::error_code ec, std::size_t) {
     if (ec || !res_.keep_alive())
@@ -70,13 +73,14 @@ private:
 };
 
 void accept(tcp::acceptor& acceptor, net::io_context& ioc) {
-  acceptor.async_accept(net::make_strand(ioc), [&](beast::error_code ec, tcp::socket s) {
-    if (!ec) {
-      s.set_option(tcp::no_delay(true), ec);
-      std::make_shared<session>(std::move(s))->run();
-    }
-    accept(acceptor, ioc);
-  });
+  acceptor.async_accept(net::make_strand(ioc),
+                        [&](beast::error_code ec, tcp::socket s) {
+                          if (!ec) {
+                            s.set_option(tcp::no_delay(true), ec);
+                            std::make_shared<session>(std::move(s))->run();
+                          }
+                          accept(acceptor, ioc);
+                        });
 }
 
 } // namespace
@@ -89,7 +93,8 @@ int main(int argc, char** argv) {
   auto port = static_cast<unsigned short>(std::atoi(argv[1]));
   int threads = argc > 2 ? std::max(1, std::atoi(argv[2])) : 2;
   net::io_context ioc{threads};
-  tcp::acceptor acceptor{net::make_strand(ioc), {net::ip::make_address("127.0.0.1"), port}};
+  tcp::acceptor acceptor{net::make_strand(ioc),
+                         {net::ip::make_address("127.0.0.1"), port}};
   accept(acceptor, ioc);
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i)

@@ -54,14 +54,14 @@ validation_result validate_create_body(std::string_view body,
     if (it != doc.end() && !it->is_null())
       r.messages.push_back("content must be a string");
     else
-      r.messages.insert(r.messages.end(), {"content should not be empty",
+      r.messages.insert(r.messages.end(), {"content must not be empty",
                                            "content must be a string"});
     return r;
   }
   const auto& content = it->get_ref<const std::string&>();
   auto chars = utf8_length(content);
   if (chars == 0)
-    r.messages.push_back("content should not be empty");
+    r.messages.push_back("content must not be empty");
   if (chars > max_chars)
     r.messages.push_back("content must be shorter than or equal to " +
                          std::to_string(max_chars) + " characters");

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+
 #include <hiredis/hiredis.h>
 
 namespace postd::persistence {

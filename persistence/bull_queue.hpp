@@ -6,14 +6,14 @@
 // then broken()) and redis_reply_error when Redis answered with an error
 // (OOM, READONLY, a wrongly typed key): the client stays usable.
 
-#include "persistence/redis_client.hpp"
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "persistence/redis_client.hpp"
 
 namespace postd::persistence {
 

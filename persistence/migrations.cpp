@@ -1,17 +1,18 @@
 #include "persistence/migrations.hpp"
 
-#include "persistence/postgres.hpp"
-
 #include <algorithm>
 #include <array>
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <openssl/evp.h>
-#include <pqxx/pqxx>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
+
+#include <openssl/evp.h>
+#include <pqxx/pqxx>
+
+#include "persistence/postgres.hpp"
 
 namespace postd::persistence {
 namespace detail {

@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 #include <pqxx/pqxx>
-#include <string_view>
 
 namespace postd::persistence {
 namespace {

@@ -3,10 +3,11 @@
 #include <array>
 #include <charconv>
 #include <climits>
+#include <utility>
+
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 #include <sys/time.h>
-#include <utility>
 
 namespace postd::persistence {
 

@@ -5,8 +5,9 @@
 #include <chrono>
 #include <map>
 #include <string>
-#include <sys/types.h>
 #include <vector>
+
+#include <sys/types.h>
 
 namespace postd::testing {
 

@@ -2,9 +2,10 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <pqxx/pqxx>
 #include <random>
 #include <stdexcept>
+
+#include <pqxx/pqxx>
 #include <unistd.h>
 
 namespace postd::testing {

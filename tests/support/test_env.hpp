@@ -10,10 +10,10 @@
 // A missing variable fails the test (it never skips): a run without services
 // must not pass.
 
-#include "persistence/redis_client.hpp"
-
 #include <string>
 #include <string_view>
+
+#include "persistence/redis_client.hpp"
 
 namespace postd::testing {
 

@@ -1,7 +1,7 @@
-#include "http/api.hpp"
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "http/api.hpp"
 
 using namespace postd;
 using namespace postd::http;
@@ -130,7 +130,7 @@ TEST_F(ApiTest, ValidationErrorsUseNestsShape) {
   EXPECT_EQ(r.status, 400u);
   EXPECT_EQ(
       r.body,
-      R"({"statusCode":400,"message":["property x should not exist","content should not be empty"],"error":"Bad Request"})");
+      R"({"statusCode":400,"message":["property x should not exist","content must not be empty"],"error":"Bad Request"})");
   EXPECT_TRUE(be.posts.empty());
 }
 

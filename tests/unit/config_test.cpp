@@ -96,8 +96,9 @@ TEST(Config, ExampleEnvListsEverySetting) {
   }
   for (const auto& s : postd::app::settings()) {
     ASSERT_TRUE(listed.count(s.name)) << s.name << " missing from example-env";
-    if (s.name != "HTTP_THREADS" && s.name != "DATABASE_URL")
+    if (s.name != "HTTP_THREADS" && s.name != "DATABASE_URL") {
       EXPECT_EQ(listed[s.name], s.default_value) << s.name;
+    }
   }
   EXPECT_EQ(listed.size(), postd::app::settings().size());
 }

@@ -1,6 +1,6 @@
-#include "actors/rate_limiter.hpp"
-
 #include <gtest/gtest.h>
+
+#include "actors/rate_limiter.hpp"
 
 using namespace std::chrono_literals;
 using postd::actors::rate_limiter;

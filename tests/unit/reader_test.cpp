@@ -1,6 +1,6 @@
-#include "actors/reader.hpp"
-
 #include <gtest/gtest.h>
+
+#include "actors/reader.hpp"
 
 using namespace postd;
 using actors::describe_job;

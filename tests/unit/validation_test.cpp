@@ -1,6 +1,6 @@
-#include "http/validation.hpp"
-
 #include <gtest/gtest.h>
+
+#include "http/validation.hpp"
 
 using namespace postd::http;
 
@@ -32,11 +32,11 @@ TEST(Validation, RefusesBadBodies) {
   EXPECT_EQ(messages(R"("text")"),
             std::vector<std::string>{"request body must be a JSON object"});
   EXPECT_EQ(messages(R"({"content":""})"),
-            std::vector<std::string>{"content should not be empty"});
+            std::vector<std::string>{"content must not be empty"});
   EXPECT_EQ(messages(R"({"content":5})"),
             std::vector<std::string>{"content must be a string"});
   EXPECT_EQ(messages(R"({})"),
-            (std::vector<std::string>{"content should not be empty",
+            (std::vector<std::string>{"content must not be empty",
                                       "content must be a string"}));
   EXPECT_EQ(messages(R"({"content":"hi","extra":1})"),
             std::vector<std::string>{"property extra should not exist"});

@@ -1,13 +1,14 @@
-#include "persistence/bull_queue.hpp"
-#include "support/test_env.hpp"
-
 #include <cmath>
-#include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+
+#include "persistence/bull_queue.hpp"
+#include "support/test_env.hpp"
 
 namespace postd::persistence {
 namespace {

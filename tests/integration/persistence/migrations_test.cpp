@@ -1,15 +1,16 @@
-#include "persistence/migrations.hpp"
-#include "support/test_env.hpp"
-
 #include <cstdlib>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <map>
-#include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "persistence/migrations.hpp"
+#include "support/test_env.hpp"
 
 namespace {
 

@@ -1,18 +1,19 @@
-#include "persistence/migrations.hpp"
-#include "persistence/postgres.hpp"
-#include "support/test_env.hpp"
+#include <chrono>
+#include <iostream>
+#include <regex>
+#include <set>
 
 #include <arpa/inet.h>
-#include <chrono>
 #include <gtest/gtest.h>
-#include <iostream>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
-#include <regex>
-#include <set>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "persistence/migrations.hpp"
+#include "persistence/postgres.hpp"
+#include "support/test_env.hpp"
 
 namespace {
 

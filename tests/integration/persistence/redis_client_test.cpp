@@ -1,12 +1,12 @@
-#include "persistence/redis_client.hpp"
-#include "support/test_env.hpp"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "persistence/redis_client.hpp"
+#include "support/test_env.hpp"
 
 namespace postd::persistence {
 namespace {

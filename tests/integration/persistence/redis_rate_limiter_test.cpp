@@ -1,13 +1,14 @@
-#include "persistence/redis_rate_limiter.hpp"
-#include "support/test_env.hpp"
-
 #include <algorithm>
 #include <cstring>
-#include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include "persistence/redis_rate_limiter.hpp"
+#include "support/test_env.hpp"
 
 // The in-memory limiter's tests (tests/unit/rate_limiter_test.cpp) on the
 // Redis server's clock, so with real short windows. Every wait is placed at
