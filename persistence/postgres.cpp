@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 #include <pqxx/pqxx>
 
+#include "persistence/post_queries.hpp"
+
 namespace postd::persistence {
 namespace {
 
@@ -42,25 +44,6 @@ constexpr const char* find_post_by_job_sql = R"sql(
 SELECT "id", "content", "authorId",
        to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
 FROM "Post" WHERE "jobId" = $1)sql";
-
-// Both pages walk "Post_authorId_createdAt_idx" backwards; id breaks ties of
-// equal "createdAt" (a batch shares one now()). A timestamp input ignores the
-// trailing 'Z', so the created_at string we hand out is accepted back.
-constexpr const char* first_page_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post"
-WHERE "authorId" = $1
-ORDER BY "createdAt" DESC, "id" DESC
-LIMIT $2)sql";
-
-constexpr const char* next_page_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post"
-WHERE "authorId" = $1 AND ("createdAt", "id") < ($2::timestamp(3), $3)
-ORDER BY "createdAt" DESC, "id" DESC
-LIMIT $4)sql";
 
 constexpr const char* ping_sql = "SELECT 1";
 
@@ -288,9 +271,9 @@ post_store::posts_by_author(const std::string& author_id, std::size_t limit,
     return {};
   return run([&](pqxx::connection& c) {
     pqxx::nontransaction tx{c};
-    auto r = after ? tx.exec_params(next_page_sql, author_id, after->created_at,
-                                    after->id, limit)
-                   : tx.exec_params(first_page_sql, author_id, limit);
+    auto r = after ? tx.exec_params(sql::next_page, author_id,
+                                    after->created_at, after->id, limit)
+                   : tx.exec_params(sql::first_page, author_id, limit);
     std::vector<post> out;
     out.reserve(r.size());
     for (const auto& row : r)

@@ -217,16 +217,9 @@ struct HttpContractTest : ::testing::Test {
 
   // Limits high enough that only the rate-limit tests ever see a 429.
   env_map env() const {
-    auto r = test_redis();
-    return {{"DATABASE_URL", db.pgbouncer_url()},
-            {"REDIS_HOST", r.host},
-            {"REDIS_PORT", std::to_string(r.port)},
-            {"JWT_SECRET", secret},
-            {"QUEUE_NAME", queue},
-            {"THROTTLE_LIMIT", "100000"},
-            {"WRITERS", "2"},
-            {"HTTP_THREADS", "2"},
-            {"LOG_LEVEL", "warn"}};
+    auto e = postd_env(db, queue, secret);
+    e["THROTTLE_LIMIT"] = "100000";
+    return e;
   }
 
   void migrate() {

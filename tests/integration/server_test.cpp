@@ -27,17 +27,7 @@ struct ServerTest : ::testing::Test {
   scratch_database db;
   std::string queue = unique_name("q");
 
-  env_map env() const {
-    auto redis = test_redis();
-    return {{"DATABASE_URL", db.pgbouncer_url()},
-            {"REDIS_HOST", redis.host},
-            {"REDIS_PORT", std::to_string(redis.port)},
-            {"JWT_SECRET", secret},
-            {"QUEUE_NAME", queue},
-            {"WRITERS", "2"},
-            {"HTTP_THREADS", "2"},
-            {"LOG_LEVEL", "warn"}};
-  }
+  env_map env() const { return postd_env(db, queue, secret); }
 
   void migrate() {
     auto r = run_postd({"migrate"}, env());

@@ -89,6 +89,19 @@ std::string temp_path(const std::string& stem) {
 
 } // namespace
 
+env_map postd_env(const scratch_database& db, const std::string& queue,
+                  const std::string& jwt_secret) {
+  auto redis = test_redis();
+  return {{"DATABASE_URL", db.pgbouncer_url()},
+          {"REDIS_HOST", redis.host},
+          {"REDIS_PORT", std::to_string(redis.port)},
+          {"JWT_SECRET", jwt_secret},
+          {"QUEUE_NAME", queue},
+          {"WRITERS", "2"},
+          {"HTTP_THREADS", "2"},
+          {"LOG_LEVEL", "warn"}};
+}
+
 run_result run_postd(const std::vector<std::string>& args, const env_map& env) {
   auto out = temp_path("postd_out");
   auto err = temp_path("postd_err");

@@ -19,6 +19,14 @@ struct run_result {
   std::string err;
 };
 
+class scratch_database;
+
+// The environment an end-to-end test gives postd: its scratch database
+// through PgBouncer, the test Redis, its own queue, a known JWT secret,
+// 2 writers and 2 I/O threads, warnings only.
+env_map postd_env(const scratch_database& db, const std::string& queue,
+                  const std::string& jwt_secret);
+
 // Runs `postd args...` to completion with the test's environment plus `env`.
 run_result run_postd(const std::vector<std::string>& args, const env_map& env);
 

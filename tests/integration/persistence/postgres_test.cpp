@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "persistence/migrations.hpp"
+#include "persistence/post_queries.hpp"
 #include "persistence/postgres.hpp"
 #include "support/test_env.hpp"
 
@@ -305,23 +306,6 @@ TEST_F(PostgresStore, PaginationReturnsEveryRowOnceNewestFirst) {
     EXPECT_GE(first[i - 1].created_at, first[i].created_at); // ISO sorts
 }
 
-// The statements of persistence/postgres.cpp (first_page_sql, next_page_sql).
-const char* const first_page_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post"
-WHERE "authorId" = $1
-ORDER BY "createdAt" DESC, "id" DESC
-LIMIT $2)sql";
-
-const char* const next_page_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post"
-WHERE "authorId" = $1 AND ("createdAt", "id") < ($2::timestamp(3), $3)
-ORDER BY "createdAt" DESC, "id" DESC
-LIMIT $4)sql";
-
 template <class... Args>
 std::string explain(const std::string& url, const std::string& sql,
                     Args&&... args) {
@@ -351,9 +335,10 @@ TEST_F(PostgresStore, PaginationUsesTheAuthorCreatedAtIndex) {
   ASSERT_EQ(page.size(), 20u);
 
   for (const auto& plan :
-       {explain(db_.direct_url(), first_page_sql, "a7", 20),
-        explain(db_.direct_url(), next_page_sql, "a7", page.back().created_at,
-                page.back().id, 20)}) {
+       {explain(db_.direct_url(), postd::persistence::sql::first_page, "a7",
+                20),
+        explain(db_.direct_url(), postd::persistence::sql::next_page, "a7",
+                page.back().created_at, page.back().id, 20)}) {
     EXPECT_NE(
         plan.find("Index Scan Backward using \"Post_authorId_createdAt_idx\""),
         std::string::npos)
