@@ -85,7 +85,7 @@ const std::vector<setting_info>& settings() {
       {"JOB_BACKOFF_MS", "1000", "exponential backoff base in milliseconds"},
       {"KEEP_COMPLETED", "1000", "completed job ids kept in Redis"},
       {"KEEP_FAILED", "10000", "failed job ids kept in Redis"},
-      {"WRITERS", "4", "writer actors"},
+      {"WRITERS", "4", "writer actors (0: an ingest-only instance)"},
       {"WRITER_BATCH", "256", "max jobs one writer persists per transaction"},
       {"HTTP_THREADS", default_threads(), "HTTP I/O threads"},
       {"MAX_BODY_BYTES", "65536", "largest accepted request body"},
@@ -135,7 +135,7 @@ config parse_config(const std::map<std::string, std::string>& values) {
   c.keep_completed =
       integer("KEEP_COMPLETED", get("KEEP_COMPLETED"), 0, i32_max);
   c.keep_failed = integer("KEEP_FAILED", get("KEEP_FAILED"), 0, i32_max);
-  c.writers = static_cast<int>(integer("WRITERS", get("WRITERS"), 1, 256));
+  c.writers = static_cast<int>(integer("WRITERS", get("WRITERS"), 0, 256));
   c.writer_batch =
       static_cast<int>(integer("WRITER_BATCH", get("WRITER_BATCH"), 1, 10000));
   c.http_threads =

@@ -25,6 +25,12 @@ namespace postd::persistence {
 // Returns per job: "added"|"duplicate"|"full", job id ("" when full).
 constexpr std::string_view add_jobs_script = R"lua(
 local rcall = redis.call
+-- PUBLISH costs a call per job. With nobody listening (no subscriber of the
+-- channel, no pattern subscription at all) it is skipped: no client can tell.
+local function listened(channel)
+  return rcall("PUBSUB", "NUMPAT") > 0 or
+         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
+end
 local function badType(key, want)
   local t = rcall("TYPE", key)["ok"]
   if t ~= "none" and t ~= want then return key .. " holds a " .. t end
@@ -63,7 +69,7 @@ local now
 local out, pushed = {}, {}
 for j = 1, n do
   if ordinal[j] then
-    local jobId = firstId + ordinal[j] - 1
+    local jobId = string.format("%d", firstId + ordinal[j] - 1)
     local ts = ARGV[4 * j + 3]
     if ts == "" then
       if not now then
@@ -79,7 +85,7 @@ for j = 1, n do
     if key then rcall("SET", key, jobId, "EX", 86400) end
     pushed[#pushed + 1] = jobId
     out[#out + 1] = "added"
-    out[#out + 1] = string.format("%d", jobId)
+    out[#out + 1] = jobId
   elseif dupOf[j] then
     local first = dupOf[j]
     if type(first) == "number" then
@@ -96,7 +102,9 @@ for from = 1, #pushed, 5000 do
   rcall("LPUSH", target, unpack(pushed, from, math.min(from + 4999, #pushed)))
 end
 local channel = KEYS[1] .. "ing@" .. ARGV[4]
-for _, jobId in ipairs(pushed) do rcall("PUBLISH", channel, jobId) end
+if #pushed > 0 and listened(channel) then
+  for _, jobId in ipairs(pushed) do rcall("PUBLISH", channel, jobId) end
+end
 return out
 )lua";
 
@@ -107,6 +115,12 @@ return out
 // Returns per job: {id, name, data, opts, attemptsMade, timestamp}.
 constexpr std::string_view take_jobs_script = R"lua(
 local rcall = redis.call
+-- PUBLISH costs a call per job. With nobody listening (no subscriber of the
+-- channel, no pattern subscription at all) it is skipped: no client can tell.
+local function listened(channel)
+  return rcall("PUBSUB", "NUMPAT") > 0 or
+         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
+end
 local function badType(key, want)
   local t = rcall("TYPE", key)["ok"]
   if t ~= "none" and t ~= want then return key .. " holds a " .. t end
@@ -147,7 +161,6 @@ for _, jobId in ipairs(ids) do
   else
     rcall("SET", jobKey .. ":lock", token, "PX", lockMs)
     rcall("HSET", jobKey, "processedOn", now)
-    rcall("PUBLISH", KEYS[2] .. "@" .. token, jobId)
     taken[#taken + 1] = jobId
     out[#out + 1] = {jobId, f[1] or "", f[2] or "", f[3] or "", f[4] or "0",
                      f[5] or "0"}
@@ -157,6 +170,10 @@ for from = 1, #taken, 5000 do
   local to = math.min(from + 4999, #taken)
   rcall("SREM", KEYS[4], unpack(taken, from, to))
   rcall("ZREM", KEYS[3], unpack(taken, from, to))
+end
+local channel = KEYS[2] .. "@" .. token
+if #taken > 0 and listened(channel) then
+  for _, jobId in ipairs(taken) do rcall("PUBLISH", channel, jobId) end
 end
 return out
 )lua";
@@ -201,6 +218,12 @@ return lost
 // Returns the ids whose lock was lost (left untouched).
 constexpr std::string_view complete_jobs_script = R"lua(
 local rcall = redis.call
+-- PUBLISH costs a call per job. With nobody listening (no subscriber of the
+-- channel, no pattern subscription at all) it is skipped: no client can tell.
+local function listened(channel)
+  return rcall("PUBSUB", "NUMPAT") > 0 or
+         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
+end
 local function badType(key, want)
   local t = rcall("TYPE", key)["ok"]
   if t ~= "none" and t ~= want then return key .. " holds a " .. t end
@@ -229,7 +252,7 @@ local function removeJob(jobKey) rcall("DEL", jobKey, jobKey .. ":logs") end
 local base, token, keepDefault = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = rcall("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lost, released, scored, keeps = {}, {}, {}, {}
+local lost, released, scored, keeps, finished = {}, {}, {}, {}, {}
 for i = 4, #ARGV, 2 do
   local jobId, rv = ARGV[i], ARGV[i + 1]
   local jobKey = base .. jobId
@@ -260,7 +283,14 @@ for i = 4, #ARGV, 2 do
       scored[#scored + 1] = jobId
       keeps[keep] = true
     end
-    rcall("PUBLISH", KEYS[2], cjson.encode({jobId = jobId, val = rv}))
+    finished[#finished + 1] = jobId
+    finished[#finished + 1] = rv
+  end
+end
+if #finished > 0 and listened(KEYS[2]) then
+  for i = 1, #finished, 2 do
+    rcall("PUBLISH", KEYS[2],
+          cjson.encode({jobId = finished[i], val = finished[i + 1]}))
   end
 end
 for from = 1, #released, 5000 do

@@ -21,7 +21,7 @@ POSTD_PACKAGES=(
   iproute2 libcaf-dev libboost-dev libboost-system-dev libhiredis-dev
   libpqxx-dev libpq-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
   libbenchmark-dev libcpp-jwt-dev libssl-dev libspdlog-dev libfmt-dev
-  libcli11-dev redis-server redis-tools postgresql postgresql-contrib
+  libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl
 )
 

@@ -58,7 +58,8 @@ TEST(Config, InvalidValuesNameTheVariable) {
   EXPECT_EQ(message({{"PORT", "abc"}}).rfind("PORT: ", 0), 0u);
   EXPECT_EQ(message({{"PORT", "70000"}}).rfind("PORT: ", 0), 0u);
   EXPECT_EQ(message({{"PORT", "80x"}}).rfind("PORT: ", 0), 0u);
-  EXPECT_EQ(message({{"WRITERS", "0"}}).rfind("WRITERS: ", 0), 0u);
+  EXPECT_EQ(message({{"WRITERS", "-1"}}).rfind("WRITERS: ", 0), 0u);
+  EXPECT_EQ(message({{"WRITERS", "257"}}).rfind("WRITERS: ", 0), 0u);
   EXPECT_EQ(message({{"TRUST_PROXY", "maybe"}}).rfind("TRUST_PROXY: ", 0), 0u);
   EXPECT_EQ(message({{"THROTTLE_STORE", "disk"}}).rfind("THROTTLE_STORE: ", 0),
             0u);

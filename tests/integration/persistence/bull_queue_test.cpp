@@ -771,5 +771,19 @@ TEST_F(BullQueueTest, PublishesBullEvents) {
   EXPECT_EQ(gone["val"], "final");
 }
 
+// Events are skipped when nobody listens: a plain SUBSCRIBE to one channel,
+// with no pattern subscription anywhere, must still get every one of them.
+TEST_F(BullQueueTest, PublishesToAChannelSubscriberWithoutPatterns) {
+  subscriber completed(testing::test_redis(), "SUBSCRIBE",
+                       keys_.key("completed"));
+  add(2);
+  take(2);
+  complete_jobs(redis_, keys_,
+                {{"1", R"({"postId":"p/1"})"}, {"2", R"({"postId":"p/2"})"}},
+                token_, 10);
+  EXPECT_EQ(json::parse(completed.next().second)["jobId"], "1");
+  EXPECT_EQ(json::parse(completed.next().second)["jobId"], "2");
+}
+
 } // namespace
 } // namespace postd::persistence
