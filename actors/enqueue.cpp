@@ -78,11 +78,15 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
 
 } // namespace
 
+// The old service's shape, key order included (SPEC). Written directly:
+// only the two strings need JSON's escaping.
 std::string job_data(const create_post& post) {
-  nlohmann::json data = {{"postData", {{"content", post.content}}},
-                         {"userId", post.author},
-                         {"fileUrls", nlohmann::json::array()}};
-  return data.dump();
+  auto quoted = [](const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false,
+                                  nlohmann::json::error_handler_t::replace);
+  };
+  return R"({"postData":{"content":)" + quoted(post.content) +
+         R"(},"userId":)" + quoted(post.author) + R"(,"fileUrls":[]})";
 }
 
 enqueue_actor::behavior_type

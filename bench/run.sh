@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark: postd's POST /v1/post/create against the ceiling of HTTP on
 # this machine (a minimal Beast server answering the same 202), one after the
-# other in the same run, with wrk. Prints a table.
+# other in the same run, with wrk. Prints a table with three rows per
+# connection count: ceiling; postd, the accept path (an ingest-only instance,
+# WRITERS=0); postd+w, one instance that also persists to PostgreSQL with 4
+# writers while it accepts.
 #
 #   bench/run.sh                      30 s per run, 50 and 200 connections
 #   BENCH_SECONDS=10 bench/run.sh     shorter runs
@@ -75,10 +78,20 @@ ceiling_port=$(postd_free_port)
 ceiling_pid=$!
 wait_port "$ceiling_port"
 
-postd_port=$(postd_free_port)
-PORT=$postd_port "$build_dir/postd" serve > "$work/postd.log" 2>&1 & pids+=($!)
-postd_pid=$!
-wait_port "$postd_port"
+# Two postd instances on their own queues: "postd" is the accept path alone
+# (WRITERS=0, an ingest-only instance: HTTP, throttle, batched adds to
+# Redis); "postd+w" also runs 4 writers that persist to PostgreSQL during
+# the run, all on the same 2 cores.
+ingest_port=$(postd_free_port)
+QUEUE_NAME=bench-ingest WRITERS=0 PORT=$ingest_port "$build_dir/postd" serve \
+  > "$work/postd-ingest.log" 2>&1 & pids+=($!)
+ingest_pid=$!
+full_port=$(postd_free_port)
+QUEUE_NAME=bench-full WRITERS=4 PORT=$full_port "$build_dir/postd" serve \
+  > "$work/postd-full.log" 2>&1 & pids+=($!)
+full_pid=$!
+wait_port "$ingest_port"
+wait_port "$full_port"
 
 echo "wrk -t1, ${seconds}s per run, on $(nproc) cores; Redis and PostgreSQL on the same machine"
 echo
@@ -86,8 +99,9 @@ echo "| server   | conns | req/s     | p50 ms   | p99 ms   | errors | RSS MiB |"
 echo "|----------|-------|-----------|----------|----------|--------|---------|"
 for c in $connections; do
   run_wrk ceiling "$ceiling_port" "$c" "$ceiling_pid"
-  run_wrk postd "$postd_port" "$c" "$postd_pid"
+  run_wrk postd "$ingest_port" "$c" "$ingest_pid"
+  run_wrk postd+w "$full_port" "$c" "$full_pid"
 done
 echo
-queue=$(curl -s "http://127.0.0.1:$postd_port/health/queue")
-echo "postd /health/queue after the runs: $queue"
+echo "postd   /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
+echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"

@@ -144,10 +144,11 @@ void api::create_post(api_request req, respond_fn respond) {
         switch (o.status) {
         case create_status::queued:
         case create_status::duplicate: {
-          auto r = json_response(
-              202, ojson{{"message", "Post creation queued successfully"},
-                         {"jobId", o.job_id},
-                         {"status", "processing"}});
+          api_response r;
+          r.status = 202;
+          r.body =
+              R"({"message":"Post creation queued successfully","jobId":)" +
+              nlohmann::json(o.job_id).dump() + R"(,"status":"processing"})";
           r.headers.emplace_back("Location", "/v1/post/jobs/" + o.job_id);
           add_rate_limit_headers(r, o.throttle);
           return respond(std::move(r));

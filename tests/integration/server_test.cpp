@@ -310,3 +310,37 @@ TEST_F(ServerTest, RedisThrottleStoreIsSharedByInstances) {
   EXPECT_FALSE(refused.headers["retry-after"].empty());
   EXPECT_EQ(create(a.port(), "5").status, 429u);
 }
+
+// WRITERS=0 is an ingest-only instance: it queues and never writes; a writer
+// instance on the same queue persists what it accepted, once each.
+TEST_F(ServerTest, IngestOnlyInstanceQueuesAndAWriterInstanceDrains) {
+  migrate();
+  auto e = env();
+  e["WRITERS"] = "0";
+  server_process ingest{e};
+  ASSERT_TRUE(ingest.wait_healthy(20s)) << ingest.output();
+  constexpr int n = 20;
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(create(ingest.port(), "queued " + std::to_string(i)).status,
+              202u);
+  pqxx::connection conn{db.direct_url()};
+  auto rows = [&] {
+    pqxx::work tx{conn};
+    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>();
+  };
+  ASSERT_TRUE(eventually([&] {
+    auto q = http_call(ingest.port(), "GET", "/health/queue");
+    return q.status == 200 &&
+           nlohmann::json::parse(q.body)["waiting"].get<int>() == n;
+  })) << ingest.output();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(rows(), 0);
+
+  server_process writer{env()};
+  ASSERT_TRUE(writer.wait_healthy(20s)) << writer.output();
+  ASSERT_TRUE(eventually([&] { return rows() == n; })) << writer.output();
+  pqxx::work tx{conn};
+  EXPECT_EQ(
+      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
+      n);
+}

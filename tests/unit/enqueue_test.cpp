@@ -1,0 +1,28 @@
+// The job data postd writes into Bull's hash: the old service's shape, byte
+// for byte, with every string JSON-escaped.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/enqueue.hpp"
+
+using postd::actors::create_post;
+using postd::actors::job_data;
+
+TEST(JobData, HasTheOldServiceShapeInItsKeyOrder) {
+  create_post post{"alice", "hello", ""};
+  EXPECT_EQ(
+      job_data(post),
+      R"({"postData":{"content":"hello"},"userId":"alice","fileUrls":[]})");
+}
+
+TEST(JobData, EscapesEveryString) {
+  const std::string content = "quote \" backslash \\ newline \n tab \t "
+                              "nul-free control \x01 emoji \xF0\x9F\x9A\x80";
+  const std::string author = "we\"ird\\user";
+  auto data = nlohmann::json::parse(job_data({author, content, ""}));
+  EXPECT_EQ(data["postData"]["content"], content);
+  EXPECT_EQ(data["userId"], author);
+  EXPECT_TRUE(data["fileUrls"].is_array());
+  EXPECT_TRUE(data["fileUrls"].empty());
+}
