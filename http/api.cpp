@@ -53,6 +53,22 @@ bool plausible_job_id(const std::string& id) {
          });
 }
 
+// Express under Nest routes with neither `strict` nor `caseSensitive`: one
+// trailing slash and the case of the letters do not matter.
+std::string route_of(std::string path) {
+  if (path.size() > 1 && path.back() == '/')
+    path.pop_back();
+  return path;
+}
+
+bool same_route(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 std::string route_key(const std::string& method, const std::string& route,
                       const std::string& ip) {
   return method + " " + route + "|" + ip;
@@ -86,7 +102,8 @@ std::string api::client_ip(const api_request& req) const {
 
 void api::handle(api_request req, respond_fn respond) {
   auto path = path_of(req.target);
-  if (path == "/v1/post/create") {
+  auto route = route_of(path);
+  if (same_route(route, "/v1/post/create")) {
     if (req.method != "POST") {
       auto r = error_response(405, "Cannot " + req.method + " " + path);
       r.headers.emplace_back("Allow", "POST");
@@ -95,24 +112,27 @@ void api::handle(api_request req, respond_fn respond) {
     return create_post(std::move(req), std::move(respond));
   }
   constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
-  if (path.rfind(jobs_prefix, 0) == 0 && path.size() > jobs_prefix.size() &&
-      path.find('/', jobs_prefix.size()) == std::string::npos) {
+  if (route.size() > jobs_prefix.size() &&
+      same_route(std::string_view(route).substr(0, jobs_prefix.size()),
+                 jobs_prefix) &&
+      route.find('/', jobs_prefix.size()) == std::string::npos) {
     if (req.method != "GET" && req.method != "HEAD") {
       auto r = error_response(405, "Cannot " + req.method + " " + path);
       r.headers.emplace_back("Allow", "GET, HEAD");
       return respond(std::move(r));
     }
-    return job_status(std::move(req), path.substr(jobs_prefix.size()),
+    return job_status(std::move(req), route.substr(jobs_prefix.size()),
                       std::move(respond));
   }
-  if (path == "/health" || path == "/health/queue") {
+  bool health_route = same_route(route, "/health");
+  if (health_route || same_route(route, "/health/queue")) {
     if (req.method != "GET" && req.method != "HEAD") {
       auto r = error_response(405, "Cannot " + req.method + " " + path);
       r.headers.emplace_back("Allow", "GET, HEAD");
       return respond(std::move(r));
     }
-    return path == "/health" ? health(std::move(respond))
-                             : health_queue(std::move(respond));
+    return health_route ? health(std::move(respond))
+                        : health_queue(std::move(respond));
   }
   respond(error_response(404, "Cannot " + req.method + " " + path));
 }

@@ -172,6 +172,29 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
   EXPECT_EQ(call(r).status, 405u);
 }
 
+// As Express routes under Nest: a trailing slash and letter case are ignored.
+TEST_F(ApiTest, RoutesIgnoreOneTrailingSlashAndCase) {
+  auto r = create(R"({"content":"hi"})");
+  r.target = "/v1/post/create/";
+  EXPECT_EQ(call(r).status, 202u);
+  r.target = "/V1/Post/CREATE?x=1";
+  EXPECT_EQ(call(r).status, 202u);
+  r.target = "/v1/post/create//";
+  EXPECT_EQ(call(r).status, 404u);
+  r.target = "/v1/post/creates";
+  EXPECT_EQ(call(r).status, 404u);
+  EXPECT_EQ(be.posts.size(), 2u);
+  api_request h;
+  h.method = "GET";
+  h.target = "/Health/";
+  EXPECT_NE(call(h).status, 404u);
+  h.target = "/v1/post/jobs/AbC/";
+  h.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
+  call(h);
+  ASSERT_EQ(be.queries.size(), 1u);
+  EXPECT_EQ(be.queries[0].second, "AbC"); // the id keeps its case
+}
+
 TEST_F(ApiTest, TrustProxyTakesTheFirstForwardedAddress) {
   api trusting{api_settings{"post-creation", 10, true}, tokens, be};
   api_request r;
