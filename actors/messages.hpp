@@ -5,9 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/rate_limiter.hpp"
+#include "persistence/postgres.hpp"
 
 namespace postd::actors {
 
@@ -65,6 +68,24 @@ struct job_query {
   std::string author;
   std::string job_id;
   job_callback reply;
+};
+
+// GET /v1/post/:id (one post) and GET /v1/post?authorId= (a page of an
+// author's posts, newest first).
+struct posts_page {
+  enum class result { found, not_found, unavailable };
+  result outcome = result::unavailable;
+  std::vector<persistence::post> items;
+};
+
+using posts_callback = std::function<void(posts_page)>;
+
+struct posts_query {
+  std::string post_id;   // set: that one post
+  std::string author_id; // otherwise: a page of this author's posts
+  std::size_t limit = 20;
+  std::optional<persistence::post> after; // the page starts below this
+  posts_callback reply;
 };
 
 } // namespace postd::actors

@@ -10,6 +10,7 @@
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::create_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::throttle_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::job_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postd::actors::posts_query)
 
 CAF_BEGIN_TYPE_ID_BLOCK(postd, caf::first_custom_type_id)
 
@@ -38,7 +39,8 @@ using writer_actor = caf::typed_actor<caf::reacts_to<work_atom>>;
 using writer_supervisor_actor =
     caf::typed_actor<caf::reacts_to<restart_atom, int>>;
 
-using reader_actor = caf::typed_actor<caf::reacts_to<job_query>>;
+using reader_actor =
+    caf::typed_actor<caf::reacts_to<job_query>, caf::reacts_to<posts_query>>;
 
 using monitor_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
 

@@ -50,6 +50,23 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
   return describe_job(q.author, job, row);
 }
 
+posts_page find_posts(reader_state& st, const reader_settings& s,
+                      const posts_query& q) {
+  if (!st.db)
+    st.db = std::make_unique<persistence::post_store>(s.database_url);
+  posts_page page;
+  page.outcome = posts_page::result::found;
+  if (!q.post_id.empty()) {
+    if (auto p = st.db->find_post(q.post_id))
+      page.items.push_back(std::move(*p));
+    else
+      page.outcome = posts_page::result::not_found;
+  } else {
+    page.items = st.db->posts_by_author(q.author_id, q.limit, q.after);
+  }
+  return page;
+}
+
 } // namespace
 
 job_lookup describe_job(const std::string& author,
@@ -100,6 +117,18 @@ reader(reader_actor::stateful_pointer<reader_state> self,
                     {{"job_id", q.job_id}, {"error", e.what()}});
         }
         q.reply(job_lookup{job_lookup::result::unavailable, {}, 0, {}, {}});
+      },
+      [self, settings](posts_query& q) {
+        auto& st = self->state;
+        try {
+          q.reply(find_posts(st, settings, q));
+          return;
+        } catch (const persistence::postgres_error& e) {
+          if (e.connection_lost())
+            st.db.reset();
+          log::warn("post lookup failed", {{"error", e.what()}});
+        }
+        q.reply(posts_page{});
       },
   };
 }

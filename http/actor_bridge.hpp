@@ -37,11 +37,13 @@ public:
 
   void find_job(std::string author, std::string job_id,
                 actors::job_callback done) override {
-    auto i =
-        next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size();
-    caf::anon_send(readers_[i],
+    caf::anon_send(next_reader(),
                    actors::job_query{std::move(author), std::move(job_id),
                                      std::move(done)});
+  }
+
+  void find_posts(actors::posts_query q) override {
+    caf::anon_send(next_reader(), std::move(q));
   }
 
   std::shared_ptr<const actors::health_view> health() const override {
@@ -52,6 +54,12 @@ public:
   }
 
 private:
+  const actors::reader_actor& next_reader() {
+    auto i =
+        next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size();
+    return readers_[i];
+  }
+
   actors::throttle_actor throttle_;
   std::vector<actors::reader_actor> readers_;
   std::atomic<std::size_t> next_reader_{0};

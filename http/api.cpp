@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/errors.hpp"
+#include "http/query.hpp"
 #include "http/validation.hpp"
 
 namespace postd::http {
@@ -124,6 +125,24 @@ void api::handle(api_request req, respond_fn respond) {
     return job_status(std::move(req), route.substr(jobs_prefix.size()),
                       std::move(respond));
   }
+  constexpr std::string_view posts_route = "/v1/post";
+  bool list_route = same_route(route, posts_route);
+  bool post_route =
+      route.size() > posts_route.size() + 1 &&
+      same_route(std::string_view(route).substr(0, posts_route.size() + 1),
+                 "/v1/post/") &&
+      route.find('/', posts_route.size() + 1) == std::string::npos;
+  if (list_route || post_route) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      auto r = error_response(405, "Cannot " + req.method + " " + path);
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(r));
+    }
+    if (list_route)
+      return list_posts(std::move(req), std::move(respond));
+    return get_post(std::move(req), route.substr(posts_route.size() + 1),
+                    std::move(respond));
+  }
   bool health_route = same_route(route, "/health");
   if (health_route || same_route(route, "/health/queue")) {
     if (req.method != "GET" && req.method != "HEAD") {
@@ -240,6 +259,113 @@ void api::job_status(api_request req, std::string job_id, respond_fn respond) {
               add_rate_limit_headers(r, d);
               respond(std::move(r));
             });
+      });
+}
+
+namespace {
+
+ojson post_json(const persistence::post& p) {
+  return ojson{{"id", p.id},
+               {"content", p.content},
+               {"authorId", p.author_id},
+               {"createdAt", p.created_at}};
+}
+
+api_response posts_unavailable() {
+  auto r = error_response(503, "Database unavailable, try again later");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+} // namespace
+
+void api::get_post(api_request req, std::string id, respond_fn respond) {
+  auto key = route_key("GET", "/v1/post/:id", client_ip(req));
+  auto not_found = error_response(404, "Post " + id + " not found");
+  // Prisma's uuid(), and any id of the same alphabet, reach the database.
+  if (!plausible_job_id(id))
+    return refuse(std::move(key), std::move(not_found), std::move(respond));
+  backend_.throttle(std::move(key), [this, id = std::move(id),
+                                     respond = std::move(respond),
+                                     not_found = std::move(not_found)](
+                                        actors::throttle_decision d) mutable {
+    if (!d.allowed)
+      return respond(throttled_response(d));
+    actors::posts_query q;
+    q.post_id = std::move(id);
+    q.reply = [respond = std::move(respond), d,
+               not_found = std::move(not_found)](actors::posts_page page) {
+      using result = actors::posts_page::result;
+      api_response r = page.outcome == result::unavailable ? posts_unavailable()
+                       : page.outcome == result::found && !page.items.empty()
+                           ? json_response(200, post_json(page.items[0]))
+                           : not_found;
+      add_rate_limit_headers(r, d);
+      respond(std::move(r));
+    };
+    backend_.find_posts(std::move(q));
+  });
+}
+
+void api::list_posts(api_request req, respond_fn respond) {
+  auto key = route_key("GET", "/v1/post", client_ip(req));
+  constexpr std::size_t max_limit = 100;
+  actors::posts_query q;
+  q.limit = 20;
+  std::vector<std::string> problems;
+  auto params = parse_query(req.target);
+  if (!params) {
+    problems.push_back("query string is malformed");
+  } else {
+    auto author = params->find("authorId");
+    if (author == params->end() || author->second.empty())
+      problems.push_back("authorId should not be empty");
+    else
+      q.author_id = author->second;
+    if (auto limit = params->find("limit"); limit != params->end()) {
+      const auto& v = limit->second;
+      bool digits = !v.empty() && v.size() <= 3 &&
+                    std::all_of(v.begin(), v.end(),
+                                [](char c) { return c >= '0' && c <= '9'; });
+      q.limit = digits ? std::stoul(v) : 0;
+      if (q.limit < 1 || q.limit > max_limit)
+        problems.push_back("limit must be an integer from 1 to 100");
+    }
+    if (auto cursor = params->find("cursor"); cursor != params->end()) {
+      q.after = decode_cursor(cursor->second);
+      if (!q.after)
+        problems.push_back("cursor is not one this API handed out");
+    }
+  }
+  if (!problems.empty())
+    return refuse(std::move(key), error_response(400, problems),
+                  std::move(respond));
+  backend_.throttle(
+      std::move(key), [this, q = std::move(q), respond = std::move(respond)](
+                          actors::throttle_decision d) mutable {
+        if (!d.allowed)
+          return respond(throttled_response(d));
+        auto limit = q.limit;
+        ++q.limit; // one more row tells whether a next page exists
+        q.reply = [respond = std::move(respond), d,
+                   limit](actors::posts_page page) {
+          if (page.outcome == actors::posts_page::result::unavailable) {
+            auto r = posts_unavailable();
+            add_rate_limit_headers(r, d);
+            return respond(std::move(r));
+          }
+          bool more = page.items.size() > limit;
+          page.items.resize(std::min(page.items.size(), limit));
+          ojson items = ojson::array();
+          for (const auto& p : page.items)
+            items.push_back(post_json(p));
+          ojson next = more ? ojson(encode_cursor(page.items.back())) : ojson();
+          auto r = json_response(
+              200, ojson{{"items", std::move(items)}, {"nextCursor", next}});
+          add_rate_limit_headers(r, d);
+          respond(std::move(r));
+        };
+        backend_.find_posts(std::move(q));
       });
 }
 

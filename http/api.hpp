@@ -25,6 +25,8 @@ public:
   // The author's view of one job (off the I/O threads).
   virtual void find_job(std::string author, std::string job_id,
                         actors::job_callback done) = 0;
+  // One post or a page of posts (off the I/O threads); `q.reply` runs once.
+  virtual void find_posts(actors::posts_query q) = 0;
   virtual std::shared_ptr<const actors::health_view> health() const = 0;
   virtual actors::writer_pool_status writers() const = 0;
 };
@@ -52,6 +54,8 @@ public:
 private:
   void create_post(api_request req, respond_fn respond);
   void job_status(api_request req, std::string job_id, respond_fn respond);
+  void get_post(api_request req, std::string id, respond_fn respond);
+  void list_posts(api_request req, respond_fn respond);
   // Counts the request toward the limit; when refused answers 429, else
   // answers `error` with the rate-limit headers.
   void refuse(std::string key, api_response error, respond_fn respond);

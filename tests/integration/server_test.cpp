@@ -344,3 +344,60 @@ TEST_F(ServerTest, IngestOnlyInstanceQueuesAndAWriterInstanceDrains) {
       tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
       n);
 }
+
+// GET /v1/post/:id and GET /v1/post?authorId= read the rows the writers made.
+TEST_F(ServerTest, ReadsPostsAndPagesAnAuthorsPosts) {
+  migrate();
+  server_process server{env()};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  constexpr int n = 5;
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(
+        create(server.port(), "carol " + std::to_string(i), "carol").status,
+        202u);
+  ASSERT_EQ(create(server.port(), "dave's", "dave").status, 202u);
+  pqxx::connection conn{db.direct_url()};
+  ASSERT_TRUE(eventually([&] {
+    pqxx::work tx{conn};
+    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n + 1;
+  })) << server.output();
+
+  std::vector<nlohmann::json> seen;
+  std::string target = "/v1/post?authorId=carol&limit=2";
+  for (int page = 0; page < 3; ++page) {
+    auto r = http_call(server.port(), "GET", target);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    auto body = nlohmann::json::parse(r.body);
+    for (const auto& item : body["items"])
+      seen.push_back(item);
+    EXPECT_EQ(body["items"].size(), page < 2 ? 2u : 1u);
+    if (page < 2)
+      target = "/v1/post?authorId=carol&limit=2&cursor=" +
+               body["nextCursor"].get<std::string>();
+    else
+      EXPECT_TRUE(body["nextCursor"].is_null());
+  }
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(n));
+  std::set<std::string> contents;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i]["authorId"], "carol");
+    contents.insert(seen[i]["content"].get<std::string>());
+    if (i > 0) { // newest first, ties broken by id
+      EXPECT_TRUE(std::make_pair(seen[i - 1]["createdAt"], seen[i - 1]["id"]) >
+                  std::make_pair(seen[i]["createdAt"], seen[i]["id"]));
+    }
+  }
+  EXPECT_EQ(contents.size(), static_cast<std::size_t>(n));
+
+  auto one = http_call(server.port(), "GET",
+                       "/v1/post/" + seen[0]["id"].get<std::string>());
+  ASSERT_EQ(one.status, 200u) << one.body;
+  EXPECT_EQ(nlohmann::json::parse(one.body), seen[0]);
+  EXPECT_EQ(http_call(server.port(), "GET",
+                      "/v1/post/00000000-0000-4000-8000-000000000000")
+                .status,
+            404u);
+  EXPECT_EQ(http_call(server.port(), "GET", "/v1/post?authorId=carol&limit=500")
+                .status,
+            400u);
+}

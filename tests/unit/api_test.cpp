@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/api.hpp"
+#include "http/query.hpp"
 
 using namespace postd;
 using namespace postd::http;
@@ -26,6 +27,10 @@ public:
     queries.emplace_back(author, job_id);
     done(lookup);
   }
+  void find_posts(actors::posts_query q) override {
+    post_queries.push_back(q);
+    q.reply(page);
+  }
   std::shared_ptr<const actors::health_view> health() const override {
     return view;
   }
@@ -41,6 +46,8 @@ public:
   actors::job_lookup lookup{
       actors::job_lookup::result::not_found, {}, 0, {}, {}};
   std::vector<std::pair<std::string, std::string>> queries;
+  actors::posts_page page;
+  std::vector<actors::posts_query> post_queries;
 };
 
 struct ApiTest : ::testing::Test {
@@ -181,7 +188,7 @@ TEST_F(ApiTest, RoutesIgnoreOneTrailingSlashAndCase) {
   EXPECT_EQ(call(r).status, 202u);
   r.target = "/v1/post/create//";
   EXPECT_EQ(call(r).status, 404u);
-  r.target = "/v1/post/creates";
+  r.target = "/v1/posts/create";
   EXPECT_EQ(call(r).status, 404u);
   EXPECT_EQ(be.posts.size(), 2u);
   api_request h;
@@ -312,4 +319,140 @@ TEST_F(ApiTest, JobStatusErrors) {
   EXPECT_EQ(call(r).status, 503u);
   r.method = "DELETE";
   EXPECT_EQ(call(r).status, 405u);
+}
+
+namespace {
+
+persistence::post stored(int i) {
+  return {"id-" + std::to_string(i), "post " + std::to_string(i), "bob",
+          "2026-11-26T12:00:0" + std::to_string(i) + ".000Z", ""};
+}
+
+api_request get(std::string target) {
+  api_request r;
+  r.method = "GET";
+  r.target = std::move(target);
+  r.peer_ip = "10.0.0.2";
+  return r;
+}
+
+} // namespace
+
+TEST_F(ApiTest, GetPostAnswersTheRow) {
+  be.page = {actors::posts_page::result::found, {stored(1)}};
+  auto r = call(get("/v1/post/id-1"));
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(
+      r.body,
+      R"({"id":"id-1","content":"post 1","authorId":"bob","createdAt":"2026-11-26T12:00:01.000Z"})");
+  EXPECT_EQ(header(r, "X-RateLimit-Limit"), "100");
+  ASSERT_EQ(be.post_queries.size(), 1u);
+  EXPECT_EQ(be.post_queries[0].post_id, "id-1");
+  EXPECT_EQ(be.keys.back(), "GET /v1/post/:id|10.0.0.2");
+}
+
+TEST_F(ApiTest, GetPostErrors) {
+  be.page = {actors::posts_page::result::not_found, {}};
+  auto r = call(get("/v1/post/nope"));
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(
+      r.body,
+      R"({"statusCode":404,"message":"Post nope not found","error":"Not Found"})");
+  EXPECT_EQ(call(get("/v1/post/a%20b")).status, 404u);
+  EXPECT_EQ(be.post_queries.size(), 1u); // never reached the database
+  be.page = {actors::posts_page::result::unavailable, {}};
+  auto down = call(get("/v1/post/x"));
+  EXPECT_EQ(down.status, 503u);
+  EXPECT_EQ(header(down, "Retry-After"), "1");
+  auto del = get("/v1/post/x");
+  del.method = "DELETE";
+  EXPECT_EQ(call(del).status, 405u);
+  be.decision.allowed = false;
+  EXPECT_EQ(call(get("/v1/post/x")).status, 429u);
+}
+
+TEST_F(ApiTest, ListPostsPagesWithACursor) {
+  be.page = {actors::posts_page::result::found,
+             {stored(3), stored(2), stored(1)}};
+  auto r = call(get("/v1/post?authorId=bob&limit=2"));
+  ASSERT_EQ(r.status, 200u) << r.body;
+  ASSERT_EQ(be.post_queries.size(), 1u);
+  EXPECT_EQ(be.post_queries[0].author_id, "bob");
+  EXPECT_EQ(be.post_queries[0].limit, 3u); // one more than asked
+  EXPECT_FALSE(be.post_queries[0].after);
+  auto body = nlohmann::json::parse(r.body);
+  ASSERT_EQ(body["items"].size(), 2u);
+  EXPECT_EQ(body["items"][1]["id"], "id-2");
+  auto cursor = body["nextCursor"].get<std::string>();
+  EXPECT_EQ(cursor, encode_cursor(stored(2)));
+
+  be.page = {actors::posts_page::result::found, {stored(1)}};
+  r = call(get("/v1/post?authorId=bob&limit=2&cursor=" + cursor));
+  ASSERT_EQ(r.status, 200u) << r.body;
+  ASSERT_TRUE(be.post_queries[1].after);
+  EXPECT_EQ(be.post_queries[1].after->id, "id-2");
+  EXPECT_EQ(be.post_queries[1].after->created_at, "2026-11-26T12:00:02.000Z");
+  body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["items"].size(), 1u);
+  EXPECT_TRUE(body["nextCursor"].is_null());
+
+  be.page = {actors::posts_page::result::found, {}};
+  EXPECT_EQ(call(get("/v1/post/?authorId=nobody")).body,
+            R"({"items":[],"nextCursor":null})");
+  EXPECT_EQ(be.post_queries.back().limit, 21u); // default 20
+  EXPECT_EQ(be.keys.back(), "GET /v1/post|10.0.0.2");
+}
+
+TEST_F(ApiTest, ListPostsRefusesBadParameters) {
+  for (const char* target :
+       {"/v1/post", "/v1/post?authorId=", "/v1/post?authorId=a&limit=0",
+        "/v1/post?authorId=a&limit=101", "/v1/post?authorId=a&limit=x",
+        "/v1/post?authorId=a&limit=-1", "/v1/post?authorId=a&cursor=zz",
+        "/v1/post?authorId=a&cursor=", "/v1/post?authorId=%ZZ",
+        "/v1/post?authorId=a%00"}) {
+    auto r = call(get(target));
+    EXPECT_EQ(r.status, 400u) << target;
+    EXPECT_TRUE(nlohmann::json::parse(r.body)["message"].is_array()) << target;
+  }
+  EXPECT_TRUE(be.post_queries.empty());
+  EXPECT_EQ(be.keys.size(), 10u); // each still counted by the throttle
+}
+
+TEST(Query, DecodesParameters) {
+  auto q = parse_query("/x?a=1&b=two+words&c=%C3%A9&a=2&flag&=v");
+  ASSERT_TRUE(q);
+  EXPECT_EQ((*q)["a"], "1"); // the first wins
+  EXPECT_EQ((*q)["b"], "two words");
+  EXPECT_EQ((*q)["c"], "\xC3\xA9");
+  EXPECT_EQ((*q)["flag"], "");
+  EXPECT_TRUE(parse_query("/x")->empty());
+  EXPECT_FALSE(parse_query("/x?a=%4"));
+  EXPECT_FALSE(parse_query("/x?a=%G0"));
+  EXPECT_FALSE(parse_query("/x?a=%00"));
+}
+
+TEST(Query, CursorsRoundTripAndRefuseForgeries) {
+  persistence::post p;
+  p.id = "3f1c2b8e-0000-4000-8000-000000000001";
+  p.created_at = "2026-02-28T23:59:59.999Z";
+  auto back = decode_cursor(encode_cursor(p));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->id, p.id);
+  EXPECT_EQ(back->created_at, p.created_at);
+  auto forged = [](const std::string& plain) {
+    persistence::post f;
+    f.created_at = plain.substr(0, plain.find('|'));
+    f.id = plain.substr(plain.find('|') + 1);
+    return decode_cursor(encode_cursor(f)).has_value();
+  };
+  EXPECT_TRUE(forged("2024-02-29T00:00:00.000Z|x"));  // a leap day
+  EXPECT_FALSE(forged("2026-02-30T00:00:00.000Z|x")); // no such day
+  EXPECT_FALSE(forged("2026-13-01T00:00:00.000Z|x"));
+  EXPECT_FALSE(forged("2026-01-01T24:00:00.000Z|x"));
+  EXPECT_FALSE(forged("2026-01-01 00:00:00.000Z|x"));
+  EXPECT_FALSE(forged("2026-01-01T00:00:00.000Z|"));
+  EXPECT_FALSE(forged("2026-01-01T00:00:00.000Z|a\nb"));
+  EXPECT_FALSE(decode_cursor("abc"));
+  EXPECT_FALSE(decode_cursor("zz"));
+  EXPECT_FALSE(decode_cursor(std::string(400, 'a')));
 }
