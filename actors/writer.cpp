@@ -54,7 +54,13 @@ bool work_once(writer_state& st, const writer_settings& s) {
   connect(st, s);
   if (st.held.empty()) {
     check_stalled(st, s);
-    persistence::promote_delayed(*st.redis, s.keys, epoch_ms());
+    // Retries wait a second or more: promoting due ones every 100 ms is on
+    // time, and keeps a script per batch off Redis under load.
+    auto now = std::chrono::steady_clock::now();
+    if (now >= st.next_promote) {
+      st.next_promote = now + std::chrono::milliseconds{100};
+      persistence::promote_delayed(*st.redis, s.keys, epoch_ms());
+    }
     st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
                                      s.lock_for, s.block_for);
     if (st.held.empty())
@@ -74,6 +80,27 @@ bool work_once(writer_state& st, const writer_settings& s) {
   }
   st.held.clear();
   return true;
+}
+
+// On the way out: jobs held for a retry go back to the queue now, not when
+// their locks expire (SIGTERM leaves nothing locked).
+void release_held(writer_state& st, const writer_settings& s) {
+  if (st.held.empty())
+    return;
+  std::vector<std::string> ids;
+  for (const auto& j : st.held)
+    ids.push_back(j.id);
+  try {
+    if (!st.redis)
+      st.redis.emplace(s.redis);
+    auto back = persistence::release_jobs(*st.redis, s.keys, ids, st.token);
+    log::info("writer gave its jobs back",
+              {{"released", back.size()}, {"held", ids.size()}});
+  } catch (const persistence::redis_error& e) {
+    log::warn("writer could not give its jobs back; the stalled check will",
+              {{"error", e.what()}, {"held", ids.size()}});
+  }
+  st.held.clear();
 }
 
 } // namespace
@@ -126,10 +153,14 @@ batch_result persist_batch(persistence::post_store& db,
     else
       out.failed.push_back({job.id, reason});
   }
+  std::unordered_map<std::string_view, const std::string*> opts;
+  for (const auto& job : jobs)
+    opts.emplace(job.id, &job.opts);
   auto complete = [&](const std::unordered_map<std::string, std::string>& ids) {
     for (const auto& [job_id, post_id] : ids)
-      out.completed.push_back(
-          {job_id, nlohmann::json{{"postId", post_id}}.dump()});
+      out.completed.push_back({job_id,
+                               nlohmann::json{{"postId", post_id}}.dump(),
+                               *opts.at(job_id)});
   };
   try {
     complete(db.insert_posts(rows));
@@ -154,6 +185,10 @@ writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        writer_settings settings) {
   self->state.token = persistence::new_post_id();
+  self->set_exit_handler([self, settings](const caf::exit_msg& em) {
+    release_held(self->state, settings);
+    self->quit(em.reason);
+  });
   self->send(self, work_atom::value);
   return {
       [self, settings](work_atom) {
@@ -161,17 +196,24 @@ writer(writer_actor::stateful_pointer<writer_state> self,
         try {
           work_once(st, settings);
           st.retry.reset();
+          if (st.degraded)
+            log::info("writer resumed", {{"held", st.held.size()}});
+          st.degraded = false;
           self->send(self, work_atom::value);
           return;
         } catch (const persistence::redis_error& e) {
           st.redis.reset();
-          log::warn("writer lost redis",
-                    {{"error", e.what()}, {"held", st.held.size()}});
+          // Once per outage; every retry after that only at debug level.
+          log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,
+                     "writer lost redis",
+                     {{"error", e.what()}, {"held", st.held.size()}});
         } catch (const persistence::postgres_error& e) {
           st.db.reset();
-          log::warn("writer lost database",
-                    {{"error", e.what()}, {"held", st.held.size()}});
+          log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,
+                     "writer lost database",
+                     {{"error", e.what()}, {"held", st.held.size()}});
         }
+        st.degraded = true;
         self->delayed_send(self, st.retry.next(), work_atom::value);
       },
   };

@@ -52,6 +52,8 @@ struct writer_state {
   std::vector<persistence::active_job> held; // taken, not yet finished
   std::string token;
   std::chrono::steady_clock::time_point next_stalled_check{};
+  std::chrono::steady_clock::time_point next_promote{};
+  bool degraded = false; // lost Redis or PostgreSQL, retrying
   backoff retry{std::chrono::milliseconds{100},
                 std::chrono::milliseconds{5000}};
   static inline const char* name = "writer";

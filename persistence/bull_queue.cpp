@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
 
 namespace postd::persistence {
 
@@ -79,8 +80,8 @@ for j = 1, n do
       ts = string.format("%d", now)
     end
     rcall("HSET", ARGV[1] .. jobId, "name", ARGV[2], "data", ARGV[4 * j + 1],
-          "opts", ARGV[4 * j + 2] .. ts .. "}", "timestamp", ts, "delay", 0,
-          "priority", 0)
+          "opts", ARGV[4 * j + 2] .. ts .. "}", "timestamp", ts, "delay", "0",
+          "priority", "0")
     local key = idemKey(j)
     if key then rcall("SET", key, jobId, "EX", 86400) end
     pushed[#pushed + 1] = jobId
@@ -147,8 +148,11 @@ if want > 0 then
   end
 end
 
+-- Numbers reach Redis as strings made once: a Lua number argument is
+-- formatted with "%.14g" at every call.
 local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = string.format("%d", tonumber(t[1]) * 1000 +
+                                math.floor(tonumber(t[2]) / 1000))
 local out, taken = {}, {}
 for _, jobId in ipairs(ids) do
   local jobKey = base .. jobId
@@ -178,16 +182,31 @@ end
 return out
 )lua";
 
-// Puts back a job BRPOPLPUSH moved to active when locking it failed, so it
-// is not left there unlocked until the stalled check finds it.
-//   KEYS[1] wait  KEYS[2] active  KEYS[3] its lock  ARGV[1] id  ARGV[2] token
-constexpr std::string_view untake_job_script = R"lua(
-local lock = redis.call("GET", KEYS[3])
-if lock and lock ~= ARGV[2] then return 0 end
-if redis.call("LREM", KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-redis.call("RPUSH", KEYS[1], ARGV[1])
-if lock then redis.call("DEL", KEYS[3]) end
-return 1
+// Gives back jobs a worker took but will not finish (shutdown, or locking
+// failed after BRPOPLPUSH): what Bull's stalled check does once their locks
+// expire, at once. Each job whose lock is ours (or gone) leaves active for
+// the right end of wait (or paused), next in line again, in taken order.
+//   KEYS[1] wait  KEYS[2] active  KEYS[3] paused  KEYS[4] meta-paused
+//   KEYS[5] stalled  ARGV[1] key base  ARGV[2] token  ARGV[3..] ids
+// Returns the ids given back.
+constexpr std::string_view release_jobs_script = R"lua(
+local rcall = redis.call
+local target = KEYS[1]
+if rcall("EXISTS", KEYS[4]) == 1 then target = KEYS[3] end
+local out = {}
+for i = #ARGV, 3, -1 do -- the oldest ends rightmost
+  local jobId = ARGV[i]
+  local lockKey = ARGV[1] .. jobId .. ":lock"
+  local lock = rcall("GET", lockKey)
+  if (not lock or lock == ARGV[2]) and
+     rcall("LREM", KEYS[2], -1, jobId) > 0 then
+    rcall("RPUSH", target, jobId)
+    if lock then rcall("DEL", lockKey) end
+    rcall("SREM", KEYS[5], jobId)
+    out[#out + 1] = jobId
+  end
+end
+return out
 )lua";
 
 // Bull's extendLock-2 for many jobs.
@@ -211,10 +230,16 @@ end
 return lost
 )lua";
 
-// Bull's moveToFinished-9 (completed) for many jobs.
+// Bull's moveToFinished-9 (completed) for many jobs, with a redis.call per
+// job only where Bull's state needs one (the job's own hash): the locks are
+// read with one MGET and released with one DEL, the ids leave `active` in one
+// rewrite of the list, trimmed jobs go in one DEL. A job we hold locked in
+// `active` has its hash (Bull's removeJob refuses locked jobs), so it is not
+// looked up again.
 //   KEYS[1] active  KEYS[2] completed  KEYS[3] stalled
-//   ARGV[1] key base  ARGV[2] token  ARGV[3] keep count (< 0: all)
-//   then per job: id, returnvalue
+//   ARGV[1] key base  ARGV[2] token
+//   then per job: id, returnvalue, how many completed jobs to keep (< 0: all,
+//   0: none, so its hash goes at once: Bull's removeOnComplete)
 // Returns the ids whose lock was lost (left untouched).
 constexpr std::string_view complete_jobs_script = R"lua(
 local rcall = redis.call
@@ -231,81 +256,108 @@ end
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "zset") or
             badType(KEYS[3], "set")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
-
--- Bull's keepJobs: true removes at once, a number or {count} keeps that
--- many ({age} is not supported); anything else falls back to our default.
-local function keepCount(opts, default)
-  -- Most opts never mention it: skip decoding those.
-  if not string.find(opts, "removeOnComplete", 1, true) then return default end
-  local ok, decoded = pcall(cjson.decode, opts)
-  if not ok or type(decoded) ~= "table" then return default end
-  local opt = decoded["removeOnComplete"]
-  if opt == true then return 0 end
-  if type(opt) == "number" then return opt end
-  if type(opt) == "table" and type(opt["count"]) == "number" then
-    return opt["count"]
+local function chunks(verb, key, list)
+  for from = 1, #list, 5000 do
+    local to = math.min(from + 4999, #list)
+    if key then rcall(verb, key, unpack(list, from, to))
+    else rcall(verb, unpack(list, from, to)) end
   end
-  return default
 end
-local function removeJob(jobKey) rcall("DEL", jobKey, jobKey .. ":logs") end
 
-local base, token, keepDefault = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lost, released, scored, keeps, finished = {}, {}, {}, {}, {}
-for i = 4, #ARGV, 2 do
-  local jobId, rv = ARGV[i], ARGV[i + 1]
-  local jobKey = base .. jobId
-  local lockKey = jobKey .. ":lock"
-  local held, opts = false, ""
-  if rcall("GET", lockKey) == token then
-    rcall("DEL", lockKey)
-    released[#released + 1] = jobId
-    if rcall("LREM", KEYS[1], -1, jobId) > 0 then
-      -- pcall: a key of another type is no job hash either
-      local o = redis.pcall("HGET", jobKey, "opts")
-      if type(o) == "string" then
-        held, opts = true, o
-      elseif not o then
-        held = rcall("EXISTS", jobKey) == 1
-      end
+local base, token = ARGV[1], ARGV[2]
+local ids, rvs, keepOf, lockKeys = {}, {}, {}, {}
+for i = 3, #ARGV, 3 do
+  local jobId = ARGV[i]
+  ids[#ids + 1] = jobId
+  rvs[#ids] = ARGV[i + 1]
+  keepOf[#ids] = tonumber(ARGV[i + 2])
+  lockKeys[#ids] = base .. jobId .. ":lock"
+end
+
+-- Our locks: one MGET, one DEL.
+local locks = {}
+for from = 1, #lockKeys, 5000 do
+  local part = rcall("MGET", unpack(lockKeys, from,
+                                    math.min(from + 4999, #lockKeys)))
+  for k = 1, #part do locks[from + k - 1] = part[k] end
+end
+local lost, ours, released, wanted = {}, {}, {}, 0
+for j = 1, #ids do
+  if locks[j] == token then
+    released[#released + 1] = lockKeys[j]
+    ours[ids[j]] = (ours[ids[j]] or 0) + 1
+    wanted = wanted + 1
+  end
+end
+chunks("DEL", nil, released)
+
+-- Each id leaves active once, from the right (LREM id -1). A short list is
+-- rewritten in three calls; a long one shared with many workers costs an
+-- LREM per job instead.
+local removed = {}
+local activeLen = rcall("LLEN", KEYS[1])
+if wanted > 0 and activeLen <= 4 * wanted + 64 then
+  local all = rcall("LRANGE", KEYS[1], 0, -1)
+  local kept, left = {}, {}
+  for id, n in pairs(ours) do left[id] = n end
+  for k = #all, 1, -1 do
+    local id = all[k]
+    if left[id] and left[id] > 0 then
+      left[id] = left[id] - 1
+      removed[id] = true
+    else
+      kept[#kept + 1] = id
     end
   end
-  if not held then
+  rcall("DEL", KEYS[1])
+  -- kept runs right to left: LPUSH rebuilds the list in its order
+  chunks("LPUSH", KEYS[1], kept)
+elseif wanted > 0 then
+  for id in pairs(ours) do
+    if rcall("LREM", KEYS[1], -1, id) > 0 then removed[id] = true end
+  end
+end
+
+local t = rcall("TIME")
+local now = string.format("%d", tonumber(t[1]) * 1000 +
+                                math.floor(tonumber(t[2]) / 1000))
+local scored, keeps, finished, gone, srem = {}, {}, {}, {}, {}
+for j = 1, #ids do
+  local jobId = ids[j]
+  if locks[j] ~= token or not removed[jobId] then
     lost[#lost + 1] = jobId
   else
-    local keep = keepCount(opts, keepDefault)
+    local jobKey = base .. jobId
+    local keep = keepOf[j]
     if keep == 0 then
-      removeJob(jobKey)
+      gone[#gone + 1] = jobKey
+      gone[#gone + 1] = jobKey .. ":logs"
     else
-      rcall("HSET", jobKey, "returnvalue", rv, "finishedOn", now)
+      rcall("HSET", jobKey, "returnvalue", rvs[j], "finishedOn", now)
       scored[#scored + 1] = now
       scored[#scored + 1] = jobId
       keeps[keep] = true
     end
-    finished[#finished + 1] = jobId
-    finished[#finished + 1] = rv
+    srem[#srem + 1] = jobId
+    finished[#finished + 1] = j
   end
 end
-if #finished > 0 and listened(KEYS[2]) then
-  for i = 1, #finished, 2 do
-    rcall("PUBLISH", KEYS[2],
-          cjson.encode({jobId = finished[i], val = finished[i + 1]}))
-  end
-end
-for from = 1, #released, 5000 do
-  rcall("SREM", KEYS[3], unpack(released, from, math.min(from + 4999, #released)))
-end
-for from = 1, #scored, 5000 do
-  rcall("ZADD", KEYS[2], unpack(scored, from, math.min(from + 4999, #scored)))
-end
+chunks("SREM", KEYS[3], srem)
+chunks("ZADD", KEYS[2], scored)
 -- Trim once per batch (Bull trims after each job: the same end state).
 for keep in pairs(keeps) do
   if keep > 0 and rcall("ZCARD", KEYS[2]) > keep then
     for _, id in ipairs(rcall("ZREVRANGE", KEYS[2], keep, -1)) do
-      removeJob(base .. id)
+      gone[#gone + 1] = base .. id
+      gone[#gone + 1] = base .. id .. ":logs"
     end
     rcall("ZREMRANGEBYRANK", KEYS[2], 0, -(keep + 1))
+  end
+end
+chunks("DEL", nil, gone)
+if #finished > 0 and listened(KEYS[2]) then
+  for _, j in ipairs(finished) do
+    rcall("PUBLISH", KEYS[2], cjson.encode({jobId = ids[j], val = rvs[j]}))
   end
 end
 return lost
@@ -768,15 +820,33 @@ std::vector<active_job> take_jobs(redis_client& redis, const queue_keys& keys,
     return run_take(redis, keys, max, token, lock_for, *id);
   } catch (const redis_reply_error&) {
     try {
-      redis.eval(
-          untake_job_script,
-          {keys.key("wait"), keys.key("active"), keys.base() + *id + ":lock"},
-          {*id, token});
+      release_jobs(redis, keys, {*id}, token);
     } catch (const redis_error&) {
       // The original error matters more; the stalled check recovers the job.
     }
     throw;
   }
+}
+
+std::vector<std::string> release_jobs(redis_client& redis,
+                                      const queue_keys& keys,
+                                      const std::vector<std::string>& job_ids,
+                                      const std::string& token) {
+  if (job_ids.empty())
+    return {};
+  std::vector<std::string> a{keys.base(), token};
+  a.insert(a.end(), job_ids.begin(), job_ids.end());
+  auto r = checked(
+      redis.eval(release_jobs_script,
+                 {keys.key("wait"), keys.key("active"), keys.key("paused"),
+                  keys.key("meta-paused"), keys.key("stalled")},
+                 a),
+      "release_jobs");
+  const auto& arr = array_of(r.get(), "release_jobs");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < arr.elements; ++i)
+    out.push_back(reply_string(arr.element[i]));
+  return out;
 }
 
 std::vector<std::string> extend_locks(redis_client& redis,
@@ -800,6 +870,24 @@ std::vector<std::string> extend_locks(redis_client& redis,
   return lost;
 }
 
+std::int64_t completed_to_keep(const std::string& opts,
+                               std::int64_t keep_default) {
+  // Most opts never mention it: skip parsing those.
+  if (opts.find("removeOnComplete") == std::string::npos)
+    return keep_default;
+  auto o = nlohmann::json::parse(opts, nullptr, false);
+  if (!o.is_object() || !o.contains("removeOnComplete"))
+    return keep_default;
+  const auto& opt = o["removeOnComplete"];
+  if (opt.is_boolean() && opt.get<bool>())
+    return 0;
+  if (opt.is_number())
+    return opt.get<std::int64_t>();
+  if (opt.is_object() && opt.contains("count") && opt["count"].is_number())
+    return opt["count"].get<std::int64_t>();
+  return keep_default;
+}
+
 std::vector<std::string> complete_jobs(redis_client& redis,
                                        const queue_keys& keys,
                                        const std::vector<completion>& done,
@@ -807,12 +895,12 @@ std::vector<std::string> complete_jobs(redis_client& redis,
                                        std::int64_t keep_completed) {
   if (done.empty())
     return {};
-  std::vector<std::string> a{keys.base(), token,
-                             std::to_string(keep_completed)};
+  std::vector<std::string> a{keys.base(), token};
   for (const auto& c : done) {
     a.push_back(c.job_id);
     // Bull stores JSON.stringify(undefined) as "null".
     a.push_back(c.return_value.empty() ? "null" : c.return_value);
+    a.push_back(std::to_string(completed_to_keep(c.opts, keep_completed)));
   }
   auto r = checked(redis.eval(complete_jobs_script,
                               {keys.key("active"), keys.key("completed"),

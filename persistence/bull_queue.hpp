@@ -77,6 +77,15 @@ std::vector<active_job> take_jobs(redis_client& redis, const queue_keys& keys,
                                   std::chrono::milliseconds lock_for,
                                   std::chrono::milliseconds block_for);
 
+// Gives back jobs `token` took but will not finish (Bull's stalled check,
+// at once): each whose lock is ours or gone goes from active to the right
+// end of wait (paused when the queue is), in taken order, its lock released.
+// Returns the ids given back; the others are someone else's now.
+std::vector<std::string> release_jobs(redis_client& redis,
+                                      const queue_keys& keys,
+                                      const std::vector<std::string>& job_ids,
+                                      const std::string& token);
+
 // Re-arms the locks `token` holds on these jobs; returns the ids whose lock
 // was lost (another worker or the stalled check took them).
 std::vector<std::string> extend_locks(redis_client& redis,
@@ -88,6 +97,7 @@ std::vector<std::string> extend_locks(redis_client& redis,
 struct completion {
   std::string job_id;
   std::string return_value; // JSON text stored as `returnvalue`
+  std::string opts = {};    // the job's opts as taken (removeOnComplete)
 };
 
 // Moves jobs held by `token` from active to completed (finishedOn,
@@ -97,6 +107,12 @@ struct completion {
 // untouched. As in Bull, a job's own opts.removeOnComplete wins (true:
 // delete at once, a number or {count}: keep that many); keep_completed < 0
 // keeps all, 0 keeps none.
+// How many completed jobs a job's opts ask to keep (Bull's keepJobs):
+// removeOnComplete true is 0, a number or {count} is that many ({age} is not
+// supported), anything else is `keep_default`.
+std::int64_t completed_to_keep(const std::string& opts,
+                               std::int64_t keep_default);
+
 std::vector<std::string> complete_jobs(redis_client& redis,
                                        const queue_keys& keys,
                                        const std::vector<completion>& done,

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -400,4 +401,95 @@ TEST_F(ServerTest, ReadsPostsAndPagesAnAuthorsPosts) {
   EXPECT_EQ(http_call(server.port(), "GET", "/v1/post?authorId=carol&limit=500")
                 .status,
             400u);
+}
+
+namespace {
+
+int shell(const std::string& script) {
+  std::string cmd = "bash -c 'source \"$POSTD_TEST_LIB\" && " + script + "'";
+  return std::system(cmd.c_str());
+}
+
+// A PgBouncer of the test's own, so one postd can lose its database without
+// disturbing the tests running beside it.
+class own_pgbouncer {
+public:
+  own_pgbouncer()
+      : dir_(require_env("POSTD_TEST_SERVICES_DIR") + "/" +
+             unique_name("pgbouncer")),
+        port_(free_port()) {
+    start();
+  }
+  ~own_pgbouncer() { stop(); }
+  own_pgbouncer(const own_pgbouncer&) = delete;
+  own_pgbouncer& operator=(const own_pgbouncer&) = delete;
+
+  void start() {
+    ASSERT_EQ(shell("postd_start_pgbouncer " + dir_ + " " +
+                    std::to_string(port_) + " " +
+                    require_env("POSTD_TEST_PG_PORT")),
+              0);
+  }
+  void stop() { shell("postd_stop_pgbouncer " + dir_); }
+  std::string url(const scratch_database& db) const {
+    return "postgresql://" + require_env("POSTD_TEST_PG_USER") +
+           "@127.0.0.1:" + std::to_string(port_) + "/" + db.name();
+  }
+
+private:
+  std::string dir_;
+  int port_;
+};
+
+} // namespace
+
+// SIGTERM while the writers hold jobs they cannot write (database gone):
+// the jobs go back to wait at once, unlocked, and a later postd writes each
+// exactly once.
+TEST_F(ServerTest, ShutdownGivesHeldJobsBack) {
+  migrate();
+  own_pgbouncer bouncer;
+  auto e = env();
+  e["DATABASE_URL"] = bouncer.url(db);
+  server_process server{e};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  bouncer.stop();
+  constexpr int n = 5;
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(create(server.port(), "held " + std::to_string(i)).status, 202u);
+
+  persistence::redis_client redis{test_redis()};
+  auto count = [&](std::initializer_list<std::string> args) {
+    return redis.command(std::vector<std::string>(args))->integer;
+  };
+  auto locks = [&] {
+    auto r = redis.command({"EVAL", "return #redis.call('KEYS', ARGV[1])", "0",
+                            "bull:" + queue + ":*:lock"});
+    return r->integer;
+  };
+  const std::string active = "bull:" + queue + ":active";
+  const std::string wait = "bull:" + queue + ":wait";
+  // Each writer takes what is there, fails to write it, and holds it.
+  ASSERT_TRUE(eventually([&] {
+    return count({"LLEN", active}) > 0 &&
+           count({"LLEN", active}) + count({"LLEN", wait}) == n;
+  })) << server.output();
+  EXPECT_EQ(locks(), count({"LLEN", active}));
+
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  EXPECT_EQ(count({"LLEN", active}), 0);
+  EXPECT_EQ(count({"LLEN", wait}), n);
+  EXPECT_EQ(locks(), 0);
+
+  bouncer.start();
+  server_process again{e};
+  pqxx::connection conn{db.direct_url()};
+  ASSERT_TRUE(eventually([&] {
+    pqxx::work tx{conn};
+    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n;
+  })) << again.output();
+  pqxx::work tx{conn};
+  EXPECT_EQ(
+      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
+      n);
 }

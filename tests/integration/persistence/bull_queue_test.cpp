@@ -433,7 +433,8 @@ TEST_F(BullQueueTest, RemoveOnCompleteDeletesHashAndLogs) {
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("priority")}), 0);
 
   EXPECT_TRUE(
-      complete_jobs(redis_, keys_, {{"1", "{}"}}, token_, 1000).empty());
+      complete_jobs(redis_, keys_, {{"1", "{}", jobs[0].opts}}, token_, 1000)
+          .empty());
   EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1"), keys_.key("1:logs")}), 0);
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("completed")}), 0);
   EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
@@ -783,6 +784,29 @@ TEST_F(BullQueueTest, PublishesToAChannelSubscriberWithoutPatterns) {
                 token_, 10);
   EXPECT_EQ(json::parse(completed.next().second)["jobId"], "1");
   EXPECT_EQ(json::parse(completed.next().second)["jobId"], "2");
+}
+
+// Shutdown gives held jobs back: next in line again, in taken order, with
+// their locks gone; a job another worker locked meanwhile stays theirs.
+TEST_F(BullQueueTest, ReleaseGivesJobsBackInTakenOrder) {
+  add(4);
+  ASSERT_EQ(take(3), (ids{"1", "2", "3"}));
+  str(redis_, {"SET", keys_.key("2:lock"), "another-worker"});
+  EXPECT_EQ(release_jobs(redis_, keys_, {"1", "2", "3"}, token_),
+            (ids{"3", "1"}));
+  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
+            (ids{"2"}));
+  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1:lock"), keys_.key("3:lock")}),
+            0);
+  EXPECT_EQ(str(redis_, {"GET", keys_.key("2:lock")}), "another-worker");
+  EXPECT_EQ(take(3), (ids{"1", "3", "4"})); // the released first, in order
+
+  // A paused queue gets them in its paused list.
+  str(redis_, {"SET", keys_.key("meta-paused"), "1"});
+  EXPECT_EQ(release_jobs(redis_, keys_, {"1", "3"}, token_), (ids{"3", "1"}));
+  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("paused"), "0", "-1"}),
+            (ids{"3", "1"}));
+  EXPECT_TRUE(release_jobs(redis_, keys_, {}, token_).empty());
 }
 
 } // namespace
