@@ -91,6 +91,9 @@ const std::vector<setting_info>& settings() {
       {"MAX_BODY_BYTES", "65536", "largest accepted request body"},
       {"MAX_CONTENT_CHARS", "10000",
        "longest accepted post content, in characters"},
+      {"HTTP_READ_TIMEOUT_MS", "30000",
+       "a whole request must arrive within this; also the keep-alive idle "
+       "limit"},
       {"SHUTDOWN_GRACE_MS", "10000", "drain time on SIGTERM"},
       {"LOG_LEVEL", "info", "trace, debug, info, warn, error or off"},
       {"LOG_FORMAT", "json", "json or text"},
@@ -144,6 +147,8 @@ config parse_config(const std::map<std::string, std::string>& values) {
       integer("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64, 64 * 1024 * 1024));
   c.max_content_chars = static_cast<std::size_t>(integer(
       "MAX_CONTENT_CHARS", get("MAX_CONTENT_CHARS"), 1, 64 * 1024 * 1024));
+  c.http_read_timeout_ms = static_cast<int>(integer(
+      "HTTP_READ_TIMEOUT_MS", get("HTTP_READ_TIMEOUT_MS"), 100, 3600000));
   c.shutdown_grace_ms = static_cast<int>(
       integer("SHUTDOWN_GRACE_MS", get("SHUTDOWN_GRACE_MS"), 0, 3600000));
   c.log_level = one_of("LOG_LEVEL", get("LOG_LEVEL"),

@@ -41,6 +41,7 @@ struct config {
   int http_threads = 1;
   std::size_t max_body_bytes = 65536;
   std::size_t max_content_chars = 10000;
+  int http_read_timeout_ms = 30000;
   int shutdown_grace_ms = 10000;
   std::string log_level = "info";
   std::string log_format = "json";

@@ -138,7 +138,12 @@ int serve(const config& c) {
   std::unique_ptr<http::server> srv;
   try {
     srv = std::make_unique<http::server>(
-        http::server_settings{c.host, c.port, c.http_threads, c.max_body_bytes},
+        http::server_settings{
+            .host = c.host,
+            .port = c.port,
+            .threads = c.http_threads,
+            .max_body_bytes = c.max_body_bytes,
+            .read_timeout = std::chrono::milliseconds{c.http_read_timeout_ms}},
         api);
   } catch (const std::exception& e) {
     std::cerr << "postd: " << e.what() << "\n";

@@ -29,6 +29,8 @@ void session::do_read() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
   parser_->body_limit(settings_.max_body_bytes);
+  // One deadline for the idle wait and the whole request (header, any
+  // 100 Continue, body): a client trickling bytes cannot keep it open.
   stream_.expires_after(settings_.read_timeout);
   bhttp::async_read_header(
       stream_, buffer_, *parser_,
@@ -58,6 +60,7 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
 }
 
 void session::do_read_body() {
+  // Still under do_read's deadline, deliberately not renewed here.
   bhttp::async_read(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&session::on_read, shared_from_this()));
@@ -127,6 +130,9 @@ void session::send(api_response r, bool close, bool head) {
     res->prepare_payload();
   }
   response_ = res;
+  // A fresh deadline: the read's may have run out while the request was
+  // handled, and a client that never reads its answer must not hold us.
+  stream_.expires_after(settings_.read_timeout);
   bhttp::async_write(
       stream_, *res,
       beast::bind_front_handler(&session::on_write, shared_from_this(), close));

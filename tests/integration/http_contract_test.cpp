@@ -675,7 +675,7 @@ TEST_F(HttpContractTest, LimitsAndMalformedRequestsNeverStopTheServer) {
            {"GET", "/"},
            {"GET", "/v1/nope"},
            {"POST", "/v1/post/create/extra"},
-           {"POST", "/v1/post/createx"}}) {
+           {"POST", "/v1/posts/create"}}) {
     SCOPED_TRACE(method + " " + target);
     auto r = raw_exchange(
         port, raw_request(method, target, auth_json, R"({"content":"ok"})"));
@@ -691,6 +691,13 @@ TEST_F(HttpContractTest, LimitsAndMalformedRequestsNeverStopTheServer) {
                     std::string(method) == "GET" ? "" : R"({"content":"ok"})"));
     expect_nest_error(r, 405, "Method Not Allowed");
     EXPECT_EQ(header(r, "allow"), "POST");
+  }
+  {
+    // /v1/post/createx names a post (GET /v1/post/:id): its methods are GETs.
+    auto r = raw_exchange(port, raw_request("POST", "/v1/post/createx",
+                                            auth_json, R"({"content":"ok"})"));
+    expect_nest_error(r, 405, "Method Not Allowed");
+    EXPECT_EQ(header(r, "allow"), "GET, HEAD");
   }
   expect_still_serving(port);
 
@@ -1192,4 +1199,129 @@ TEST_F(HttpContractTest, RedisUnreachableAnswers503AndHealthSaysSo) {
   auto q = raw_exchange(server.port(), raw_request("GET", "/health/queue"));
   EXPECT_EQ(q.status, 503u) << q.body;
   expect_json(q);
+}
+
+// ------------------------------------------------------------ read timeout
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+milliseconds since(steady_clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
+}
+
+// Sends `bytes` one at a time with `pause` between them, watching for the
+// server to end the connection; returns how long after `start` it did, or
+// nullopt when it was still open after `limit` (or all bytes were sent).
+std::optional<milliseconds>
+trickle_until_closed(raw_client& c, std::string_view bytes, milliseconds pause,
+                     milliseconds limit, steady_clock::time_point start) {
+  for (char byte : bytes) {
+    if (since(start) > limit)
+      return std::nullopt;
+    try {
+      c.send(std::string_view{&byte, 1});
+    } catch (const std::runtime_error&) {
+      return since(start); // reset by the server
+    }
+    if (c.closed_by_peer(pause))
+      return since(start);
+  }
+  return std::nullopt;
+}
+
+// A create whose header block is complete and whose body is 100 bytes of
+// valid JSON, so only its slowness can make the server refuse it.
+std::string create_with_100_byte_body() {
+  std::string body = json{{"content", std::string(86, 'x')}}.dump();
+  EXPECT_EQ(body.size(), 100u);
+  return create_request(body, {{"Authorization", bearer("alice")},
+                               {"Content-Type", "application/json"}});
+}
+
+} // namespace
+
+// Guards HTTP_READ_TIMEOUT_MS as the keep-alive idle limit: an idle
+// connection stays usable well inside the limit (the deadline is renewed
+// after each answer) and is closed by the server once it has passed.
+TEST_F(HttpContractTest, ReadTimeoutClosesIdleKeepAliveConnections) {
+  ASSERT_NO_FATAL_FAILURE(migrate());
+  auto e = env();
+  e["HTTP_READ_TIMEOUT_MS"] = "1000";
+  START_SERVER(server, e);
+  raw_client c{server.port()};
+  c.send(raw_request("GET", "/health/queue"));
+  EXPECT_EQ(c.read_response().status, 200u);
+  std::this_thread::sleep_for(600ms);
+  c.send(raw_request("GET", "/health/queue"));
+  EXPECT_EQ(c.read_response().status, 200u) << "closed after 0.6 s idle";
+  auto idle = steady_clock::now();
+  EXPECT_TRUE(c.closed_by_peer(2500ms)) << "idle connection left open";
+  EXPECT_GE(since(idle), 800ms) << "closed well before the timeout";
+  EXPECT_LE(since(idle), 2000ms);
+  expect_still_serving(server.port());
+}
+
+// Guards the slow-header defence: a header block trickling in a byte every
+// 100 ms, never complete, is cut off at the read timeout.
+TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowHeader) {
+  ASSERT_NO_FATAL_FAILURE(migrate());
+  auto e = env();
+  e["HTTP_READ_TIMEOUT_MS"] = "500";
+  START_SERVER(server, e);
+  auto start = steady_clock::now();
+  raw_client c{server.port()};
+  std::string never_ends =
+      "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + std::string(200, 'X');
+  auto closed = trickle_until_closed(c, never_ends, 100ms, 1500ms, start);
+  ASSERT_TRUE(closed) << "a slow header held the connection past 3x timeout";
+  EXPECT_GE(*closed, 400ms) << "closed before the timeout";
+  expect_still_serving(server.port());
+}
+
+// Guards the whole-request deadline: after a header block sent slowly over
+// about 1.2 s, a body trickling in a byte every 100 ms is cut off one
+// timeout (1.5 s) after the request began, not one timeout after the header
+// (2.7 s), and nothing of it reaches the queue.
+TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowBody) {
+  ASSERT_NO_FATAL_FAILURE(migrate());
+  auto e = env();
+  e["HTTP_READ_TIMEOUT_MS"] = "1500";
+  START_SERVER(server, e);
+  auto req = create_with_100_byte_body();
+  auto split = req.find("\r\n\r\n") + 4;
+  auto start = steady_clock::now();
+  raw_client c{server.port()};
+  c.send_slowly(req.substr(0, split), (split + 12) / 13, 100ms);
+  auto closed =
+      trickle_until_closed(c, req.substr(split), 100ms, 3000ms, start);
+  ASSERT_TRUE(closed) << "a slow body held the connection past 2x timeout";
+  EXPECT_GE(*closed, 1400ms) << "closed before the timeout";
+  EXPECT_LT(*closed, 2100ms) << "the deadline restarted for the body";
+  EXPECT_EQ(ids_allocated(), 0);
+  EXPECT_EQ(jobs_anywhere(), 0);
+  expect_still_serving(server.port());
+}
+
+// Guards the setting's validation: not a number or out of 100..3600000 is
+// exit code 2 with one line naming it; --help lists its flag.
+TEST_F(HttpContractTest, ReadTimeoutSettingIsValidated) {
+  for (const auto* bad : {"abc", "50", "3600001", ""}) {
+    SCOPED_TRACE(std::string("HTTP_READ_TIMEOUT_MS=") + bad);
+    auto e = env();
+    e["HTTP_READ_TIMEOUT_MS"] = bad;
+    auto r = run_postd({"serve"}, e, 3s); // an accepted value would serve
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("HTTP_READ_TIMEOUT_MS"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  auto flag = run_postd({"serve", "--http-read-timeout-ms", "50"}, env(), 3s);
+  EXPECT_EQ(flag.exit_code, 2) << flag.out << flag.err;
+  EXPECT_NE(flag.err.find("HTTP_READ_TIMEOUT_MS"), std::string::npos);
+  auto help = run_postd({"--help"}, {}, 3s);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--http-read-timeout-ms"), std::string::npos)
+      << help.out;
 }

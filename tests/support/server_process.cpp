@@ -102,12 +102,21 @@ env_map postd_env(const scratch_database& db, const std::string& queue,
           {"LOG_LEVEL", "warn"}};
 }
 
-run_result run_postd(const std::vector<std::string>& args, const env_map& env) {
+run_result run_postd(const std::vector<std::string>& args, const env_map& env,
+                     std::chrono::milliseconds timeout) {
   auto out = temp_path("postd_out");
   auto err = temp_path("postd_err");
   pid_t pid = spawn(args, env, out, err);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
   run_result r{exit_code_of(status), slurp(out), slurp(err)};
   ::unlink(out.c_str());
   ::unlink(err.c_str());
@@ -178,15 +187,11 @@ std::string server_process::output() const {
 
 http_result http_call(int port, const std::string& method,
                       const std::string& target, const std::string& body,
-                      const std::map<std::string, std::string>& headers) {
+                      const std::map<std::string, std::string>& headers,
+                      std::chrono::milliseconds timeout) {
   namespace net = boost::asio;
   namespace beast = boost::beast;
   namespace bhttp = beast::http;
-  net::io_context ioc;
-  beast::tcp_stream stream{ioc};
-  stream.expires_after(std::chrono::seconds{10});
-  stream.connect(net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"),
-                                        static_cast<unsigned short>(port)});
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target,
                                          11};
   req.set(bhttp::field::host, "127.0.0.1");
@@ -194,10 +199,43 @@ http_result http_call(int port, const std::string& method,
     req.set(k, v);
   req.body() = body;
   req.prepare_payload();
-  bhttp::write(stream, req);
+  // Asynchronous operations, because tcp_stream's deadline only applies to
+  // those (a blocking read would wait for a stalled server forever).
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
   beast::flat_buffer buffer;
   bhttp::response<bhttp::string_body> res;
-  bhttp::read(stream, buffer, res);
+  beast::error_code failure;
+  const char* step = "connect";
+  stream.expires_after(timeout);
+  stream.async_connect(
+      net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"),
+                             static_cast<unsigned short>(port)},
+      [&](beast::error_code ec) {
+        if (ec) {
+          failure = ec;
+          return;
+        }
+        step = "write";
+        bhttp::async_write(stream, req, [&](beast::error_code ec, std::size_t) {
+          if (ec) {
+            failure = ec;
+            return;
+          }
+          step = "read";
+          bhttp::async_read(
+              stream, buffer, res,
+              [&](beast::error_code ec, std::size_t) { failure = ec; });
+        });
+      });
+  ioc.run();
+  if (failure == beast::error::timeout)
+    throw std::runtime_error(
+        method + " " + target + " on 127.0.0.1:" + std::to_string(port) +
+        ": no response within " + std::to_string(timeout.count()) +
+        " ms (stalled at " + step + ")");
+  if (failure)
+    throw beast::system_error{failure, std::string("http_call ") + step};
   http_result out;
   out.status = res.result_int();
   out.body = res.body();

@@ -27,8 +27,11 @@ class scratch_database;
 env_map postd_env(const scratch_database& db, const std::string& queue,
                   const std::string& jwt_secret);
 
-// Runs `postd args...` to completion with the test's environment plus `env`.
-run_result run_postd(const std::vector<std::string>& args, const env_map& env);
+// Runs `postd args...` to completion with the test's environment plus `env`;
+// killed (exit code 128+9) when it runs longer than `timeout`.
+run_result run_postd(const std::vector<std::string>& args, const env_map& env,
+                     std::chrono::milliseconds timeout = std::chrono::seconds{
+                         120});
 
 // A free TCP port on 127.0.0.1 (bound, read, released).
 int free_port();
@@ -61,9 +64,14 @@ struct http_result {
   std::map<std::string, std::string> headers; // names lower-cased
 };
 
-// One request on a fresh connection to 127.0.0.1:port.
+// One request on a fresh connection to 127.0.0.1:port. Throws
+// std::runtime_error when no whole response came within `timeout` (a
+// stalled server fails the test instead of hanging it), and
+// boost::system::system_error when the connection fails.
 http_result http_call(int port, const std::string& method,
                       const std::string& target, const std::string& body = {},
-                      const std::map<std::string, std::string>& headers = {});
+                      const std::map<std::string, std::string>& headers = {},
+                      std::chrono::milliseconds timeout = std::chrono::seconds{
+                          10});
 
 } // namespace postd::testing

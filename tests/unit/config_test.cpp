@@ -30,6 +30,7 @@ TEST(Config, DefaultsMatchTheSpec) {
   EXPECT_GE(c.http_threads, 1);
   EXPECT_EQ(c.max_body_bytes, 65536u);
   EXPECT_EQ(c.max_content_chars, 10000u);
+  EXPECT_EQ(c.http_read_timeout_ms, 30000);
   EXPECT_EQ(c.shutdown_grace_ms, 10000);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.log_format, "json");
@@ -39,11 +40,13 @@ TEST(Config, ReadsValues) {
   auto c = parse_config({{"PORT", "8080"},
                          {"TRUST_PROXY", "true"},
                          {"THROTTLE_STORE", "redis"},
-                         {"WRITERS", "2"}});
+                         {"WRITERS", "2"},
+                         {"HTTP_READ_TIMEOUT_MS", "500"}});
   EXPECT_EQ(c.port, 8080);
   EXPECT_TRUE(c.trust_proxy);
   EXPECT_EQ(c.throttle, postd::app::throttle_store::redis);
   EXPECT_EQ(c.writers, 2);
+  EXPECT_EQ(c.http_read_timeout_ms, 500);
 }
 
 TEST(Config, InvalidValuesNameTheVariable) {
@@ -64,6 +67,14 @@ TEST(Config, InvalidValuesNameTheVariable) {
   EXPECT_EQ(message({{"THROTTLE_STORE", "disk"}}).rfind("THROTTLE_STORE: ", 0),
             0u);
   EXPECT_EQ(message({{"LOG_FORMAT", "xml"}}).rfind("LOG_FORMAT: ", 0), 0u);
+  for (const auto* bad : {"abc", "50", "99", "3600001", ""}) {
+    EXPECT_EQ(message({{"HTTP_READ_TIMEOUT_MS", bad}})
+                  .rfind("HTTP_READ_TIMEOUT_MS: ", 0),
+              0u)
+        << bad;
+  }
+  EXPECT_EQ(message({{"HTTP_READ_TIMEOUT_MS", "100"}}), "no error");
+  EXPECT_EQ(message({{"HTTP_READ_TIMEOUT_MS", "3600000"}}), "no error");
   EXPECT_NE(message({{"PORT", "abc"}}).find("'abc'"), std::string::npos);
 }
 
