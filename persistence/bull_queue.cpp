@@ -12,9 +12,45 @@ namespace postd::persistence {
 // Each script is one atomic state change in Bull 4's layout (npm bull 4.16,
 // lib/commands/*.lua). Every mutating script checks the types of its keys
 // before its first write, so a wrongly typed key fails it cleanly instead of
-// half-way. Job hashes are addressed as ARGV base .. id, as Bull does. Numbers
-// reach redis.call as Lua numbers (converted exactly up to 2^53); they are
-// only concatenated into strings where they stay below 1e14 (ids, ms).
+// half-way. Job hashes are addressed as ARGV base .. id, as Bull does. A Lua
+// number handed to redis.call is formatted with "%.17g" at every call, so
+// the busy paths hand over strings made once; numbers are only formatted
+// where they stay below 1e14 (ids, ms), which %d renders exactly.
+
+namespace {
+
+// What every script below starts with. Functions a script does not use cost
+// next to nothing; one copy keeps them alike.
+constexpr std::string_view bull_prelude = R"lua(
+local rcall = redis.call
+-- Why `key` cannot be used as a `want` (a Redis type name), or nil. Every
+-- mutating script checks its keys before its first write, so a wrongly typed
+-- key fails it cleanly instead of half-way.
+local function badType(key, want)
+  local t = rcall("TYPE", key)["ok"]
+  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
+end
+-- PUBLISH costs a call per job. With nobody listening (no subscriber of the
+-- channel, no pattern subscription at all) it is skipped: no client can tell.
+local function listened(channel)
+  return rcall("PUBSUB", "NUMPAT") > 0 or
+         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
+end
+-- rcall(verb, [key,] list...) in parts: Lua's unpack has a limit.
+local function chunks(verb, key, list)
+  for from = 1, #list, 5000 do
+    local to = math.min(from + 4999, #list)
+    if key then rcall(verb, key, unpack(list, from, to))
+    else rcall(verb, unpack(list, from, to)) end
+  end
+end
+)lua";
+
+lua_script bull_script(std::string_view body) {
+  return lua_script{std::string(bull_prelude) + std::string(body)};
+}
+
+} // namespace
 
 // Bull's addJob-6 for a batch, plus the idempotency key and the bound. Calls
 // are batched wherever the result stays Bull's (a redis.call costs 2-3 us).
@@ -24,18 +60,7 @@ namespace postd::persistence {
 //   then per job: data, opts up to `"timestamp":`, timestamp ("" = now),
 //   index in KEYS of its idempotency key (0 = none)
 // Returns per job: "added"|"duplicate"|"full", job id ("" when full).
-constexpr std::string_view add_jobs_script = R"lua(
-local rcall = redis.call
--- PUBLISH costs a call per job. With nobody listening (no subscriber of the
--- channel, no pattern subscription at all) it is skipped: no client can tell.
-local function listened(channel)
-  return rcall("PUBSUB", "NUMPAT") > 0 or
-         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
-end
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script add_jobs_script = bull_script(R"lua(
 -- (A wrongly typed idempotency key fails the first pass, before any write.)
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "list")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
@@ -107,25 +132,14 @@ if #pushed > 0 and listened(channel) then
   for _, jobId in ipairs(pushed) do rcall("PUBLISH", channel, jobId) end
 end
 return out
-)lua";
+)lua");
 
 // Bull's moveToActive-8 for up to ARGV[4] jobs (minus its rate limiter).
 //   KEYS[1] wait  KEYS[2] active  KEYS[3] priority  KEYS[4] stalled
 //   ARGV[1] key base  ARGV[2] token  ARGV[3] lock ms  ARGV[4] max
 //   ARGV[5] id BRPOPLPUSH already moved to active ("" = none)
 // Returns per job: {id, name, data, opts, attemptsMade, timestamp}.
-constexpr std::string_view take_jobs_script = R"lua(
-local rcall = redis.call
--- PUBLISH costs a call per job. With nobody listening (no subscriber of the
--- channel, no pattern subscription at all) it is skipped: no client can tell.
-local function listened(channel)
-  return rcall("PUBSUB", "NUMPAT") > 0 or
-         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
-end
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script take_jobs_script = bull_script(R"lua(
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "list") or
             badType(KEYS[3], "zset") or badType(KEYS[4], "set")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
@@ -180,7 +194,7 @@ if #taken > 0 and listened(channel) then
   for _, jobId in ipairs(taken) do rcall("PUBLISH", channel, jobId) end
 end
 return out
-)lua";
+)lua");
 
 // Gives back jobs a worker took but will not finish (shutdown, or locking
 // failed after BRPOPLPUSH): what Bull's stalled check does once their locks
@@ -189,8 +203,7 @@ return out
 //   KEYS[1] wait  KEYS[2] active  KEYS[3] paused  KEYS[4] meta-paused
 //   KEYS[5] stalled  ARGV[1] key base  ARGV[2] token  ARGV[3..] ids
 // Returns the ids given back.
-constexpr std::string_view release_jobs_script = R"lua(
-local rcall = redis.call
+const lua_script release_jobs_script = bull_script(R"lua(
 local target = KEYS[1]
 if rcall("EXISTS", KEYS[4]) == 1 then target = KEYS[3] end
 local out = {}
@@ -207,14 +220,13 @@ for i = #ARGV, 3, -1 do -- the oldest ends rightmost
   end
 end
 return out
-)lua";
+)lua");
 
 // Bull's extendLock-2 for many jobs.
 //   KEYS[1] stalled  KEYS[2..] the jobs' lock keys
 //   ARGV[1] token  ARGV[2] lock ms  ARGV[3..] the jobs' ids
 // Returns the ids whose lock `token` no longer holds.
-constexpr std::string_view extend_locks_script = R"lua(
-local rcall = redis.call
+const lua_script extend_locks_script = bull_script(R"lua(
 local lost, renewed = {}, {}
 for i = 2, #KEYS do
   if rcall("GET", KEYS[i]) == ARGV[1] then
@@ -228,7 +240,7 @@ for from = 1, #renewed, 5000 do
   rcall("SREM", KEYS[1], unpack(renewed, from, math.min(from + 4999, #renewed)))
 end
 return lost
-)lua";
+)lua");
 
 // Bull's moveToFinished-9 (completed) for many jobs, with a redis.call per
 // job only where Bull's state needs one (the job's own hash): the locks are
@@ -241,28 +253,10 @@ return lost
 //   then per job: id, returnvalue, how many completed jobs to keep (< 0: all,
 //   0: none, so its hash goes at once: Bull's removeOnComplete)
 // Returns the ids whose lock was lost (left untouched).
-constexpr std::string_view complete_jobs_script = R"lua(
-local rcall = redis.call
--- PUBLISH costs a call per job. With nobody listening (no subscriber of the
--- channel, no pattern subscription at all) it is skipped: no client can tell.
-local function listened(channel)
-  return rcall("PUBSUB", "NUMPAT") > 0 or
-         rcall("PUBSUB", "NUMSUB", channel)[2] > 0
-end
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script complete_jobs_script = bull_script(R"lua(
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "zset") or
             badType(KEYS[3], "set")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
-local function chunks(verb, key, list)
-  for from = 1, #list, 5000 do
-    local to = math.min(from + 4999, #list)
-    if key then rcall(verb, key, unpack(list, from, to))
-    else rcall(verb, unpack(list, from, to)) end
-  end
-end
 
 local base, token = ARGV[1], ARGV[2]
 local ids, rvs, keepOf, lockKeys = {}, {}, {}, {}
@@ -361,7 +355,7 @@ if #finished > 0 and listened(KEYS[2]) then
   end
 end
 return lost
-)lua";
+)lua");
 
 // Bull's Job#moveToFailed: _saveAttempt, then moveToDelayed-4, retryJob or
 // moveToFinished-9 (failed), for many jobs.
@@ -370,12 +364,7 @@ return lost
 //   ARGV[1] key base  ARGV[2] token  ARGV[3] backoff ms  ARGV[4] keep failed
 //   then per job: id, reason
 // Returns per job: 0 retried, 1 failed, 2 lock lost (left untouched).
-constexpr std::string_view fail_jobs_script = R"lua(
-local rcall = redis.call
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script fail_jobs_script = bull_script(R"lua(
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "zset") or
             badType(KEYS[3], "zset") or badType(KEYS[4], "set") or
             badType(KEYS[5], "list") or badType(KEYS[6], "list") or
@@ -495,19 +484,14 @@ for i = 5, #ARGV, 2 do
   end
 end
 return out
-)lua";
+)lua");
 
 // Bull's updateDelaySet-6.
 //   KEYS[1] delayed  KEYS[2] wait  KEYS[3] paused  KEYS[4] meta-paused
 //   KEYS[5] priority
 //   ARGV[1] key base  ARGV[2] now ms (<= 0: server clock)  ARGV[3] token
 // Returns how many jobs moved.
-constexpr std::string_view promote_delayed_script = R"lua(
-local rcall = redis.call
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script promote_delayed_script = bull_script(R"lua(
 local bad = badType(KEYS[1], "zset") or badType(KEYS[2], "list") or
             badType(KEYS[3], "list") or badType(KEYS[5], "zset")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
@@ -551,14 +535,13 @@ for _, jobId in ipairs(due) do
   end
 end
 return moved
-)lua";
+)lua");
 
 // Job.fromId + Job#getState (same order of checks) in one consistent read.
 //   KEYS[1] job hash  KEYS[2] completed  KEYS[3] failed  KEYS[4] delayed
 //   KEYS[5] active  KEYS[6] wait  KEYS[7] paused  ARGV[1] id
 // Returns nil, or {state, {field, value, ...}}.
-constexpr std::string_view get_job_script = R"lua(
-local rcall = redis.call
+const lua_script get_job_script = bull_script(R"lua(
 if rcall("TYPE", KEYS[1])["ok"] ~= "hash" then return false end
 local id = ARGV[1]
 local state = "stuck"
@@ -570,7 +553,7 @@ elseif rcall("LPOS", KEYS[6], id) then state = "waiting"
 elseif rcall("LPOS", KEYS[7], id) then state = "paused"
 end
 return {state, rcall("HGETALL", KEYS[1])}
-)lua";
+)lua");
 
 // Bull's moveStalledJobsToWait-7.
 //   KEYS[1] stalled  KEYS[2] wait  KEYS[3] active  KEYS[4] failed
@@ -578,12 +561,7 @@ return {state, rcall("HGETALL", KEYS[1])}
 //   ARGV[1] max stalled count  ARGV[2] key base  ARGV[3] interval ms
 //   ARGV[4] keep failed
 // Returns {failed ids, requeued ids}.
-constexpr std::string_view recover_stalled_script = R"lua(
-local rcall = redis.call
-local function badType(key, want)
-  local t = rcall("TYPE", key)["ok"]
-  if t ~= "none" and t ~= want then return key .. " holds a " .. t end
-end
+const lua_script recover_stalled_script = bull_script(R"lua(
 local bad = badType(KEYS[1], "set") or badType(KEYS[2], "list") or
             badType(KEYS[3], "list") or badType(KEYS[4], "zset") or
             badType(KEYS[7], "list")
@@ -654,7 +632,7 @@ for from = 1, #active, 5000 do
   rcall("SADD", KEYS[1], unpack(active, from, math.min(from + 4999, #active)))
 end
 return {failed, requeued}
-)lua";
+)lua");
 
 namespace {
 

@@ -152,11 +152,16 @@ redis_client::pipeline(const std::vector<redis_command>& cmds) {
 reply_ptr redis_client::eval(std::string_view script,
                              const std::vector<std::string>& keys,
                              const std::vector<std::string>& args) {
-  const std::string sha = script_sha1(script);
+  return eval(lua_script{std::string(script)}, keys, args);
+}
+
+reply_ptr redis_client::eval(const lua_script& script,
+                             const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args) {
   const std::string nkeys = std::to_string(keys.size());
   std::vector<std::string_view> argv;
   argv.reserve(3 + keys.size() + args.size());
-  argv.insert(argv.end(), {"EVALSHA", sha, nkeys});
+  argv.insert(argv.end(), {"EVALSHA", script.sha(), nkeys});
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = run(argv);
@@ -164,7 +169,7 @@ reply_ptr redis_client::eval(std::string_view script,
   // caches it again, in the same round trip.
   if (r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "NOSCRIPT")) {
     argv[0] = "EVAL";
-    argv[1] = script;
+    argv[1] = script.text();
     r = run(argv);
   }
   return r;

@@ -45,6 +45,22 @@ using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
 
 using redis_command = std::vector<std::string>;
 
+// SHA1 hex of a script, as Redis computes it for EVALSHA.
+std::string script_sha1(std::string_view script);
+
+// A Lua script and its SHA1, computed once rather than at every call.
+class lua_script {
+public:
+  explicit lua_script(std::string text)
+      : text_(std::move(text)), sha_(script_sha1(text_)) {}
+  const std::string& text() const noexcept { return text_; }
+  const std::string& sha() const noexcept { return sha_; }
+
+private:
+  std::string text_;
+  std::string sha_;
+};
+
 // One synchronous hiredis connection (RAII). Not thread-safe: one owner.
 class redis_client {
 public:
@@ -67,6 +83,8 @@ public:
 
   // Runs a Lua script by EVALSHA; on NOSCRIPT (server restarted or flushed)
   // sends it with EVAL, which also caches it again.
+  reply_ptr eval(const lua_script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args);
   reply_ptr eval(std::string_view script, const std::vector<std::string>& keys,
                  const std::vector<std::string>& args);
 
@@ -93,8 +111,5 @@ std::string reply_string(const redisReply* r); // "" for nil
 // Also parses bulk strings; 0 for nil; throws redis_reply_error otherwise.
 long long reply_integer(const redisReply* r);
 bool reply_is_error(const redisReply* r);
-
-// SHA1 hex of a script, as Redis computes it for EVALSHA.
-std::string script_sha1(std::string_view script);
 
 } // namespace postd::persistence

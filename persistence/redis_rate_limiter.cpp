@@ -28,7 +28,7 @@ namespace {
 // seen for the first time, so a stray value cannot fail every batch.
 // Returns per hit: allowed (1|0), hits in the window, us until the window
 // ends, us until the block ends (0 when not blocked).
-constexpr std::string_view hit_script = R"lua(
+const lua_script hit_script{R"lua(
 local rcall = redis.call
 local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local width = ttl / 64
@@ -119,7 +119,7 @@ local out = {}
 for _, key in ipairs(KEYS) do hit(states[key], out) end
 for _, st in ipairs(distinct) do save(st) end
 return out
-)lua";
+)lua"};
 
 constexpr std::size_t reply_fields = 4;
 

@@ -13,8 +13,9 @@ persistence::job_info job(std::string state, std::string author,
   persistence::job_info j;
   j.id = "7";
   j.state = std::move(state);
-  j.data = R"({"postData":{"content":"x"},"userId":")" + author +
-           R"(","fileUrls":[]})";
+  j.data = std::string(R"({"postData":{"content":"x"},"userId":")")
+               .append(author)
+               .append(R"(","fileUrls":[]})");
   j.return_value = std::move(ret);
   return j;
 }

@@ -86,7 +86,7 @@ TEST_F(RedisClientTest, RefusedAuthThrows) {
 TEST_F(RedisClientTest, PipelineAnswersInOrder) {
   std::vector<redis_command> cmds;
   for (int i = 0; i < 200; ++i)
-    cmds.push_back({"RPUSH", key_, "v" + std::to_string(i)});
+    cmds.push_back({"RPUSH", key_, std::string("v").append(std::to_string(i))});
   cmds.push_back({"LRANGE", key_, "0", "2"});
   cmds.push_back({"INCR", key_}); // an error reply in the middle
   cmds.push_back({"LLEN", key_});
