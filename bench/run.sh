@@ -86,8 +86,13 @@ ingest_port=$(postd_free_port)
 QUEUE_NAME=bench-ingest WRITERS=0 PORT=$ingest_port "$build_dir/postd" serve \
   > "$work/postd-ingest.log" 2>&1 & pids+=($!)
 ingest_pid=$!
+# Its own database: job ids count from 1 in every queue, and "Post" keeps
+# one row per jobId.
+psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd_full' >/dev/null
+full_db="postgresql://postgres@127.0.0.1:$pg_port/postd_full"
+DATABASE_URL=$full_db "$build_dir/postd" migrate >/dev/null
 full_port=$(postd_free_port)
-QUEUE_NAME=bench-full WRITERS=4 PORT=$full_port "$build_dir/postd" serve \
+DATABASE_URL=$full_db QUEUE_NAME=bench-full WRITERS=4 PORT=$full_port "$build_dir/postd" serve \
   > "$work/postd-full.log" 2>&1 & pids+=($!)
 full_pid=$!
 wait_port "$ingest_port"
@@ -105,3 +110,59 @@ done
 echo
 echo "postd   /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
 echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"
+
+# Drain: BENCH_DRAIN_JOBS of the jobs the ingest-only runs left in Redis
+# (the oldest; the rest are dropped from the list) persisted by a writer
+# instance with 4 writers, next to PostgreSQL's own ceiling for as many rows
+# of the same shape: COPY, and multi-row INSERTs of 256 rows (what a writer
+# sends), into a copy of "Post" with its indexes.
+drain_jobs=${BENCH_DRAIN_JOBS:-200000}
+kill "$ingest_pid" "$full_pid" 2>/dev/null || true
+wait "$ingest_pid" "$full_pid" 2>/dev/null || true
+rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+waiting=$(rcli LLEN bull:bench-ingest:wait)
+if ((waiting < drain_jobs)); then drain_jobs=$waiting; fi
+rcli LTRIM bull:bench-ingest:wait "-$drain_jobs" -1 >/dev/null
+pg() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postd "$@"; }
+now_ms() { date +%s%3N; }
+
+drain_port=$(postd_free_port)
+start=$(now_ms)
+QUEUE_NAME=bench-ingest WRITERS=4 PORT=$drain_port "$build_dir/postd" serve \
+  > "$work/postd-drain.log" 2>&1 & pids+=($!)
+while (($(rcli LLEN bull:bench-ingest:wait) + $(rcli LLEN bull:bench-ingest:active) > 0)); do
+  sleep 0.05
+done
+drain_ms=$(($(now_ms) - start))
+drained=$(pg -tAc 'SELECT count(*) FROM "Post"')
+
+pg -c 'CREATE TABLE post_copy (LIKE "Post" INCLUDING ALL);
+       CREATE TABLE post_insert (LIKE "Post" INCLUDING ALL)'
+awk -v n="$drain_jobs" 'BEGIN {
+  for (i = 1; i <= n; i++)
+    printf "%08x-0000-4000-8000-%012d,benchmark post %d,bench-user,{},2026-11-26 12:00:00,2026-11-26 12:00:00,%d\n", i, i, i, i
+}' > "$work/rows.csv"
+start=$(now_ms)
+pg -c "\\copy post_copy (id, content, \"authorId\", images, \"createdAt\", \"updatedAt\", \"jobId\") FROM '$work/rows.csv' WITH (FORMAT csv)"
+copy_ms=$(($(now_ms) - start))
+awk -F, -v per=256 '{
+  if ((NR - 1) % per == 0) {
+    if (NR > 1) print ";"
+    printf "INSERT INTO post_insert (id, content, \"authorId\", \"updatedAt\", \"jobId\") VALUES "
+  } else printf ","
+  printf "(%c%s%c,%c%s%c,%c%s%c,now(),%c%s%c)", 39, $1, 39, 39, $2, 39, 39, $3, 39, 39, $7, 39
+} END { print ";" }' "$work/rows.csv" > "$work/rows.sql"
+start=$(now_ms)
+pg -f "$work/rows.sql"
+insert_ms=$(($(now_ms) - start))
+
+echo
+echo "Drain of $drain_jobs queued jobs against PostgreSQL's ceiling for as many rows"
+echo
+echo "| what                                          | rows    | seconds | rows/s  |"
+echo "|-----------------------------------------------|---------|---------|---------|"
+row() { awk -v w="$1" -v n="$2" -v ms="$3" 'BEGIN {
+  printf "| %-45s | %7d | %7.2f | %7.0f |\n", w, n, ms / 1000, n / (ms / 1000) }'; }
+row "PostgreSQL COPY, one connection" "$drain_jobs" "$copy_ms"
+row "PostgreSQL INSERT of 256 rows, one connection" "$drain_jobs" "$insert_ms"
+row "postd drain, 4 writers (Redis + INSERT)" "$drained" "$drain_ms"
