@@ -1,5 +1,8 @@
 #include "actors/writer.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+
 #include <nlohmann/json.hpp>
 
 #include "actors/clock.hpp"
@@ -40,13 +43,30 @@ void check_stalled(writer_state& st, const writer_settings& s) {
   auto now = std::chrono::steady_clock::now();
   if (now < st.next_stalled_check)
     return;
-  st.next_stalled_check = now + std::chrono::seconds{5};
+  st.next_stalled_check =
+      now + std::min<std::chrono::milliseconds>(std::chrono::seconds{5},
+                                                s.stalled_interval);
   auto stalled =
       persistence::recover_stalled(*st.redis, s.keys, s.max_stalled_count,
                                    s.stalled_interval, s.keep_failed);
   if (!stalled.requeued.empty() || !stalled.failed.empty())
     log::warn("stalled jobs recovered",
               {{"requeued", stalled.requeued}, {"failed", stalled.failed}});
+}
+
+// Fault injection (writer_settings::fault_rate, tests only): half the
+// faults strike before the insert, half after it committed and before the
+// jobs are completed (the rows exist, the jobs are still active). Not a
+// redis_error or postgres_error: the writer's own retry does not catch it,
+// the actor dies and its supervisor restarts it.
+void maybe_crash(writer_state& st, const writer_settings& s,
+                 const char* where) {
+  if (s.fault_rate <= 0)
+    return;
+  if (std::uniform_real_distribution<double>{0, 1}(st.faults) >=
+      s.fault_rate / 2)
+    return;
+  throw std::runtime_error(std::string("injected writer fault ") + where);
 }
 
 // One take -> write -> complete round; false when the queue was empty.
@@ -68,7 +88,9 @@ bool work_once(writer_state& st, const writer_settings& s) {
   } else {
     refresh_locks(st, s);
   }
+  maybe_crash(st, s, "before the database write");
   auto result = persist_batch(*st.db, st.held);
+  maybe_crash(st, s, "after the database write");
   if (!result.completed.empty())
     persistence::complete_jobs(*st.redis, s.keys, result.completed, st.token,
                                s.keep_completed);
@@ -189,6 +211,15 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     release_held(self->state, settings);
     self->quit(em.reason);
   });
+  // A crash (an exception the retry below does not handle) gives the held
+  // jobs back at once, like SIGTERM: left locked, they would come back only
+  // through the stalled check, and a job caught in two crashes would be
+  // failed as "stalled more than allowable limit" instead of written.
+  self->set_exception_handler(
+      [self, settings](caf::scheduled_actor* ptr, std::exception_ptr& x) {
+        release_held(self->state, settings);
+        return caf::scheduled_actor::default_exception_handler(ptr, x);
+      });
   self->send(self, work_atom::value);
   return {
       [self, settings](work_atom) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct writer_settings {
   // to `wait`, at most once per stalled_interval across all instances.
   std::chrono::milliseconds stalled_interval{30000};
   int max_stalled_count = 1;
+  // Fault injection for tests: the probability that persisting a batch
+  // throws a crash-like exception (not a Redis/PostgreSQL error, so the
+  // writer actor dies and its supervisor restarts it) before or after the
+  // database write. 0 in production.
+  double fault_rate = 0;
 };
 
 // What a batch of taken jobs turned into.
@@ -56,6 +62,7 @@ struct writer_state {
   bool degraded = false; // lost Redis or PostgreSQL, retrying
   backoff retry{std::chrono::milliseconds{100},
                 std::chrono::milliseconds{5000}};
+  std::minstd_rand faults{std::random_device{}()}; // fault_rate's dice
   static inline const char* name = "writer";
 };
 

@@ -1,6 +1,7 @@
 #include "app/runtime.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -60,6 +61,24 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;
+  // Fault-injection tests only, deliberately not settings (README): the
+  // chance a writer crashes around a batch's write, and a short job lock
+  // (also the stalled-check interval) so a killed instance's jobs come back
+  // quickly.
+  if (const char* v = std::getenv("POSTD_FAULT_WRITER_CRASH_RATE")) {
+    char* end = nullptr;
+    double rate = std::strtod(v, &end);
+    if (end != v && *end == '\0' && rate > 0 && rate <= 1)
+      w.fault_rate = rate;
+  }
+  if (const char* v = std::getenv("POSTD_FAULT_LOCK_MS")) {
+    char* end = nullptr;
+    double ms = std::strtod(v, &end);
+    if (end != v && *end == '\0' && ms >= 100 && ms <= 3600000) {
+      w.lock_for = std::chrono::milliseconds{static_cast<long long>(ms)};
+      w.stalled_interval = w.lock_for;
+    }
+  }
   actors::writer_supervisor_settings ws;
   ws.writers = c.writers;
   ws.writer = w;

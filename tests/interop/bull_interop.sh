@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Interoperability with the real `bull` 4.16.5 npm package (SPEC §5), run by
+# ctest as interop.bull:
+#
+#   bull_interop.sh POSTD_BINARY
+#
+# 1. npm installs bull@4.16.5 into a temporary folder (a failed install fails
+#    the test: it is never skipped).
+# 2. A Node Bull producer adds create-post jobs in the old service's shape and
+#    options; a postd with WRITERS=2 persists each exactly once, and Bull sees
+#    them completed with returnvalue.postId = the row's id.
+# 3. An ingest-only postd (WRITERS=0) queues a post; a Node Bull worker
+#    processes it; postd's GET /v1/post/jobs/:id reports it completed.
+# 4. With jobs waiting, active, completed, failed and delayed, Queue#getJobCounts()
+#    and postd's GET /health/queue agree.
+#
+# Uses the services deploy/test.sh exports (POSTD_TEST_*), on 127.0.0.1 only,
+# with its own scratch database and queue name, so it runs in parallel with
+# the other tests; stops and removes all it started.
+set -euo pipefail
+
+postd_bin=${1:?usage: bull_interop.sh POSTD_BINARY}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+say() { printf 'interop: %s\n' "$*"; }
+die() {
+  printf 'interop: FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+for var in POSTD_TEST_LIB POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST \
+  POSTD_TEST_PG_PORT POSTD_TEST_PG_USER POSTD_TEST_PGBOUNCER_HOST POSTD_TEST_PGBOUNCER_PORT; do
+  [[ -n ${!var:-} ]] || die "$var is not set (run through deploy/test.sh, which starts the services)"
+done
+for var in POSTD_TEST_REDIS_HOST POSTD_TEST_PG_HOST POSTD_TEST_PGBOUNCER_HOST; do
+  [[ ${!var} == 127.0.0.1 || ${!var} == localhost ]] || die "$var=${!var}: this test only targets 127.0.0.1"
+done
+[[ -x $postd_bin ]] || die "postd binary $postd_bin is not executable"
+for cmd in node npm psql curl redis-cli; do
+  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed"
+done
+# shellcheck source=deploy/lib/common.sh
+source "$POSTD_TEST_LIB"
+
+redis_host=$POSTD_TEST_REDIS_HOST
+redis_port=$POSTD_TEST_REDIS_PORT
+work=$(mktemp -d "${TMPDIR:-/tmp}/postd-interop.XXXXXX")
+suffix="$$-$RANDOM"
+db=postd_interop_${suffix//-/_}
+queue=interop-$suffix
+author=interop-author-$suffix
+secret=interop-secret-$suffix
+db_created=0
+postd_pid=
+postd_url=
+postd_log=
+
+psql_admin() {
+  PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
+    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d postgres "$@"
+}
+psql_db() {
+  PGCONNECT_TIMEOUT=5 psql -X -q -w -tA -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
+    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d "$db" "$@"
+}
+
+stop_postd() {
+  [[ -n $postd_pid ]] || return 0
+  local i
+  kill -TERM "$postd_pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$postd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$postd_pid" 2>/dev/null; then
+    printf 'interop: postd (pid %s) ignored SIGTERM for 15 s: killing it\n' "$postd_pid" >&2
+    kill -KILL "$postd_pid" 2>/dev/null || true
+  fi
+  wait "$postd_pid" 2>/dev/null || true
+  postd_pid=
+}
+
+cleanup() {
+  local rc=$?
+  trap '' INT TERM
+  stop_postd
+  if ((rc != 0)) && [[ -n $postd_log && -s $postd_log ]]; then
+    printf 'interop: last lines of the postd log:\n' >&2
+    tail -n 30 "$postd_log" | sed 's/^/    /' >&2
+  fi
+  # The queue's keys (Bull's and postd's own, e.g. idempotency keys).
+  redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" 2>/dev/null |
+    xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null 2>&1 || true
+  if ((db_created)); then
+    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
+      printf 'interop: could not drop database %s\n' "$db" >&2
+  fi
+  rm -rf -- "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# postd_env WRITERS: the environment of a postd on our queue and database.
+postd_env() {
+  postd_envs=(
+    "DATABASE_URL=postgresql://$POSTD_TEST_PG_USER@$POSTD_TEST_PGBOUNCER_HOST:$POSTD_TEST_PGBOUNCER_PORT/$db"
+    "REDIS_HOST=$redis_host" "REDIS_PORT=$redis_port" "JWT_SECRET=$secret"
+    "QUEUE_NAME=$queue" "QUEUE_PREFIX=bull" "WRITERS=$1" "LOG_LEVEL=warn" "HOST=127.0.0.1"
+  )
+}
+
+# start_postd NAME WRITERS: serve on a free port until /health/queue answers.
+start_postd() {
+  local name=$1 writers=$2 port try deadline postd_envs
+  postd_env "$writers"
+  for ((try = 1; try <= 3; try++)); do
+    port=$(postd_free_port)
+    postd_log=$work/postd-$name.log
+    env "${postd_envs[@]}" PORT="$port" "$postd_bin" serve >"$postd_log" 2>&1 &
+    postd_pid=$!
+    postd_url=http://127.0.0.1:$port
+    deadline=$((SECONDS + 20))
+    while ((SECONDS < deadline)); do
+      if ! kill -0 "$postd_pid" 2>/dev/null; then
+        wait "$postd_pid" 2>/dev/null || true
+        postd_pid=
+        break
+      fi
+      if curl -fsS -m 2 -o /dev/null "$postd_url/health/queue" 2>/dev/null; then
+        say "postd $name (WRITERS=$writers) serves $postd_url"
+        return 0
+      fi
+      sleep 0.1
+    done
+    [[ -n $postd_pid ]] && die "postd $name did not answer GET /health/queue on $postd_url within 20 s"
+    grep -qi 'address already in use' "$postd_log" || die "postd $name exited at start"
+  done
+  die "postd $name found no free port in 3 tries"
+}
+
+node_client() {
+  NODE_PATH=$work/npm/node_modules REDIS_HOST=$redis_host REDIS_PORT=$redis_port \
+    QUEUE_NAME=$queue timeout --foreground 60 node "$here/bull_client.js" "$@"
+}
+
+# ---------------------------------------------------------------- set-up
+
+say "npm install bull@4.16.5 into $work/npm"
+mkdir -p "$work/npm"
+npm_rc=0
+(cd "$work/npm" && NPM_CONFIG_UPDATE_NOTIFIER=false timeout --foreground 180 \
+  npm install --no-audit --no-fund --no-package-lock --loglevel=error bull@4.16.5) \
+  >"$work/npm.log" 2>&1 || npm_rc=$?
+if ((npm_rc != 0)); then
+  sed 's/^/    /' "$work/npm.log" >&2
+  die "npm install bull@4.16.5 failed (exit $npm_rc)"
+fi
+bull_version=$(NODE_PATH=$work/npm/node_modules node -p "require('bull/package.json').version") ||
+  die "bull is not loadable after npm install"
+[[ $bull_version == 4.16.5 ]] || die "npm installed bull $bull_version, not 4.16.5"
+
+psql_admin -c "CREATE DATABASE \"$db\"" >/dev/null || die "cannot create database $db"
+db_created=1
+(
+  postd_env 0
+  env "${postd_envs[@]}" timeout --foreground 60 "$postd_bin" migrate >"$work/migrate.log" 2>&1
+) || { sed 's/^/    /' "$work/migrate.log" >&2; die "postd migrate failed"; }
+say "database $db migrated, queue bull:$queue"
+
+# ---------------------------------------------------------------- Node producer -> postd
+
+n_jobs=50
+n_old=5
+start_postd writers 2
+node_client produce "$work/produced.json" "$n_jobs" "$n_old" || die "the Node producer failed"
+expected=$((n_jobs + n_old))
+deadline=$((SECONDS + 30))
+while :; do
+  rows=$(psql_db -c 'SELECT count(*) FROM "Post"') || die "cannot count the \"Post\" rows"
+  ((rows < expected)) || break
+  ((SECONDS < deadline)) || die "postd persisted $rows of the $expected Node jobs within 30 s"
+  sleep 0.2
+done
+sleep 0.5 # a duplicate written late would show now
+read -r rows distinct < <(psql_db -F ' ' -c 'SELECT count(*), count(DISTINCT "jobId") FROM "Post"')
+[[ $rows == "$expected" && $distinct == "$expected" ]] ||
+  die "\"Post\" holds $rows rows with $distinct distinct jobIds; expected $expected of each"
+psql_db -o "$work/rows.json" -c \
+  'SELECT json_agg(json_build_object(
+      '\''id'\'', id, '\''jobId'\'', "jobId", '\''content'\'', content,
+      '\''authorId'\'', "authorId", '\''images'\'', images)) FROM "Post"' ||
+  die "cannot read the \"Post\" rows"
+node_client verify-persisted "$work/produced.json" "$work/rows.json" ||
+  die "the jobs of the Node producer were not persisted as Bull expects"
+stop_postd
+
+# ---------------------------------------------------------------- postd -> Node worker
+
+start_postd ingest 0
+token=$(env JWT_SECRET="$secret" "$postd_bin" token --sub "$author") || die "postd token failed"
+content='from postd to a Node worker: "quoted" ünïcødé ✓'
+body=$(node -e 'process.stdout.write(JSON.stringify({content: process.argv[1]}))' "$content")
+status=$(curl -sS -m 10 -o "$work/create.json" -w '%{http_code}' -X POST \
+  -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  --data-binary "$body" "$postd_url/v1/post/create") || die "POST /v1/post/create: curl failed"
+[[ $status == 202 ]] || die "POST /v1/post/create answered $status: $(cat "$work/create.json")"
+job_id=$(node -e 'const b = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (typeof b.jobId !== "string" || !b.jobId) process.exit(1); process.stdout.write(b.jobId)' \
+  "$work/create.json") || die "the 202 carries no jobId: $(cat "$work/create.json")"
+node_client work-one "$job_id" "$content" "$author" "$work/worker-post-id" ||
+  die "a Node Bull worker did not process postd's job $job_id"
+status=$(curl -sS -m 10 -o "$work/job.json" -w '%{http_code}' \
+  -H "Authorization: Bearer $token" "$postd_url/v1/post/jobs/$job_id") ||
+  die "GET /v1/post/jobs/$job_id: curl failed"
+[[ $status == 200 ]] || die "GET /v1/post/jobs/$job_id answered $status: $(cat "$work/job.json")"
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
+node -e 'const [file, id, postId] = process.argv.slice(1);
+  const b = JSON.parse(require("fs").readFileSync(file, "utf8"));
+  const ok = b.jobId === id && b.status === "completed" && b.postId === postId;
+  if (!ok) { console.error(`got ${JSON.stringify(b)}, expected jobId ${id}, status completed, postId ${postId}`); process.exit(1); }' \
+  "$work/job.json" "$job_id" "$(cat "$work/worker-post-id")" ||
+  die "GET /v1/post/jobs/$job_id does not report the Node worker's completion"
+say "GET /v1/post/jobs/$job_id reports the Node worker's completion"
+
+# ---------------------------------------------------------------- counts
+
+# Completed so far: the kept Node jobs and postd's job.
+POSTD_TOKEN=$token POSTD_AUTHOR=$author node_client counts "$postd_url" "$((n_jobs + 1))" ||
+  die "Queue#getJobCounts() and /health/queue disagree"
+stop_postd
+say "passed"
