@@ -37,7 +37,8 @@ using enqueue_actor = caf::typed_actor<caf::reacts_to<create_request>,
 using writer_actor = caf::typed_actor<caf::reacts_to<work_atom>>;
 
 using writer_supervisor_actor =
-    caf::typed_actor<caf::reacts_to<restart_atom, int>>;
+    caf::typed_actor<caf::reacts_to<restart_atom, int>,
+                     caf::reacts_to<tick_atom>>;
 
 using reader_actor =
     caf::typed_actor<caf::reacts_to<job_query>, caf::reacts_to<posts_query>>;

@@ -24,6 +24,7 @@ void start_writer(self_ptr self, const writer_supervisor_settings& s,
   auto child = self->spawn<caf::detached + caf::monitored>(writer, s.writer);
   self->state.children[static_cast<std::size_t>(slot)] = child;
   self->state.slots[child.address()] = slot;
+  self->state.policy.started(slot, restart_policy::clock::now());
   publish(self, s);
 }
 
@@ -32,11 +33,9 @@ void start_writer(self_ptr self, const writer_supervisor_settings& s,
 writer_supervisor_actor::behavior_type
 writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
   auto& st = self->state;
-  st.intensity = restart_intensity{settings.max_restarts, settings.period};
+  st.policy =
+      restart_policy{settings.writers, settings.max_restarts, settings.period};
   st.children.resize(static_cast<std::size_t>(settings.writers));
-  st.delays.assign(static_cast<std::size_t>(settings.writers),
-                   backoff{std::chrono::milliseconds{100},
-                           std::chrono::milliseconds{10000}});
   for (int i = 0; i < settings.writers; ++i)
     start_writer(self, settings, i);
   self->set_down_handler([self, settings](const caf::down_msg& dm) {
@@ -50,17 +49,18 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
     if (!dm.reason)
       return publish(self, settings); // a normal exit is a requested stop
     ++st.restarts;
-    bool calm = st.intensity.record(restart_intensity::clock::now());
-    if (!calm && !st.escalated)
+    auto d = st.policy.crashed(slot, restart_policy::clock::now());
+    if (d.escalated && !st.escalated) {
       log::error("writers keep crashing: escalating",
                  {{"restarts", st.restarts}, {"reason", to_string(dm.reason)}});
-    st.escalated = !calm;
-    auto delay = st.delays[static_cast<std::size_t>(slot)].next();
+      self->delayed_send(self, st.policy.period() / 10, tick_atom::value);
+    }
+    st.escalated = st.escalated || d.escalated;
     log::warn("writer crashed, restarting", {{"slot", slot},
                                              {"reason", to_string(dm.reason)},
-                                             {"delay_ms", delay.count()}});
+                                             {"delay_ms", d.delay.count()}});
     publish(self, settings);
-    self->delayed_send(self, delay, restart_atom::value, slot);
+    self->delayed_send(self, d.delay, restart_atom::value, slot);
   });
   self->set_exit_handler([self](const caf::exit_msg& em) {
     for (auto& c : self->state.children)
@@ -72,6 +72,19 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
       [self, settings](restart_atom, int slot) {
         if (!self->state.children[static_cast<std::size_t>(slot)])
           start_writer(self, settings, slot);
+      },
+      // While escalated, ten times a period: has a whole period gone calmly?
+      [self, settings](tick_atom) {
+        auto& st = self->state;
+        if (!st.escalated)
+          return;
+        if (st.policy.escalated(restart_policy::clock::now())) {
+          self->delayed_send(self, st.policy.period() / 10, tick_atom::value);
+          return;
+        }
+        st.escalated = false;
+        log::info("writers calm again", {{"restarts", st.restarts}});
+        publish(self, settings);
       },
   };
 }

@@ -25,15 +25,61 @@ public:
   // Records a restart at `now`; true while within the limit.
   bool record(clock::time_point now) {
     times_.push_back(now);
+    return within_limit(now);
+  }
+  // True when at most `max_restarts` restarts fall within the last period
+  // (so an escalation ends once a whole period passed calmly).
+  bool within_limit(clock::time_point now) {
     while (!times_.empty() && times_.front() + period_ < now)
       times_.pop_front();
     return static_cast<int>(times_.size()) <= max_;
   }
+  std::chrono::milliseconds period() const { return period_; }
 
 private:
   int max_;
   std::chrono::milliseconds period_;
   std::deque<clock::time_point> times_;
+};
+
+// When to restart which writer: each slot backs off exponentially while it
+// keeps crashing, and starts over at the base delay once it ran longer than
+// the longest delay (it was healthy, the next crash is a new story).
+class restart_policy {
+public:
+  using clock = std::chrono::steady_clock;
+  struct decision {
+    std::chrono::milliseconds delay; // before the slot's writer starts again
+    bool escalated;                  // the pool is over its restart intensity
+  };
+
+  restart_policy(int slots, int max_restarts, std::chrono::milliseconds period,
+                 std::chrono::milliseconds base = std::chrono::milliseconds{100},
+                 std::chrono::milliseconds cap = std::chrono::milliseconds{10000})
+      : intensity_(max_restarts, period), cap_(cap),
+        delays_(static_cast<std::size_t>(slots), backoff{base, cap}),
+        started_(static_cast<std::size_t>(slots)) {}
+
+  void started(int slot, clock::time_point now) {
+    started_[static_cast<std::size_t>(slot)] = now;
+  }
+  decision crashed(int slot, clock::time_point now) {
+    auto i = static_cast<std::size_t>(slot);
+    if (now - started_[i] >= cap_)
+      delays_[i].reset();
+    bool calm = intensity_.record(now);
+    return {delays_[i].next(), !calm};
+  }
+  bool escalated(clock::time_point now) {
+    return !intensity_.within_limit(now);
+  }
+  std::chrono::milliseconds period() const { return intensity_.period(); }
+
+private:
+  restart_intensity intensity_;
+  std::chrono::milliseconds cap_;
+  std::vector<backoff> delays_;
+  std::vector<clock::time_point> started_;
 };
 
 struct writer_supervisor_settings {
@@ -47,16 +93,16 @@ struct writer_supervisor_settings {
 struct writer_supervisor_state {
   std::vector<writer_actor> children; // by slot; invalid while restarting
   std::unordered_map<caf::actor_addr, int> slots;
-  restart_intensity intensity{10, std::chrono::milliseconds{60000}};
-  std::vector<backoff> delays;
+  restart_policy policy{0, 10, std::chrono::milliseconds{60000}};
   long long restarts = 0;
   bool escalated = false;
   static inline const char* name = "writer_supervisor";
 };
 
 // Runs WRITERS writer actors, restarting any that dies abnormally after a
-// per-slot backoff. Too many restarts in a period escalate: logged once and
-// reported `down` on /health until the pool calms down. An exit message
+// per-slot backoff (restart_policy). Too many restarts in a period
+// escalate: logged once and reported `down` on /health until a whole period
+// passed without too many (checked ten times a period). An exit message
 // (shutdown) stops every writer first.
 writer_supervisor_actor::behavior_type writer_supervisor(
     writer_supervisor_actor::stateful_pointer<writer_supervisor_state> self,

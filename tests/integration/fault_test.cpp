@@ -245,19 +245,31 @@ struct bull_counts {
   }
 };
 
+// One snapshot (MULTI/EXEC): counted one by one, a job moving from active
+// back to wait between two reads would be missed by both.
 bull_counts queue_counts(const persistence::redis_options& redis,
                          const std::string& queue) {
   persistence::redis_client r{redis};
-  auto n = [&](const char* cmd, const std::string& suffix) {
-    return r.command({cmd, "bull:" + queue + ":" + suffix})->integer;
-  };
+  const std::string k = "bull:" + queue + ":";
+  auto replies = r.pipeline({{"MULTI"},
+                             {"LLEN", k + "wait"},
+                             {"LLEN", k + "active"},
+                             {"LLEN", k + "paused"},
+                             {"ZCARD", k + "delayed"},
+                             {"ZCARD", k + "failed"},
+                             {"ZCARD", k + "completed"},
+                             {"EXEC"}});
+  const redisReply* exec = replies.back().get();
+  if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 6)
+    throw std::runtime_error("queue counts: MULTI/EXEC failed");
+  auto n = [&](std::size_t i) { return exec->element[i]->integer; };
   bull_counts c;
-  c.wait = n("LLEN", "wait");
-  c.active = n("LLEN", "active");
-  c.paused = n("LLEN", "paused");
-  c.delayed = n("ZCARD", "delayed");
-  c.failed = n("ZCARD", "failed");
-  c.completed = n("ZCARD", "completed");
+  c.wait = n(0);
+  c.active = n(1);
+  c.paused = n(2);
+  c.delayed = n(3);
+  c.failed = n(4);
+  c.completed = n(5);
   return c;
 }
 
@@ -310,9 +322,10 @@ void expect_exactly_once(const std::string& db_url,
   EXPECT_TRUE(lost.empty())
       << lost.size() << " acknowledged job(s) without "
       << "a row, e.g. " << lost.front() << "; " << c.str();
-  EXPECT_LE(extra.size(), static_cast<std::size_t>(l.unknown()))
-      << "rows for jobs nobody was answered 202 for, beyond the " << l.unknown()
-      << " requests without an answer";
+  const auto may_exist = static_cast<std::size_t>(l.unknown() + maybe_queued);
+  EXPECT_LE(extra.size(), may_exist)
+      << "rows for jobs nobody was answered 202 for, beyond the " << may_exist
+      << " requests that may have been queued";
   EXPECT_EQ(c.active, 0) << c.str();
   EXPECT_EQ(c.failed, 0) << c.str();
   std::cout << "[ fault    ] " << l.summary() << "; rows " << in_db.size()
@@ -428,6 +441,10 @@ TEST_F(FaultTest, RedisRestartWithAofAlwaysKeepsEveryAcknowledgedJob) {
   auto e = fault_env(postd_env(db, queue, secret));
   e["REDIS_HOST"] = redis.options().host;
   e["REDIS_PORT"] = std::to_string(redis.options().port);
+  // A writer whose take ran (and was fsynced) but whose reply was lost in
+  // the kill holds nothing it knows of: those jobs wait in `active` for
+  // their lock to expire and the stalled check, as after a kill -9 of postd.
+  e["POSTD_FAULT_LOCK_MS"] = "2000";
   migrate(e);
   server_process server{e};
   ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
