@@ -9,8 +9,9 @@
 #   bench/run.sh                      30 s per run, 50 and 200 connections
 #   BENCH_SECONDS=10 bench/run.sh     shorter runs
 #
-# It starts its own Redis and PostgreSQL on free loopback ports in a temp dir
-# and stops them at the end.
+# It starts its own Redis servers (one per postd instance, so one's backlog
+# never weighs on the other) and PostgreSQL on free loopback ports in a temp
+# dir, and stops them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../deploy/lib/common.sh
@@ -26,20 +27,23 @@ postd_service_user >/dev/null
 
 work=$(mktemp -d /tmp/postd-bench.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/redis" "$work/pg"
+mkdir -p "$work/redis" "$work/redis-full" "$work/pg"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   postd_stop_postgres "$work/pg" || true
   postd_stop_redis "$work/redis" || true
+  postd_stop_redis "$work/redis-full" || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
 redis_port=$(postd_free_port)
+redis_full_port=$(postd_free_port)
 pg_port=$(postd_free_port)
 postd_start_redis "$work/redis" "$redis_port"
+postd_start_redis "$work/redis-full" "$redis_full_port"
 postd_start_postgres "$work/pg" "$pg_port"
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd' >/dev/null
 
@@ -82,8 +86,11 @@ wait_port "$ceiling_port"
 # (WRITERS=0, an ingest-only instance: HTTP, throttle, batched adds to
 # Redis); "postd+w" also runs 4 writers that persist to PostgreSQL during
 # the run, all on the same 2 cores.
+# The ingest-only instance never sheds load (QUEUE_MAX_WAITING): its queue
+# only grows. Its Redis is emptied before each of its runs (fresh_ingest).
 ingest_port=$(postd_free_port)
-QUEUE_NAME=bench-ingest WRITERS=0 PORT=$ingest_port "$build_dir/postd" serve \
+QUEUE_NAME=bench-ingest WRITERS=0 QUEUE_MAX_WAITING=1000000000000 PORT=$ingest_port \
+  "$build_dir/postd" serve \
   > "$work/postd-ingest.log" 2>&1 & pids+=($!)
 ingest_pid=$!
 # Its own database: job ids count from 1 in every queue, and "Post" keeps
@@ -92,7 +99,8 @@ psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd_full' >/d
 full_db="postgresql://postgres@127.0.0.1:$pg_port/postd_full"
 DATABASE_URL=$full_db "$build_dir/postd" migrate >/dev/null
 full_port=$(postd_free_port)
-DATABASE_URL=$full_db QUEUE_NAME=bench-full WRITERS=4 PORT=$full_port "$build_dir/postd" serve \
+DATABASE_URL=$full_db REDIS_PORT=$redis_full_port QUEUE_NAME=bench-full WRITERS=4 \
+  PORT=$full_port "$build_dir/postd" serve \
   > "$work/postd-full.log" 2>&1 & pids+=($!)
 full_pid=$!
 wait_port "$ingest_port"
@@ -102,16 +110,41 @@ echo "wrk -t1, ${seconds}s per run, on $(nproc) cores; Redis and PostgreSQL on t
 echo
 echo "| server   | conns | req/s     | p50 ms   | p99 ms   | errors | RSS MiB |"
 echo "|----------|-------|-----------|----------|----------|--------|---------|"
+rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+# Each ingest run starts from an empty Redis with a fresh AOF, as if writers
+# had kept up: a million jobs left over from the run before would make it
+# measure Redis rewriting them (the AOF rewrites grow with the data).
+fresh_ingest() {
+  rcli FLUSHALL >/dev/null
+  rcli BGREWRITEAOF >/dev/null
+  while rcli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
+}
+# postd+w leaves a backlog its writers go on persisting: the next run waits
+# for it (at most 5 minutes), or it would measure them too.
+settle_full() {
+  local i left
+  for ((i = 0; i < 3000; i++)); do
+    left=$(redis-cli -h 127.0.0.1 -p "$redis_full_port" EVAL \
+      "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" 2 \
+      bull:bench-full:wait bull:bench-full:active)
+    ((left == 0)) && return 0
+    sleep 0.1
+  done
+  echo "bench: postd+w still has $left jobs to persist" >&2
+}
 for c in $connections; do
   run_wrk ceiling "$ceiling_port" "$c" "$ceiling_pid"
+  fresh_ingest
   run_wrk postd "$ingest_port" "$c" "$ingest_pid"
   run_wrk postd+w "$full_port" "$c" "$full_pid"
+  settle_full
 done
 echo
 echo "postd   /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
 echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"
+echo "(postd's queue holds its last run's jobs: the Redis is emptied before each)"
 
-# Drain: BENCH_DRAIN_JOBS of the jobs the ingest-only runs left in Redis
+# Drain: BENCH_DRAIN_JOBS of the jobs the last ingest-only run left in Redis
 # (the oldest; the rest are dropped from the list) persisted by a writer
 # instance with 4 writers, next to PostgreSQL's own ceiling for as many rows
 # of the same shape: COPY, and multi-row INSERTs of 256 rows (what a writer
@@ -119,7 +152,6 @@ echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_po
 drain_jobs=${BENCH_DRAIN_JOBS:-200000}
 kill "$ingest_pid" "$full_pid" 2>/dev/null || true
 wait "$ingest_pid" "$full_pid" 2>/dev/null || true
-rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 waiting=$(rcli LLEN bull:bench-ingest:wait)
 if ((waiting < drain_jobs)); then drain_jobs=$waiting; fi
 rcli LTRIM bull:bench-ingest:wait "-$drain_jobs" -1 >/dev/null

@@ -60,6 +60,17 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
 }
 
 void session::do_read_body() {
+  // Usually the body arrived with the header: parse it from the buffer now
+  // rather than through another asynchronous read (and its completion).
+  if (!parser_->is_done() && buffer_.size() > 0) {
+    beast::error_code ec;
+    parser_->eager(true);
+    buffer_.consume(parser_->put(buffer_.data(), ec));
+    if (ec && ec != bhttp::error::need_more)
+      return on_read(ec, 0);
+  }
+  if (parser_->is_done())
+    return on_read({}, 0);
   // Still under do_read's deadline, deliberately not renewed here.
   bhttp::async_read(
       stream_, buffer_, *parser_,
