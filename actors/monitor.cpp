@@ -17,8 +17,17 @@ dependency_status probe_queue(monitor_state& st, const monitor_settings& s,
                               persistence::job_counts& counts) {
   auto start = clock::now();
   try {
-    if (!st.redis)
+    if (!st.redis) {
       st.redis.emplace(s.redis);
+      // Once per connection: a Redis restarted with other settings is seen.
+      try {
+        for (const auto& w : persistence::durability_warnings(*st.redis))
+          log::warn(w);
+      } catch (const persistence::redis_reply_error& e) {
+        log::info("cannot check Redis's eviction policy and persistence",
+                  {{"error", e.what()}}); // INFO renamed or not allowed
+      }
+    }
     counts = persistence::count_jobs(*st.redis, s.keys);
     return {true, {}, ms_since(start)};
   } catch (const persistence::redis_error& e) {

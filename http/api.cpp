@@ -395,6 +395,18 @@ void api::health(respond_fn respond) const {
   report("queue:" + settings_.queue_name, view->queue,
          ojson{{"active", view->counts.active},
                {"waiting", view->counts.waiting}});
+  // Writers only show when their supervisor escalated (they keep crashing):
+  // a healthy answer keeps the old service's exact shape.
+  if (auto w = backend_.writers(); w.escalated) {
+    ojson entry = {{"status", "down"},
+                   {"message", "writers keep crashing (" +
+                                   std::to_string(w.restarts) +
+                                   " restarts; " + std::to_string(w.running) +
+                                   " of " + std::to_string(w.writers) +
+                                   " running)"}};
+    error["writers"] = entry;
+    details["writers"] = entry;
+  }
   bool ok = error.empty();
   auto r = json_response(ok ? 200 : 503, ojson{{"status", ok ? "ok" : "error"},
                                                {"info", info},

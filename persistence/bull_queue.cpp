@@ -1018,4 +1018,48 @@ stalled_jobs recover_stalled(redis_client& redis, const queue_keys& keys,
   return out;
 }
 
+namespace {
+
+// The value of `field` in INFO's "field:value\r\n" lines, or nullopt.
+std::optional<std::string_view> info_field(std::string_view info,
+                                           std::string_view field) {
+  std::size_t at = 0;
+  while (at < info.size()) {
+    auto end = info.find('\n', at);
+    if (end == std::string_view::npos)
+      end = info.size();
+    auto line = info.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    if (line.size() > field.size() && line[field.size()] == ':' &&
+        line.substr(0, field.size()) == field)
+      return line.substr(field.size() + 1);
+    at = end + 1;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::vector<std::string> durability_warnings(std::string_view info) {
+  std::vector<std::string> out;
+  if (auto policy = info_field(info, "maxmemory_policy");
+      policy && *policy != "noeviction")
+    out.push_back("Redis maxmemory-policy is " + std::string(*policy) +
+                  ", not noeviction: when Redis is full it evicts keys, "
+                  "queued jobs among them");
+  if (auto aof = info_field(info, "aof_enabled"); aof && *aof != "1")
+    out.push_back("Redis runs without AOF (appendonly no): a Redis crash "
+                  "loses jobs acknowledged since its last snapshot");
+  return out;
+}
+
+std::vector<std::string> durability_warnings(redis_client& redis) {
+  auto r = checked(redis.command({"INFO"}), "INFO");
+  if (r->type != REDIS_REPLY_STRING)
+    return {};
+  return durability_warnings(std::string_view(r->str, r->len));
+}
+
 } // namespace postd::persistence
+

@@ -184,4 +184,13 @@ stalled_jobs recover_stalled(redis_client& redis, const queue_keys& keys,
                              std::chrono::milliseconds interval,
                              std::int64_t keep_failed);
 
+// What in a Redis server's INFO text (all sections) can lose queued jobs,
+// one sentence each: an eviction policy other than noeviction (Redis drops
+// keys when full) and no AOF (a crash loses every job since the last
+// snapshot, or all of them). Empty when none or when INFO lacks the fields.
+std::vector<std::string> durability_warnings(std::string_view info);
+
+// The same for the server behind `redis` (one INFO round trip).
+std::vector<std::string> durability_warnings(redis_client& redis);
+
 } // namespace postd::persistence

@@ -34,13 +34,14 @@ public:
   std::shared_ptr<const actors::health_view> health() const override {
     return view;
   }
-  actors::writer_pool_status writers() const override { return {}; }
+  actors::writer_pool_status writers() const override { return pool; }
 
   actors::create_outcome outcome{
       actors::create_status::queued, "17", {true, 100, 99, 60, 0}};
   actors::throttle_decision decision{true, 100, 99, 60, 0};
   std::shared_ptr<actors::health_view> view =
       std::make_shared<actors::health_view>();
+  actors::writer_pool_status pool{4, 4, 0, false};
   std::vector<std::string> keys;
   std::vector<actors::create_post> posts;
   actors::job_lookup lookup{
@@ -244,6 +245,30 @@ TEST_F(ApiTest, HealthDownShape) {
   EXPECT_EQ(body["error"]["database"]["message"], "connection refused");
   EXPECT_EQ(body["info"]["queue:post-creation"]["status"], "up");
   EXPECT_EQ(body["details"].size(), 2u);
+}
+
+TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  be.pool = {4, 3, 12, true};
+  api_request r;
+  r.method = "GET";
+  r.target = "/health";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 503u);
+  auto body = nlohmann::json::parse(res.body);
+  EXPECT_EQ(body["status"], "error");
+  EXPECT_EQ(body["error"]["writers"]["status"], "down");
+  EXPECT_EQ(body["error"]["writers"]["message"],
+            "writers keep crashing (12 restarts; 3 of 4 running)");
+  EXPECT_EQ(body["details"]["writers"], body["error"]["writers"]);
+  EXPECT_EQ(body["info"]["database"]["status"], "up");
+  // Restarts alone, without escalation, leave the old shape untouched.
+  be.pool = {4, 4, 12, false};
+  res = call(r);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_FALSE(nlohmann::json::parse(res.body)["details"].contains("writers"));
 }
 
 TEST_F(ApiTest, StaleViewCountsAsDown) {

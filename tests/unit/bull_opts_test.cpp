@@ -17,3 +17,20 @@ TEST(CompletedToKeep, FollowsTheJobsOwnRemoveOnComplete) {
   EXPECT_EQ(completed_to_keep(R"({"removeOnComplete":true)", 10), 10);
   EXPECT_EQ(completed_to_keep(R"(["removeOnComplete"])", 10), 10);
 }
+
+TEST(DurabilityWarnings, NamesEvictionAndMissingAof) {
+  const std::string safe = "# Memory\r\nused_memory:1\r\nmaxmemory_policy:"
+                           "noeviction\r\n# Persistence\r\naof_enabled:1\r\n";
+  EXPECT_TRUE(postd::persistence::durability_warnings(safe).empty());
+  const std::string unsafe = "# Memory\r\nmaxmemory_policy:allkeys-lru\r\n"
+                             "# Persistence\r\naof_enabled:0\r\n";
+  auto w = postd::persistence::durability_warnings(unsafe);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("allkeys-lru"), std::string::npos) << w[0];
+  EXPECT_NE(w[1].find("AOF"), std::string::npos) << w[1];
+  // A field name that only starts like another is not it.
+  EXPECT_TRUE(postd::persistence::durability_warnings(
+                  "maxmemory_policy_x:volatile-lru\r\naof_enabled_y:0\r\n")
+                  .empty());
+  EXPECT_TRUE(postd::persistence::durability_warnings("").empty());
+}
