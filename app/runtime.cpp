@@ -178,6 +178,7 @@ int serve(const config& c) {
   int sig = wait_for_signal();
   log::info("shutting down",
             {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  api.start_draining();
   srv->stop_accepting();
   srv->stop(std::chrono::milliseconds{c.shutdown_grace_ms});
   stop_actors();

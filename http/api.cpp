@@ -144,14 +144,20 @@ void api::handle(api_request req, respond_fn respond) {
                     std::move(respond));
   }
   bool health_route = same_route(route, "/health");
-  if (health_route || same_route(route, "/health/queue")) {
+  bool queue_route = same_route(route, "/health/queue");
+  bool live_route = same_route(route, "/health/live");
+  bool ready_route = same_route(route, "/health/ready");
+  if (health_route || queue_route || live_route || ready_route) {
     if (req.method != "GET" && req.method != "HEAD") {
       auto r = error_response(405, "Cannot " + req.method + " " + path);
       r.headers.emplace_back("Allow", "GET, HEAD");
       return respond(std::move(r));
     }
-    return health_route ? health(std::move(respond))
-                        : health_queue(std::move(respond));
+    if (queue_route)
+      return health_queue(std::move(respond));
+    if (live_route) // the process answers: that is all liveness means
+      return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
+    return health(std::move(respond), ready_route);
   }
   respond(error_response(404, "Cannot " + req.method + " " + path));
 }
@@ -369,7 +375,7 @@ void api::list_posts(api_request req, respond_fn respond) {
       });
 }
 
-void api::health(respond_fn respond) const {
+void api::health(respond_fn respond, bool readiness) const {
   auto view = backend_.health();
   bool live = fresh(*view, settings_.stale_after);
   ojson info = ojson::object();
@@ -406,6 +412,11 @@ void api::health(respond_fn respond) const {
                                    " running)"}};
     error["writers"] = entry;
     details["writers"] = entry;
+  }
+  if (readiness && draining_) {
+    ojson entry = {{"status", "down"}, {"message", "shutting down"}};
+    error["postd"] = entry;
+    details["postd"] = entry;
   }
   bool ok = error.empty();
   auto r = json_response(ok ? 200 : 503, ojson{{"status", ok ? "ok" : "error"},

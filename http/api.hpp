@@ -4,6 +4,7 @@
 // a response goes out through `respond` (possibly later, from another
 // thread). The actors are reached through the `backend` interface.
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,10 @@ public:
 
   void handle(api_request req, respond_fn respond);
 
+  // From now on /health/ready answers 503 (SIGTERM: load balancers and
+  // Kubernetes stop sending while in-flight requests finish).
+  void start_draining() { draining_ = true; }
+
   // The client's address for rate limiting: the peer, or with TRUST_PROXY
   // the first X-Forwarded-For address.
   std::string client_ip(const api_request& req) const;
@@ -59,12 +64,14 @@ private:
   // Counts the request toward the limit; when refused answers 429, else
   // answers `error` with the rate-limit headers.
   void refuse(std::string key, api_response error, respond_fn respond);
-  void health(respond_fn respond) const;
+  // /health (and /health/ready, which also fails while draining).
+  void health(respond_fn respond, bool readiness) const;
   void health_queue(respond_fn respond) const;
 
   api_settings settings_;
   token_verifier verifier_;
   backend& backend_;
+  std::atomic<bool> draining_{false};
 };
 
 // Adds the X-RateLimit-* headers of an allowed request.

@@ -1187,6 +1187,13 @@ TEST_F(HttpContractTest, RedisUnreachableAnswers503AndHealthSaysSo) {
   EXPECT_EQ(h["error"]["queue:" + queue]["status"], "down");
   EXPECT_TRUE(h["error"]["queue:" + queue]["message"].is_string());
   EXPECT_FALSE(h["info"].contains("queue:" + queue));
+  // Not ready without its queue, yet alive (a restart would not help).
+  EXPECT_EQ(raw_exchange(server.port(), raw_request("GET", "/health/ready"))
+                .status,
+            503u);
+  EXPECT_EQ(
+      raw_exchange(server.port(), raw_request("GET", "/health/live")).status,
+      200u);
 
   for (int i = 0; i < 3; ++i) {
     SCOPED_TRACE("create " + std::to_string(i));

@@ -175,6 +175,14 @@ TEST_F(ServerTest, HealthHasTerminusShape) {
   EXPECT_TRUE(h["info"]["queue:" + queue].contains("waiting"));
   EXPECT_EQ(h["error"], nlohmann::json::object());
   EXPECT_EQ(h["details"], h["info"]);
+
+  // Kubernetes probes: alive, and ready with every dependency up.
+  auto live = http_call(server.port(), "GET", "/health/live");
+  EXPECT_EQ(live.status, 200u) << live.body;
+  EXPECT_EQ(live.body, R"({"status":"ok"})");
+  auto ready = http_call(server.port(), "GET", "/health/ready");
+  EXPECT_EQ(ready.status, 200u) << ready.body;
+  EXPECT_EQ(nlohmann::json::parse(ready.body)["status"], "ok");
 }
 
 TEST_F(ServerTest, ConfigErrorsExitTwoWithOneClearLine) {

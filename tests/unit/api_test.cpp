@@ -271,6 +271,47 @@ TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
   EXPECT_FALSE(nlohmann::json::parse(res.body)["details"].contains("writers"));
 }
 
+TEST_F(ApiTest, LivenessIsTheProcessAnswering) {
+  // No monitor view at all (starting), dependencies unknown: still alive.
+  api_request r;
+  r.method = "GET";
+  r.target = "/health/live";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(res.body, R"({"status":"ok"})");
+  EXPECT_EQ(header(res, "Cache-Control"),
+            "no-cache, no-store, must-revalidate");
+  r.method = "POST";
+  EXPECT_EQ(call(r).status, 405u);
+}
+
+TEST_F(ApiTest, ReadinessWaitsForTheFirstCheckAndEndsWithDraining) {
+  api_request r;
+  r.method = "GET";
+  r.target = "/health/ready";
+  EXPECT_EQ(call(r).status, 503u) << "starting: no check yet";
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  auto res = call(r);
+  EXPECT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(res.body, [&] {
+    api_request h = r;
+    h.target = "/health";
+    return call(h).body;
+  }()) << "ready and healthy: the same report";
+  be.view->database = {false, "connection refused", 1};
+  EXPECT_EQ(call(r).status, 503u) << "a dependency down";
+  be.view->database = {true, "", 1};
+  handler.start_draining();
+  res = call(r);
+  EXPECT_EQ(res.status, 503u);
+  auto body = nlohmann::json::parse(res.body);
+  EXPECT_EQ(body["error"]["postd"]["message"], "shutting down");
+  r.target = "/health";
+  EXPECT_EQ(call(r).status, 200u) << "/health keeps reporting dependencies";
+}
+
 TEST_F(ApiTest, StaleViewCountsAsDown) {
   be.view->taken_at =
       std::chrono::steady_clock::now() - std::chrono::seconds{10};
