@@ -4,6 +4,7 @@
 
 #include "actors/clock.hpp"
 #include "app/log.hpp"
+#include "app/metrics.hpp"
 
 namespace postd::actors {
 
@@ -39,6 +40,7 @@ bool connect(enqueue_state& st, const enqueue_settings& s) {
     log::info("redis connected", {{"actor", "enqueue"}});
     return true;
   } catch (const persistence::redis_error& e) {
+    metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
     st.next_connect = now + st.reconnect.next();
     log::warn("redis unavailable", {{"actor", "enqueue"}, {"error", e.what()}});
     return false;
@@ -67,6 +69,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
       batch[i].reply(create_outcome{status, std::move(id), batch[i].throttle});
     }
   } catch (const persistence::redis_error& e) {
+    metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
     st.redis.reset();
     st.next_connect = std::chrono::steady_clock::now() + st.reconnect.next();
     log::error(

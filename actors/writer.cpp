@@ -7,6 +7,7 @@
 
 #include "actors/clock.hpp"
 #include "app/log.hpp"
+#include "app/metrics.hpp"
 
 namespace postd::actors {
 
@@ -85,20 +86,29 @@ bool work_once(writer_state& st, const writer_settings& s) {
                                      s.lock_for, s.block_for);
     if (st.held.empty())
       return false;
+    metrics::process().batch(st.held.size());
   } else {
     refresh_locks(st, s);
   }
   maybe_crash(st, s, "before the database write");
   auto result = persist_batch(*st.db, st.held);
   maybe_crash(st, s, "after the database write");
-  if (!result.completed.empty())
-    persistence::complete_jobs(*st.redis, s.keys, result.completed, st.token,
-                               s.keep_completed);
+  auto& counts = metrics::process();
+  if (!result.completed.empty()) {
+    auto lost = persistence::complete_jobs(*st.redis, s.keys, result.completed,
+                                           st.token, s.keep_completed);
+    counts.jobs_completed.fetch_add(result.completed.size() - lost.size(),
+                                    std::memory_order_relaxed);
+  }
   if (!result.failed.empty()) {
     for (const auto& f : result.failed)
       log::warn("job failed", {{"job_id", f.job_id}, {"reason", f.reason}});
-    persistence::fail_jobs(*st.redis, s.keys, result.failed, st.token,
-                           s.backoff_ms, s.keep_failed);
+    for (auto o : persistence::fail_jobs(*st.redis, s.keys, result.failed,
+                                         st.token, s.backoff_ms, s.keep_failed))
+      if (o == persistence::failure_outcome::retried)
+        counts.jobs_retried.fetch_add(1, std::memory_order_relaxed);
+      else if (o == persistence::failure_outcome::failed)
+        counts.jobs_failed.fetch_add(1, std::memory_order_relaxed);
   }
   st.held.clear();
   return true;
@@ -233,12 +243,15 @@ writer(writer_actor::stateful_pointer<writer_state> self,
           self->send(self, work_atom::value);
           return;
         } catch (const persistence::redis_error& e) {
+          metrics::process().redis_errors.fetch_add(1,
+                                                    std::memory_order_relaxed);
           st.redis.reset();
           // Once per outage; every retry after that only at debug level.
           log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,
                      "writer lost redis",
                      {{"error", e.what()}, {"held", st.held.size()}});
         } catch (const persistence::postgres_error& e) {
+          metrics::process().db_errors.fetch_add(1, std::memory_order_relaxed);
           st.db.reset();
           log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,
                      "writer lost database",

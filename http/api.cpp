@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/metrics.hpp"
 #include "http/errors.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
@@ -101,7 +102,52 @@ std::string api::client_ip(const api_request& req) const {
   return req.peer_ip;
 }
 
+namespace {
+
+// The route template a request path falls under, for metrics labels.
+metrics::route metrics_route(std::string_view route) {
+  constexpr std::string_view jobs = "/v1/post/jobs/", posts = "/v1/post/";
+  auto under = [&](std::string_view prefix) {
+    return route.size() > prefix.size() &&
+           same_route(route.substr(0, prefix.size()), prefix) &&
+           route.find('/', prefix.size()) == std::string_view::npos;
+  };
+  if (same_route(route, "/v1/post/create"))
+    return metrics::route::create;
+  if (under(jobs))
+    return metrics::route::job_status;
+  if (same_route(route, "/v1/post"))
+    return metrics::route::posts;
+  if (under(posts))
+    return metrics::route::post;
+  if (same_route(route, "/health"))
+    return metrics::route::health;
+  if (same_route(route, "/health/queue"))
+    return metrics::route::health_queue;
+  if (same_route(route, "/health/live"))
+    return metrics::route::health_live;
+  if (same_route(route, "/health/ready"))
+    return metrics::route::health_ready;
+  if (same_route(route, "/metrics"))
+    return metrics::route::metrics;
+  return metrics::route::other;
+}
+
+} // namespace
+
 void api::handle(api_request req, respond_fn respond) {
+  auto started = std::chrono::steady_clock::now();
+  auto label = metrics_route(route_of(path_of(req.target)));
+  auto method = metrics::method_of(req.method);
+  route_request(std::move(req), [respond = std::move(respond), label, method,
+                                 started](api_response r) {
+    metrics::process().request(label, method, r.status,
+                               std::chrono::steady_clock::now() - started);
+    respond(std::move(r));
+  });
+}
+
+void api::route_request(api_request req, respond_fn respond) {
   auto path = path_of(req.target);
   auto route = route_of(path);
   if (same_route(route, "/v1/post/create")) {
@@ -158,6 +204,14 @@ void api::handle(api_request req, respond_fn respond) {
     if (live_route) // the process answers: that is all liveness means
       return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
     return health(std::move(respond), ready_route);
+  }
+  if (same_route(route, "/metrics")) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      auto r = error_response(405, "Cannot " + req.method + " " + path);
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(r));
+    }
+    return metrics_text(std::move(respond));
   }
   respond(error_response(404, "Cannot " + req.method + " " + path));
 }
@@ -423,6 +477,25 @@ void api::health(respond_fn respond, bool readiness) const {
                                                {"info", info},
                                                {"error", error},
                                                {"details", details}});
+  respond(no_cache(std::move(r)));
+}
+
+void api::metrics_text(respond_fn respond) const {
+  auto view = backend_.health();
+  auto writers = backend_.writers();
+  metrics::registry::snapshot s;
+  s.queue_known = view->queue.up && fresh(*view, settings_.stale_after);
+  s.waiting = view->counts.waiting;
+  s.active = view->counts.active;
+  s.completed = view->counts.completed;
+  s.failed = view->counts.failed;
+  s.delayed = view->counts.delayed;
+  s.writer_restarts = writers.restarts;
+  s.writers_running = writers.running;
+  api_response r;
+  r.status = 200;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics::process().render(s);
   respond(no_cache(std::move(r)));
 }
 

@@ -57,6 +57,7 @@ public:
   std::string client_ip(const api_request& req) const;
 
 private:
+  void route_request(api_request req, respond_fn respond);
   void create_post(api_request req, respond_fn respond);
   void job_status(api_request req, std::string job_id, respond_fn respond);
   void get_post(api_request req, std::string id, respond_fn respond);
@@ -67,6 +68,7 @@ private:
   // /health (and /health/ready, which also fails while draining).
   void health(respond_fn respond, bool readiness) const;
   void health_queue(respond_fn respond) const;
+  void metrics_text(respond_fn respond) const;
 
   api_settings settings_;
   token_verifier verifier_;

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -500,4 +502,66 @@ TEST_F(ServerTest, ShutdownGivesHeldJobsBack) {
   EXPECT_EQ(
       tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
       n);
+}
+
+namespace {
+
+// /metrics as name{labels} -> value; every line must be a comment (HELP or
+// TYPE) or a well-formed sample.
+std::map<std::string, double> scrape(int port) {
+  auto r = http_call(port, "GET", "/metrics");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  std::map<std::string, double> out;
+  std::istringstream in{r.body};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0)
+      continue;
+    auto space = line.rfind(' ');
+    EXPECT_NE(space, std::string::npos) << line;
+    if (space == std::string::npos)
+      continue;
+    auto name = line.substr(0, space);
+    EXPECT_TRUE(name.find('{') == std::string::npos || name.back() == '}')
+        << line;
+    out[name] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_F(ServerTest, MetricsCountTheTraffic) {
+  migrate();
+  server_process server{env()};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  const std::string created =
+      R"(http_requests_total{route="/v1/post/create",method="POST",status="202"})";
+  const std::string unauthorized =
+      R"(http_requests_total{route="/v1/post/create",method="POST",status="401"})";
+  auto before = scrape(server.port());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(create(server.port(), "counted " + std::to_string(i), "metrics")
+                  .status,
+              202u);
+  auto bad = http_call(server.port(), "POST", "/v1/post/create", "{}",
+                       {{"Content-Type", "application/json"}});
+  ASSERT_EQ(bad.status, 401u);
+  std::map<std::string, double> after;
+  ASSERT_TRUE(eventually([&] {
+    after = scrape(server.port());
+    return after["postd_jobs_completed_total"] >=
+           before["postd_jobs_completed_total"] + 3;
+  })) << server.output();
+  EXPECT_EQ(after[created] - before[created], 3);
+  EXPECT_EQ(after[unauthorized] - before[unauthorized], 1);
+  EXPECT_GE((after[R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]),
+            3);
+  EXPECT_GE(after["postd_writer_batch_size_count"], 1);
+  EXPECT_EQ(after["postd_jobs_failed_total"], 0);
+  EXPECT_TRUE(after.count(R"(postd_queue_jobs{state="waiting"})"));
+  EXPECT_GT(after["process_resident_memory_bytes"], 0);
+  // The scrapes themselves are counted, and never throttled.
+  EXPECT_GE((after[R"(http_requests_total{route="/metrics",method="GET",status="200"})"]),
+            1);
 }

@@ -1,0 +1,212 @@
+#include "app/metrics.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <unistd.h>
+
+namespace postd::metrics {
+
+std::string_view route_name(route r) {
+  switch (r) {
+  case route::create: return "/v1/post/create";
+  case route::job_status: return "/v1/post/jobs/:jobId";
+  case route::post: return "/v1/post/:id";
+  case route::posts: return "/v1/post";
+  case route::health: return "/health";
+  case route::health_queue: return "/health/queue";
+  case route::health_live: return "/health/live";
+  case route::health_ready: return "/health/ready";
+  case route::metrics: return "/metrics";
+  case route::other:
+  case route::count_: break;
+  }
+  return "other";
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 4> method_names{"GET", "HEAD", "POST",
+                                                       "other"};
+
+// The shortest text that reads back as `v` (0.0025, not 0.0025000000000000001).
+std::string number(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc{} ? std::string(buf, end) : std::string("NaN");
+}
+
+void line(std::string& out, std::string_view name, std::string_view labels,
+          std::string_view value) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += value;
+  out += '\n';
+}
+
+void header(std::string& out, std::string_view name, std::string_view type,
+            std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+// Resident set size in bytes (from /proc/self/statm), 0 if unreadable.
+std::uint64_t resident_bytes() {
+  std::ifstream statm{"/proc/self/statm"};
+  std::uint64_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident))
+    return 0;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+} // namespace
+
+method method_of(std::string_view m) {
+  for (std::size_t i = 0; i + 1 < method_names.size(); ++i)
+    if (m == method_names[i])
+      return static_cast<method>(i);
+  return method::other;
+}
+
+template <std::size_t N, const std::array<double, N>& Bounds>
+void histogram<N, Bounds>::render(std::string& out, std::string_view name,
+                                  std::string_view labels) const {
+  std::uint64_t total = 0;
+  std::array<std::uint64_t, N + 1> counts{};
+  for (std::size_t i = 0; i <= N; ++i)
+    total += counts[i] = buckets_[i].load(std::memory_order_relaxed);
+  if (total == 0)
+    return;
+  std::string bucket = std::string(name) + "_bucket";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= N; ++i) {
+    cumulative += counts[i];
+    std::string le = i < N ? number(Bounds[i]) : "+Inf";
+    line(out, bucket, std::string(labels) + "le=\"" + le + "\"",
+         std::to_string(cumulative));
+  }
+  std::string plain(labels.substr(0, labels.empty() ? 0 : labels.size() - 1));
+  line(out, std::string(name) + "_sum", plain,
+       number(static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) /
+              1e6));
+  line(out, std::string(name) + "_count", plain, std::to_string(cumulative));
+}
+
+template class histogram<12, latency_bounds>;
+template class histogram<9, batch_bounds>;
+
+std::size_t registry::status_index(unsigned status) {
+  for (std::size_t i = 0; i + 1 < known_statuses.size(); ++i)
+    if (known_statuses[i] == status)
+      return i;
+  return known_statuses.size() - 1;
+}
+
+void registry::request(route r, method m, unsigned status,
+                       std::chrono::steady_clock::duration took) {
+  auto ri = static_cast<std::size_t>(r);
+  auto si = status_index(status);
+  requests_[(ri * methods + static_cast<std::size_t>(m)) * statuses + si]
+      .fetch_add(1, std::memory_order_relaxed);
+  latency_[ri * statuses + si].observe(
+      std::chrono::duration<double>(took).count());
+  if (status == 429)
+    throttled.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string registry::render(const snapshot& s) const {
+  std::string out;
+  out.reserve(8192);
+  auto status_label = [](std::size_t si) {
+    return known_statuses[si] ? std::to_string(known_statuses[si])
+                              : std::string("other");
+  };
+  header(out, "http_requests_total", "counter",
+         "HTTP requests answered, by route template, method and status.");
+  for (std::size_t r = 0; r < routes; ++r)
+    for (std::size_t m = 0; m < methods; ++m)
+      for (std::size_t si = 0; si < statuses; ++si)
+        if (auto n = requests_[(r * methods + m) * statuses + si].load(
+                std::memory_order_relaxed))
+          line(out, "http_requests_total",
+               "route=\"" + std::string(route_name(static_cast<route>(r))) +
+                   "\",method=\"" + std::string(method_names[m]) +
+                   "\",status=\"" + status_label(si) + "\"",
+               std::to_string(n));
+  header(out, "http_request_duration_seconds", "histogram",
+         "Time from a whole request read to its answer, by route and status.");
+  for (std::size_t r = 0; r < routes; ++r)
+    for (std::size_t si = 0; si < statuses; ++si)
+      latency_[r * statuses + si].render(
+          out, "http_request_duration_seconds",
+          "route=\"" + std::string(route_name(static_cast<route>(r))) +
+              "\",status=\"" + status_label(si) + "\",");
+
+  header(out, "postd_queue_jobs", "gauge",
+         "Jobs in the Bull queue by state, from the monitor's last check.");
+  if (s.queue_known) {
+    line(out, "postd_queue_jobs", "state=\"waiting\"", std::to_string(s.waiting));
+    line(out, "postd_queue_jobs", "state=\"active\"", std::to_string(s.active));
+    line(out, "postd_queue_jobs", "state=\"delayed\"", std::to_string(s.delayed));
+    line(out, "postd_queue_jobs", "state=\"completed\"",
+         std::to_string(s.completed));
+    line(out, "postd_queue_jobs", "state=\"failed\"", std::to_string(s.failed));
+  }
+  auto counter = [&](std::string_view name, std::string_view help,
+                     const std::atomic<std::uint64_t>& v) {
+    header(out, name, "counter", help);
+    line(out, name, "", std::to_string(v.load(std::memory_order_relaxed)));
+  };
+  counter("postd_jobs_completed_total", "Jobs this process wrote and completed.",
+          jobs_completed);
+  counter("postd_jobs_failed_total",
+          "Jobs this process moved to failed (attempts used up).", jobs_failed);
+  counter("postd_jobs_retried_total",
+          "Jobs this process sent back for a later attempt.", jobs_retried);
+  header(out, "postd_writer_restarts_total", "counter",
+         "Writer actors restarted by their supervisor.");
+  line(out, "postd_writer_restarts_total", "", std::to_string(s.writer_restarts));
+  header(out, "postd_writers_running", "gauge", "Writer actors running now.");
+  line(out, "postd_writers_running", "", std::to_string(s.writers_running));
+  header(out, "postd_writer_batch_size", "histogram",
+         "Jobs a writer took in one batch.");
+  batch_sizes_.render(out, "postd_writer_batch_size", "");
+  counter("postd_db_errors_total", "PostgreSQL errors seen by writers.",
+          db_errors);
+  counter("postd_redis_errors_total",
+          "Redis errors seen by the enqueue actor and the writers.",
+          redis_errors);
+  counter("postd_throttled_total", "Requests refused with 429.", throttled);
+
+  header(out, "process_resident_memory_bytes", "gauge",
+         "Resident memory size in bytes.");
+  line(out, "process_resident_memory_bytes", "", std::to_string(resident_bytes()));
+  header(out, "process_start_time_seconds", "gauge",
+         "Start time of the process since the Unix epoch in seconds.");
+  line(out, "process_start_time_seconds", "",
+       number(std::chrono::duration<double>(started_.time_since_epoch()).count()));
+  header(out, "postd_uptime_seconds", "gauge", "Seconds since the process started.");
+  line(out, "postd_uptime_seconds", "",
+       number(std::chrono::duration<double>(std::chrono::system_clock::now() -
+                                            started_)
+                  .count()));
+  return out;
+}
+
+registry& process() {
+  static registry r;
+  return r;
+}
+
+} // namespace postd::metrics
