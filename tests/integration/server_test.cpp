@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <atomic>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -15,6 +17,7 @@
 
 #include "http/auth.hpp"
 #include "persistence/redis_client.hpp"
+#include "support/raw_client.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
 
@@ -564,4 +567,77 @@ TEST_F(ServerTest, MetricsCountTheTraffic) {
   // The scrapes themselves are counted, and never throttled.
   EXPECT_GE((after[R"(http_requests_total{route="/metrics",method="GET",status="200"})"]),
             1);
+}
+
+namespace {
+
+// Commands the Redis server ran so far (all of INFO commandstats).
+long long redis_commands(persistence::redis_client& r) {
+  auto reply = r.command({"INFO", "commandstats"});
+  std::string text(reply->str, reply->len);
+  long long total = 0;
+  for (std::size_t at = text.find("calls="); at != std::string::npos;
+       at = text.find("calls=", at + 6))
+    total += std::stoll(text.substr(at + 6));
+  return total;
+}
+
+} // namespace
+
+// Probes are answered from the monitor's cached view: 10,000 /health
+// requests over 100 connections cost Redis and PostgreSQL only the
+// monitor's own checks (two a second), not one query each.
+TEST_F(ServerTest, HealthProbesNeverReachTheDependencies) {
+  migrate();
+  auto e = env();
+  e["WRITERS"] = "0"; // no writer traffic: what remains is the monitor's
+  server_process server{e};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  persistence::redis_client redis{test_redis()};
+  pqxx::connection pg{db.direct_url()};
+  auto transactions = [&] {
+    pqxx::nontransaction tx{pg};
+    return tx
+        .exec1("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+               "WHERE datname = current_database()")[0]
+        .as<long long>();
+  };
+  // pg_stat_database lags (stats are flushed about once a second).
+  auto settled = [&] {
+    std::this_thread::sleep_for(1500ms);
+    return transactions();
+  };
+  long long redis_before = redis_commands(redis), pg_before = settled();
+  auto started = std::chrono::steady_clock::now();
+
+  constexpr int connections = 100, per_connection = 100;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < connections; ++c)
+    clients.emplace_back([&] {
+      raw_client conn{server.port(), 10s};
+      for (int i = 0; i < per_connection; ++i) {
+        conn.send(raw_request("GET", "/health"));
+        if (conn.read_response().status == 200)
+          ++ok;
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - started)
+                       .count();
+  long long redis_used = redis_commands(redis) - redis_before - 1;
+  long long pg_used = settled() - pg_before;
+  EXPECT_EQ(ok.load(), connections * per_connection);
+  // The monitor: every 500 ms one MULTI of counts (8 commands) and one
+  // SELECT 1; allow three extra checks for the edges of the window.
+  double checks = (seconds + 1.5) * 2 + 3;
+  std::cout << "[ health   ] " << connections * per_connection
+            << " probes in " << seconds << " s: " << redis_used
+            << " Redis commands, " << pg_used << " PostgreSQL transactions"
+            << std::endl;
+  EXPECT_LE(redis_used, static_cast<long long>(checks * 8)) << seconds << " s";
+  EXPECT_LE(pg_used, static_cast<long long>(checks) + 2) << seconds << " s";
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
 }
