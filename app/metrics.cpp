@@ -163,6 +163,18 @@ std::string registry::render(const snapshot& s) const {
          std::to_string(s.completed));
     line(out, "postd_queue_jobs", "state=\"failed\"", std::to_string(s.failed));
   }
+  header(out, "postd_dependency_up", "gauge",
+         "1 when the monitor's last check of the dependency succeeded.");
+  line(out, "postd_dependency_up", "dependency=\"redis\"",
+       s.fresh && s.redis_up ? "1" : "0");
+  line(out, "postd_dependency_up", "dependency=\"postgres\"",
+       s.fresh && s.database_up ? "1" : "0");
+  header(out, "postd_dependency_latency_seconds", "gauge",
+         "How long the monitor's last check of the dependency took.");
+  line(out, "postd_dependency_latency_seconds", "dependency=\"redis\"",
+       number(s.redis_latency_ms / 1000));
+  line(out, "postd_dependency_latency_seconds", "dependency=\"postgres\"",
+       number(s.database_latency_ms / 1000));
   auto counter = [&](std::string_view name, std::string_view help,
                      const std::atomic<std::uint64_t>& v) {
     header(out, name, "counter", help);

@@ -484,7 +484,12 @@ void api::metrics_text(respond_fn respond) const {
   auto view = backend_.health();
   auto writers = backend_.writers();
   metrics::registry::snapshot s;
-  s.queue_known = view->queue.up && fresh(*view, settings_.stale_after);
+  s.fresh = fresh(*view, settings_.stale_after);
+  s.queue_known = view->queue.up && s.fresh;
+  s.redis_up = view->queue.up;
+  s.database_up = view->database.up;
+  s.redis_latency_ms = view->queue.latency_ms;
+  s.database_latency_ms = view->database.latency_ms;
   s.waiting = view->counts.waiting;
   s.active = view->counts.active;
   s.completed = view->counts.completed;

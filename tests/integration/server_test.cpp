@@ -564,6 +564,9 @@ TEST_F(ServerTest, MetricsCountTheTraffic) {
   EXPECT_EQ(after["postd_jobs_failed_total"], 0);
   EXPECT_TRUE(after.count(R"(postd_queue_jobs{state="waiting"})"));
   EXPECT_GT(after["process_resident_memory_bytes"], 0);
+  EXPECT_EQ(after[R"(postd_dependency_up{dependency="redis"})"], 1);
+  EXPECT_EQ(after[R"(postd_dependency_up{dependency="postgres"})"], 1);
+  EXPECT_GT(after[R"(postd_dependency_latency_seconds{dependency="postgres"})"], 0);
   // The scrapes themselves are counted, and never throttled.
   EXPECT_GE((after[R"(http_requests_total{route="/metrics",method="GET",status="200"})"]),
             1);

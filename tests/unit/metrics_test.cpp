@@ -79,6 +79,7 @@ TEST(Metrics, JobsWritersAndProcess) {
   EXPECT_EQ(s["postd_writer_batch_size_count"], 2);
   EXPECT_GT(s["process_resident_memory_bytes"], 1e6);
   EXPECT_GE(s["postd_uptime_seconds"], 0);
+  EXPECT_EQ(s[R"(postd_dependency_up{dependency="redis"})"], 0) << "not fresh";
   // Without a fresh queue view, no made-up depths.
   EXPECT_EQ(samples(r.render({})).count(R"(postd_queue_jobs{state="waiting"})"),
             0u);
