@@ -19,8 +19,12 @@ struct dependency_status {
   double latency_ms = 0;
 };
 
+// Each dependency is checked by its own monitor actor, so a check that hangs
+// (PostgreSQL down behind PgBouncer holds a query up to its timeouts) makes
+// only that dependency's part stale.
 struct health_view {
-  std::chrono::steady_clock::time_point taken_at{};
+  std::chrono::steady_clock::time_point taken_at{};    // queue's last check
+  std::chrono::steady_clock::time_point database_at{}; // database's last
   dependency_status database{false, "not checked yet", 0};
   dependency_status queue{false, "not checked yet", 0};
   persistence::job_counts counts;
@@ -35,9 +39,21 @@ struct writer_pool_status {
 
 class health_board {
 public:
-  void publish(health_view v) {
-    auto next = std::make_shared<const health_view>(std::move(v));
+  void publish_queue(dependency_status queue, persistence::job_counts counts,
+                     std::chrono::steady_clock::time_point at) {
     std::lock_guard<std::mutex> guard{mtx_};
+    auto next = std::make_shared<health_view>(*view_);
+    next->queue = std::move(queue);
+    next->counts = counts;
+    next->taken_at = at;
+    view_ = std::move(next);
+  }
+  void publish_database(dependency_status database,
+                        std::chrono::steady_clock::time_point at) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto next = std::make_shared<health_view>(*view_);
+    next->database = std::move(database);
+    next->database_at = at;
     view_ = std::move(next);
   }
   std::shared_ptr<const health_view> view() const {

@@ -68,13 +68,17 @@ monitor(monitor_actor::stateful_pointer<monitor_state> self,
   return {
       [self, settings](tick_atom) {
         auto previous = settings.board->view();
-        health_view v;
-        v.queue = probe_queue(self->state, settings, v.counts);
-        v.database = probe_database(self->state, settings);
-        v.taken_at = clock::now();
-        log_change("queue", previous->queue, v.queue);
-        log_change("database", previous->database, v.database);
-        settings.board->publish(std::move(v));
+        if (settings.what == monitored::queue) {
+          persistence::job_counts counts;
+          auto status = probe_queue(self->state, settings, counts);
+          log_change("queue", previous->queue, status);
+          settings.board->publish_queue(std::move(status), counts,
+                                        clock::now());
+        } else {
+          auto status = probe_database(self->state, settings);
+          log_change("database", previous->database, status);
+          settings.board->publish_database(std::move(status), clock::now());
+        }
         self->delayed_send(self, settings.interval, tick_atom::value);
       },
   };

@@ -13,7 +13,10 @@
 
 namespace postd::actors {
 
+enum class monitored { queue, database };
+
 struct monitor_settings {
+  monitored what = monitored::queue;
   persistence::redis_options redis;
   std::string database_url;
   persistence::queue_keys keys;
@@ -27,9 +30,10 @@ struct monitor_state {
   static inline const char* name = "monitor";
 };
 
-// Probes Redis (queue counts) and PostgreSQL (a ping) on its own schedule
-// and publishes the result on the health board, so health requests never
-// reach the dependencies. Runs detached (the probes block).
+// Probes one dependency on its own schedule, Redis (queue counts) or
+// PostgreSQL (a ping), and publishes the result on the health board, so
+// health requests never reach the dependencies. Runs detached (the probes
+// block); one per dependency, so a hanging check stalls only its own.
 monitor_actor::behavior_type
 monitor(monitor_actor::stateful_pointer<monitor_state> self,
         monitor_settings settings);

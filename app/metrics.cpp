@@ -166,9 +166,9 @@ std::string registry::render(const snapshot& s) const {
   header(out, "postd_dependency_up", "gauge",
          "1 when the monitor's last check of the dependency succeeded.");
   line(out, "postd_dependency_up", "dependency=\"redis\"",
-       s.fresh && s.redis_up ? "1" : "0");
+       s.redis_up ? "1" : "0");
   line(out, "postd_dependency_up", "dependency=\"postgres\"",
-       s.fresh && s.database_up ? "1" : "0");
+       s.database_up ? "1" : "0");
   header(out, "postd_dependency_latency_seconds", "gauge",
          "How long the monitor's last check of the dependency took.");
   line(out, "postd_dependency_latency_seconds", "dependency=\"redis\"",

@@ -82,8 +82,7 @@ public:
                  delayed = 0;
     long long writer_restarts = 0;
     int writers_running = 0;
-    bool fresh = false; // the monitor's view is recent
-    bool redis_up = false, database_up = false;
+    bool redis_up = false, database_up = false; // checked recently and up
     double redis_latency_ms = 0, database_latency_ms = 0;
   };
   std::string render(const snapshot& s) const;

@@ -38,7 +38,8 @@ struct actor_handles {
   actors::throttle_actor throttle;
   actors::enqueue_actor enqueue;
   actors::writer_supervisor_actor writers;
-  actors::monitor_actor monitor;
+  actors::monitor_actor queue_monitor;
+  actors::monitor_actor database_monitor;
   std::vector<actors::reader_actor> readers;
 };
 
@@ -49,10 +50,13 @@ constexpr int reader_count = 2;
 actor_handles spawn_actors(caf::actor_system& sys, const config& c,
                            const std::shared_ptr<actors::health_board>& board) {
   actor_handles h;
-  h.monitor = sys.spawn<caf::detached>(
-      actors::monitor,
-      actors::monitor_settings{redis_options(c), c.database_url, queue_keys(c),
-                               std::chrono::milliseconds{500}, board});
+  for (auto what : {actors::monitored::queue, actors::monitored::database})
+    (what == actors::monitored::queue ? h.queue_monitor : h.database_monitor) =
+        sys.spawn<caf::detached>(
+            actors::monitor,
+            actors::monitor_settings{what, redis_options(c), c.database_url,
+                                     queue_keys(c),
+                                     std::chrono::milliseconds{500}, board});
   actors::writer_settings w;
   w.redis = redis_options(c);
   w.database_url = c.database_url;
@@ -146,7 +150,8 @@ int serve(const config& c) {
     for (const caf::actor& a : {caf::actor_cast<caf::actor>(handles.throttle),
                                 caf::actor_cast<caf::actor>(handles.enqueue),
                                 caf::actor_cast<caf::actor>(handles.writers),
-                                caf::actor_cast<caf::actor>(handles.monitor)})
+                                caf::actor_cast<caf::actor>(handles.queue_monitor),
+                                caf::actor_cast<caf::actor>(handles.database_monitor)})
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
 

@@ -39,10 +39,17 @@ api_response no_cache(api_response r) {
   return r;
 }
 
+// A check is recent when it happened within stale_after (never: not).
+bool recent(std::chrono::steady_clock::time_point at,
+            std::chrono::milliseconds stale_after) {
+  return at != std::chrono::steady_clock::time_point{} &&
+         std::chrono::steady_clock::now() - at <= stale_after;
+}
+
+// The queue part of the view (counts, /health/queue) is recent.
 bool fresh(const actors::health_view& v,
            std::chrono::milliseconds stale_after) {
-  return v.taken_at != std::chrono::steady_clock::time_point{} &&
-         std::chrono::steady_clock::now() - v.taken_at <= stale_after;
+  return recent(v.taken_at, stale_after);
 }
 
 // Bull ids are INCR counters; producers may also set their own. Anything
@@ -431,12 +438,13 @@ void api::list_posts(api_request req, respond_fn respond) {
 
 void api::health(respond_fn respond, bool readiness) const {
   auto view = backend_.health();
-  bool live = fresh(*view, settings_.stale_after);
   ojson info = ojson::object();
   ojson error = ojson::object();
   ojson details = ojson::object();
   auto report = [&](const std::string& name, const actors::dependency_status& s,
+                    std::chrono::steady_clock::time_point checked_at,
                     ojson up_fields) {
+    bool live = recent(checked_at, settings_.stale_after);
     ojson entry;
     if (s.up && live) {
       entry = {{"status", "up"}};
@@ -446,13 +454,16 @@ void api::health(respond_fn respond, bool readiness) const {
     } else {
       entry = {
           {"status", "down"},
-          {"message", live ? s.message : "no recent check (monitor stalled)"}};
+          {"message", live ? s.message
+                           : checked_at == std::chrono::steady_clock::time_point{}
+                               ? "not checked yet"
+                               : "no recent check (the check hangs)"}};
       error[name] = entry;
     }
     details[name] = entry;
   };
-  report("database", view->database, ojson::object());
-  report("queue:" + settings_.queue_name, view->queue,
+  report("database", view->database, view->database_at, ojson::object());
+  report("queue:" + settings_.queue_name, view->queue, view->taken_at,
          ojson{{"active", view->counts.active},
                {"waiting", view->counts.waiting}});
   // Writers only show when their supervisor escalated (they keep crashing):
@@ -484,10 +495,10 @@ void api::metrics_text(respond_fn respond) const {
   auto view = backend_.health();
   auto writers = backend_.writers();
   metrics::registry::snapshot s;
-  s.fresh = fresh(*view, settings_.stale_after);
-  s.queue_known = view->queue.up && s.fresh;
-  s.redis_up = view->queue.up;
-  s.database_up = view->database.up;
+  s.queue_known = view->queue.up && fresh(*view, settings_.stale_after);
+  s.redis_up = s.queue_known;
+  s.database_up =
+      view->database.up && recent(view->database_at, settings_.stale_after);
   s.redis_latency_ms = view->queue.latency_ms;
   s.database_latency_ms = view->database.latency_ms;
   s.waiting = view->counts.waiting;

@@ -604,3 +604,59 @@ TEST_F(FaultTest, WarnsAboutARedisThatCanLoseJobs) {
   EXPECT_EQ(safe.output().find("AOF"), std::string::npos) << safe.output();
   EXPECT_EQ(safe.stop(SIGTERM), 0) << safe.output();
 }
+
+// /health through outages, on one postd that is never restarted: ok; 503
+// with the database under `error` while PostgreSQL is stopped; ok again once
+// it is back; 503 with the queue under `error` while Redis is down; ok again.
+TEST_F(FaultTest, HealthFollowsOutagesAndRecoversWithoutARestart) {
+  private_postgres pg;
+  private_redis redis{{"appendonly yes"}};
+  env_map e{{"DATABASE_URL", pg.pgbouncer_url()},
+            {"REDIS_HOST", redis.options().host},
+            {"REDIS_PORT", std::to_string(redis.options().port)},
+            {"JWT_SECRET", secret},
+            {"QUEUE_NAME", queue},
+            {"WRITERS", "2"},
+            {"LOG_LEVEL", "warn"}};
+  migrate(e);
+  server_process server{e};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  const std::string queue_entry = "queue:" + queue;
+  nlohmann::json last;
+  // Waits until /health answers `status` with `down` (if any) under error.
+  auto health_becomes = [&](unsigned status, const std::string& down) {
+    return eventually(
+        [&] {
+          auto r = http_call(server.port(), "GET", "/health");
+          last = nlohmann::json::parse(r.body, nullptr, false);
+          if (r.status != status || !last.is_object())
+            return false;
+          if (down.empty())
+            return last["error"].empty() && last["status"] == "ok";
+          return last["status"] == "error" && last["error"].contains(down) &&
+                 last["error"][down]["status"] == "down" &&
+                 last["error"][down]["message"].is_string();
+        },
+        20s);
+  };
+  ASSERT_TRUE(health_becomes(200, "")) << last.dump();
+
+  pg.stop();
+  mark("PostgreSQL stopped");
+  EXPECT_TRUE(health_becomes(503, "database")) << last.dump();
+  EXPECT_EQ(last["info"][queue_entry]["status"], "up") << last.dump();
+  pg.start();
+  mark("PostgreSQL started");
+  EXPECT_TRUE(health_becomes(200, "")) << last.dump();
+  mark("healthy again");
+
+  redis.kill9();
+  mark("Redis killed");
+  EXPECT_TRUE(health_becomes(503, queue_entry)) << last.dump();
+  EXPECT_EQ(last["info"]["database"]["status"], "up") << last.dump();
+  redis.start();
+  mark("Redis started");
+  EXPECT_TRUE(health_becomes(200, "")) << last.dump();
+  mark("healthy again");
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+}

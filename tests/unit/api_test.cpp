@@ -214,6 +214,7 @@ TEST_F(ApiTest, TrustProxyTakesTheFirstForwardedAddress) {
 
 TEST_F(ApiTest, HealthOkShape) {
   be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at = be.view->taken_at;
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   be.view->counts.active = 2;
@@ -232,6 +233,7 @@ TEST_F(ApiTest, HealthOkShape) {
 
 TEST_F(ApiTest, HealthDownShape) {
   be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at = be.view->taken_at;
   be.view->database = {false, "connection refused", 1};
   be.view->queue = {true, "", 1};
   api_request r;
@@ -249,6 +251,7 @@ TEST_F(ApiTest, HealthDownShape) {
 
 TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
   be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at = be.view->taken_at;
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   be.pool = {4, 3, 12, true};
@@ -291,6 +294,7 @@ TEST_F(ApiTest, ReadinessWaitsForTheFirstCheckAndEndsWithDraining) {
   r.target = "/health/ready";
   EXPECT_EQ(call(r).status, 503u) << "starting: no check yet";
   be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at = be.view->taken_at;
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   auto res = call(r);
@@ -315,6 +319,7 @@ TEST_F(ApiTest, ReadinessWaitsForTheFirstCheckAndEndsWithDraining) {
 TEST_F(ApiTest, StaleViewCountsAsDown) {
   be.view->taken_at =
       std::chrono::steady_clock::now() - std::chrono::seconds{10};
+  be.view->database_at = be.view->taken_at;
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   api_request r;
@@ -325,8 +330,30 @@ TEST_F(ApiTest, StaleViewCountsAsDown) {
   EXPECT_EQ(call(r).status, 503u);
 }
 
+TEST_F(ApiTest, AHangingCheckMakesOnlyItsDependencyStale) {
+  // The database check hangs (PostgreSQL down behind PgBouncer): its last
+  // result ages, the queue's stays recent and up.
+  be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at =
+      std::chrono::steady_clock::now() - std::chrono::seconds{10};
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  api_request r;
+  r.method = "GET";
+  r.target = "/health";
+  auto res = call(r);
+  EXPECT_EQ(res.status, 503u);
+  auto body = nlohmann::json::parse(res.body);
+  EXPECT_EQ(body["error"]["database"]["message"],
+            "no recent check (the check hangs)");
+  EXPECT_EQ(body["info"]["queue:post-creation"]["status"], "up");
+  r.target = "/health/queue";
+  EXPECT_EQ(call(r).status, 200u);
+}
+
 TEST_F(ApiTest, HealthQueueShape) {
   be.view->taken_at = std::chrono::steady_clock::now();
+  be.view->database_at = be.view->taken_at;
   be.view->queue = {true, "", 1};
   be.view->counts = {3, 1, 150, 2, 4, 0};
   api_request r;
