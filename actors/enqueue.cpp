@@ -38,11 +38,15 @@ bool connect(enqueue_state& st, const enqueue_settings& s) {
     st.redis.emplace(s.redis);
     st.reconnect.reset();
     log::info("redis connected", {{"actor", "enqueue"}});
+    st.outage = false;
     return true;
   } catch (const persistence::redis_error& e) {
     metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
     st.next_connect = now + st.reconnect.next();
-    log::warn("redis unavailable", {{"actor", "enqueue"}, {"error", e.what()}});
+    // Once per outage; the retries after that only at debug level.
+    log::event(st.outage ? spdlog::level::debug : spdlog::level::warn,
+               "redis unavailable", {{"actor", "enqueue"}, {"error", e.what()}});
+    st.outage = true;
     return false;
   }
 }
@@ -72,6 +76,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
     metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
     st.redis.reset();
     st.next_connect = std::chrono::steady_clock::now() + st.reconnect.next();
+    st.outage = true; // this is the outage's one error line
     log::error(
         "redis add failed",
         {{"actor", "enqueue"}, {"error", e.what()}, {"jobs", batch.size()}});

@@ -31,6 +31,7 @@ struct enqueue_state {
   backoff reconnect{std::chrono::milliseconds{100},
                     std::chrono::milliseconds{5000}};
   std::chrono::steady_clock::time_point next_connect{};
+  bool outage = false; // warned already: further failed attempts at debug
   static inline const char* name = "enqueue";
 };
 

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/log.hpp"
 #include "app/metrics.hpp"
 #include "http/errors.hpp"
 #include "http/query.hpp"
@@ -148,8 +149,15 @@ void api::handle(api_request req, respond_fn respond) {
   auto method = metrics::method_of(req.method);
   route_request(std::move(req), [respond = std::move(respond), label, method,
                                  started](api_response r) {
-    metrics::process().request(label, method, r.status,
-                               std::chrono::steady_clock::now() - started);
+    auto took = std::chrono::steady_clock::now() - started;
+    metrics::process().request(label, method, r.status, took);
+    // One line per request only at debug: at info, load writes no logs.
+    if (log::enabled(spdlog::level::debug))
+      log::debug("request",
+                 {{"route", metrics::route_name(label)},
+                  {"status", r.status},
+                  {"latency_ms",
+                   std::chrono::duration<double, std::milli>(took).count()}});
     respond(std::move(r));
   });
 }
