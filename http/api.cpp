@@ -112,6 +112,18 @@ std::string api::client_ip(const api_request& req) const {
 
 namespace {
 
+bool is_read(const api_request& req) {
+  return req.method == "GET" || req.method == "HEAD";
+}
+
+// Nest's 405 for a known route asked with a method it does not serve.
+api_response method_not_allowed(const api_request& req, const std::string& path,
+                                std::string allow) {
+  auto r = error_response(405, "Cannot " + req.method + " " + path);
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
 // The route template a request path falls under, for metrics labels.
 metrics::route metrics_route(std::string_view route) {
   constexpr std::string_view jobs = "/v1/post/jobs/", posts = "/v1/post/";
@@ -166,11 +178,8 @@ void api::route_request(api_request req, respond_fn respond) {
   auto path = path_of(req.target);
   auto route = route_of(path);
   if (same_route(route, "/v1/post/create")) {
-    if (req.method != "POST") {
-      auto r = error_response(405, "Cannot " + req.method + " " + path);
-      r.headers.emplace_back("Allow", "POST");
-      return respond(std::move(r));
-    }
+    if (req.method != "POST")
+      return respond(method_not_allowed(req, path, "POST"));
     return create_post(std::move(req), std::move(respond));
   }
   constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
@@ -178,11 +187,8 @@ void api::route_request(api_request req, respond_fn respond) {
       same_route(std::string_view(route).substr(0, jobs_prefix.size()),
                  jobs_prefix) &&
       route.find('/', jobs_prefix.size()) == std::string::npos) {
-    if (req.method != "GET" && req.method != "HEAD") {
-      auto r = error_response(405, "Cannot " + req.method + " " + path);
-      r.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(r));
-    }
+    if (!is_read(req))
+      return respond(method_not_allowed(req, path, "GET, HEAD"));
     return job_status(std::move(req), route.substr(jobs_prefix.size()),
                       std::move(respond));
   }
@@ -194,11 +200,8 @@ void api::route_request(api_request req, respond_fn respond) {
                  "/v1/post/") &&
       route.find('/', posts_route.size() + 1) == std::string::npos;
   if (list_route || post_route) {
-    if (req.method != "GET" && req.method != "HEAD") {
-      auto r = error_response(405, "Cannot " + req.method + " " + path);
-      r.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(r));
-    }
+    if (!is_read(req))
+      return respond(method_not_allowed(req, path, "GET, HEAD"));
     if (list_route)
       return list_posts(std::move(req), std::move(respond));
     return get_post(std::move(req), route.substr(posts_route.size() + 1),
@@ -209,11 +212,8 @@ void api::route_request(api_request req, respond_fn respond) {
   bool live_route = same_route(route, "/health/live");
   bool ready_route = same_route(route, "/health/ready");
   if (health_route || queue_route || live_route || ready_route) {
-    if (req.method != "GET" && req.method != "HEAD") {
-      auto r = error_response(405, "Cannot " + req.method + " " + path);
-      r.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(r));
-    }
+    if (!is_read(req))
+      return respond(method_not_allowed(req, path, "GET, HEAD"));
     if (queue_route)
       return health_queue(std::move(respond));
     if (live_route) // the process answers: that is all liveness means
@@ -221,11 +221,8 @@ void api::route_request(api_request req, respond_fn respond) {
     return health(std::move(respond), ready_route);
   }
   if (same_route(route, "/metrics")) {
-    if (req.method != "GET" && req.method != "HEAD") {
-      auto r = error_response(405, "Cannot " + req.method + " " + path);
-      r.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(r));
-    }
+    if (!is_read(req))
+      return respond(method_not_allowed(req, path, "GET, HEAD"));
     return metrics_text(std::move(respond));
   }
   respond(error_response(404, "Cannot " + req.method + " " + path));

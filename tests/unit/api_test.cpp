@@ -56,6 +56,20 @@ struct ApiTest : ::testing::Test {
   token_verifier tokens{"secret"};
   api handler{api_settings{"post-creation", 10, false}, tokens, be};
 
+  // The monitors checked both dependencies just now.
+  void checked_now() {
+    be.view->taken_at = std::chrono::steady_clock::now();
+    be.view->database_at = be.view->taken_at;
+  }
+
+  // The answer to GET `target`.
+  api_response answer_get(const std::string& target) {
+    api_request r;
+    r.method = "GET";
+    r.target = target;
+    return call(r);
+  }
+
   api_response call(api_request req) {
     api_response out;
     bool called = false;
@@ -213,8 +227,7 @@ TEST_F(ApiTest, TrustProxyTakesTheFirstForwardedAddress) {
 }
 
 TEST_F(ApiTest, HealthOkShape) {
-  be.view->taken_at = std::chrono::steady_clock::now();
-  be.view->database_at = be.view->taken_at;
+  checked_now();
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   be.view->counts.active = 2;
@@ -232,14 +245,10 @@ TEST_F(ApiTest, HealthOkShape) {
 }
 
 TEST_F(ApiTest, HealthDownShape) {
-  be.view->taken_at = std::chrono::steady_clock::now();
-  be.view->database_at = be.view->taken_at;
+  checked_now();
   be.view->database = {false, "connection refused", 1};
   be.view->queue = {true, "", 1};
-  api_request r;
-  r.method = "GET";
-  r.target = "/health";
-  auto res = call(r);
+  auto res = answer_get("/health");
   EXPECT_EQ(res.status, 503u);
   auto body = nlohmann::json::parse(res.body);
   EXPECT_EQ(body["status"], "error");
@@ -250,15 +259,11 @@ TEST_F(ApiTest, HealthDownShape) {
 }
 
 TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
-  be.view->taken_at = std::chrono::steady_clock::now();
-  be.view->database_at = be.view->taken_at;
+  checked_now();
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   be.pool = {4, 3, 12, true};
-  api_request r;
-  r.method = "GET";
-  r.target = "/health";
-  auto res = call(r);
+  auto res = answer_get("/health");
   EXPECT_EQ(res.status, 503u);
   auto body = nlohmann::json::parse(res.body);
   EXPECT_EQ(body["status"], "error");
@@ -269,7 +274,7 @@ TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
   EXPECT_EQ(body["info"]["database"]["status"], "up");
   // Restarts alone, without escalation, leave the old shape untouched.
   be.pool = {4, 4, 12, false};
-  res = call(r);
+  res = answer_get("/health");
   EXPECT_EQ(res.status, 200u);
   EXPECT_FALSE(nlohmann::json::parse(res.body)["details"].contains("writers"));
 }
@@ -293,8 +298,7 @@ TEST_F(ApiTest, ReadinessWaitsForTheFirstCheckAndEndsWithDraining) {
   r.method = "GET";
   r.target = "/health/ready";
   EXPECT_EQ(call(r).status, 503u) << "starting: no check yet";
-  be.view->taken_at = std::chrono::steady_clock::now();
-  be.view->database_at = be.view->taken_at;
+  checked_now();
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
   auto res = call(r);
@@ -352,8 +356,7 @@ TEST_F(ApiTest, AHangingCheckMakesOnlyItsDependencyStale) {
 }
 
 TEST_F(ApiTest, HealthQueueShape) {
-  be.view->taken_at = std::chrono::steady_clock::now();
-  be.view->database_at = be.view->taken_at;
+  checked_now();
   be.view->queue = {true, "", 1};
   be.view->counts = {3, 1, 150, 2, 4, 0};
   api_request r;
