@@ -552,3 +552,23 @@ TEST(Query, CursorsRoundTripAndRefuseForgeries) {
   EXPECT_FALSE(decode_cursor("zz"));
   EXPECT_FALSE(decode_cursor(std::string(400, 'a')));
 }
+
+TEST_F(ApiTest, ReadRoutesRefuseOtherMethodsWithAllow) {
+  for (const char* target :
+       {"/v1/post/jobs/7", "/v1/post/abc", "/v1/post", "/health",
+        "/health/queue", "/health/live", "/health/ready", "/metrics"}) {
+    SCOPED_TRACE(target);
+    api_request r;
+    r.method = "DELETE";
+    r.target = target;
+    auto res = call(r);
+    EXPECT_EQ(res.status, 405u) << res.body;
+    EXPECT_EQ(header(res, "Allow"), "GET, HEAD");
+    EXPECT_EQ(nlohmann::json::parse(res.body)["message"],
+              std::string("Cannot DELETE ") + target);
+  }
+  api_request r;
+  r.method = "GET";
+  r.target = "/v1/post/create";
+  EXPECT_EQ(header(call(r), "Allow"), "POST");
+}
