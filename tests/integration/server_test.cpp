@@ -644,3 +644,40 @@ TEST_F(ServerTest, HealthProbesNeverReachTheDependencies) {
   EXPECT_LE(pg_used, static_cast<long long>(checks) + 2) << seconds << " s";
   EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
 }
+
+// /health/queue is what Redis holds, state by state (an ingest-only
+// instance, so nothing moves while it is compared).
+TEST_F(ServerTest, QueueHealthEqualsADirectCountInRedis) {
+  migrate();
+  auto e = env();
+  e["WRITERS"] = "0";
+  server_process server{e};
+  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(create(server.port(), "counted " + std::to_string(i)).status,
+              202u);
+  persistence::redis_client redis{test_redis()};
+  const std::string k = "bull:" + queue + ":";
+  redis.command({"ZADD", k + "delayed", "4102444800000", "900"});
+  redis.command({"ZADD", k + "failed", "1", "901"});
+  redis.command({"ZADD", k + "failed", "2", "902"});
+  redis.command({"ZADD", k + "completed", "3", "903"});
+  redis.command({"LPUSH", k + "active", "904"});
+  auto direct = [&](const char* cmd, const char* suffix) {
+    return redis.command({cmd, k + suffix})->integer;
+  };
+  nlohmann::json q;
+  ASSERT_TRUE(eventually([&] {
+    q = nlohmann::json::parse(
+        http_call(server.port(), "GET", "/health/queue").body, nullptr, false);
+    return q.is_object() && q["failed"] == 2 && q["active"] == 1;
+  })) << q.dump();
+  EXPECT_EQ(q["waiting"], direct("LLEN", "wait"));
+  EXPECT_EQ(q["active"], direct("LLEN", "active"));
+  EXPECT_EQ(q["delayed"], direct("ZCARD", "delayed"));
+  EXPECT_EQ(q["failed"], direct("ZCARD", "failed"));
+  EXPECT_EQ(q["completed"], direct("ZCARD", "completed"));
+  EXPECT_EQ(q["waiting"], 5);
+  EXPECT_EQ(q["total"], 5 + 1 + 1);
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+}
