@@ -111,6 +111,8 @@ bool work_once(writer_state& st, const writer_settings& s) {
         counts.jobs_failed.fetch_add(1, std::memory_order_relaxed);
   }
   st.held.clear();
+  if (s.progress)
+    s.progress->fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 

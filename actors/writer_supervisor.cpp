@@ -21,7 +21,12 @@ void publish(self_ptr self, const writer_supervisor_settings& s) {
 
 void start_writer(self_ptr self, const writer_supervisor_settings& s,
                   int slot) {
-  auto child = self->spawn<caf::detached + caf::monitored>(writer, s.writer);
+  auto i = static_cast<std::size_t>(slot);
+  auto& st = self->state;
+  auto settings = s.writer;
+  settings.progress = st.progress[i];
+  st.progress_at_start[i] = st.progress[i]->load(std::memory_order_relaxed);
+  auto child = self->spawn<caf::detached + caf::monitored>(writer, settings);
   self->state.children[static_cast<std::size_t>(slot)] = child;
   self->state.slots[child.address()] = slot;
   self->state.policy.started(slot, restart_policy::clock::now());
@@ -37,6 +42,9 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
       restart_policy{settings.writers, settings.max_restarts, settings.period};
   st.children.resize(static_cast<std::size_t>(settings.writers));
   for (int i = 0; i < settings.writers; ++i)
+    st.progress.push_back(std::make_shared<std::atomic<std::uint64_t>>(0));
+  st.progress_at_start.assign(static_cast<std::size_t>(settings.writers), 0);
+  for (int i = 0; i < settings.writers; ++i)
     start_writer(self, settings, i);
   self->set_down_handler([self, settings](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -49,7 +57,10 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
     if (!dm.reason)
       return publish(self, settings); // a normal exit is a requested stop
     ++st.restarts;
-    auto d = st.policy.crashed(slot, restart_policy::clock::now());
+    auto i = static_cast<std::size_t>(slot);
+    bool progressed = st.progress[i]->load(std::memory_order_relaxed) >
+                      st.progress_at_start[i];
+    auto d = st.policy.crashed(slot, restart_policy::clock::now(), progressed);
     if (d.escalated && !st.escalated) {
       log::error("writers keep crashing: escalating",
                  {{"restarts", st.restarts}, {"reason", to_string(dm.reason)}});

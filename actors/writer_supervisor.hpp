@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <unordered_map>
@@ -43,8 +45,10 @@ private:
 };
 
 // When to restart which writer: each slot backs off exponentially while it
-// keeps crashing, and starts over at the base delay once it ran longer than
-// the longest delay (it was healthy, the next crash is a new story).
+// keeps crashing without getting anything done, and starts over at the base
+// delay once it finished work since its start or ran longer than the longest
+// delay (it was healthy: the next crash is a new story, and an occasional
+// crash does not slow the pool down more and more).
 class restart_policy {
 public:
   using clock = std::chrono::steady_clock;
@@ -63,9 +67,9 @@ public:
   void started(int slot, clock::time_point now) {
     started_[static_cast<std::size_t>(slot)] = now;
   }
-  decision crashed(int slot, clock::time_point now) {
+  decision crashed(int slot, clock::time_point now, bool made_progress = false) {
     auto i = static_cast<std::size_t>(slot);
-    if (now - started_[i] >= cap_)
+    if (made_progress || now - started_[i] >= cap_)
       delays_[i].reset();
     bool calm = intensity_.record(now);
     return {delays_[i].next(), !calm};
@@ -92,6 +96,9 @@ struct writer_supervisor_settings {
 
 struct writer_supervisor_state {
   std::vector<writer_actor> children; // by slot; invalid while restarting
+  // Per slot: batches its writer finished, and the count at its last start.
+  std::vector<std::shared_ptr<std::atomic<std::uint64_t>>> progress;
+  std::vector<std::uint64_t> progress_at_start;
   std::unordered_map<caf::actor_addr, int> slots;
   restart_policy policy{0, 10, std::chrono::milliseconds{60000}};
   long long restarts = 0;

@@ -47,6 +47,22 @@ TEST(RestartPolicy, AHealthyRunStartsTheBackoffOver) {
   EXPECT_EQ(p.crashed(0, now + 100ms + 999ms).delay, 200ms);
 }
 
+TEST(RestartPolicy, AWriterThatGotWorkDoneStartsTheBackoffOver) {
+  restart_policy p{1, 100, 60s, 100ms, 1000ms};
+  auto now = t0;
+  p.started(0, now);
+  for (int i = 0; i < 3; ++i) {
+    now += 10ms;
+    now += p.crashed(0, now).delay; // 100, 200, 400: nothing done
+    p.started(0, now);
+  }
+  // Crashed soon again, but after finishing a batch: an occasional fault,
+  // not a crash loop; it comes back at once.
+  EXPECT_EQ(p.crashed(0, now + 10ms, true).delay, 100ms);
+  p.started(0, now + 110ms);
+  EXPECT_EQ(p.crashed(0, now + 120ms, false).delay, 200ms);
+}
+
 TEST(RestartPolicy, EscalatesOverTheIntensityAndCalmsDownAfterAPeriod) {
   restart_policy p{1, 3, 10s};
   auto now = t0;
