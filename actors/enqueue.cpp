@@ -45,7 +45,8 @@ bool connect(enqueue_state& st, const enqueue_settings& s) {
     st.next_connect = now + st.reconnect.next();
     // Once per outage; the retries after that only at debug level.
     log::event(st.outage ? spdlog::level::debug : spdlog::level::warn,
-               "redis unavailable", {{"actor", "enqueue"}, {"error", e.what()}});
+               "redis unavailable",
+               {{"actor", "enqueue"}, {"error", e.what()}});
     st.outage = true;
     return false;
   }

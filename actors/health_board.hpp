@@ -41,20 +41,18 @@ class health_board {
 public:
   void publish_queue(dependency_status queue, persistence::job_counts counts,
                      std::chrono::steady_clock::time_point at) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto next = std::make_shared<health_view>(*view_);
-    next->queue = std::move(queue);
-    next->counts = counts;
-    next->taken_at = at;
-    view_ = std::move(next);
+    update([&](health_view& v) {
+      v.queue = std::move(queue);
+      v.counts = counts;
+      v.taken_at = at;
+    });
   }
   void publish_database(dependency_status database,
                         std::chrono::steady_clock::time_point at) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto next = std::make_shared<health_view>(*view_);
-    next->database = std::move(database);
-    next->database_at = at;
-    view_ = std::move(next);
+    update([&](health_view& v) {
+      v.database = std::move(database);
+      v.database_at = at;
+    });
   }
   std::shared_ptr<const health_view> view() const {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -70,6 +68,14 @@ public:
   }
 
 private:
+  // Copy on write: readers keep the view they got, unchanged.
+  template <class F> void update(F&& change) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto next = std::make_shared<health_view>(*view_);
+    change(*next);
+    view_ = std::move(next);
+  }
+
   mutable std::mutex mtx_;
   std::shared_ptr<const health_view> view_ =
       std::make_shared<const health_view>();

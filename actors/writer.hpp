@@ -35,8 +35,9 @@ struct writer_settings {
   // writer actor dies and its supervisor restarts it) before or after the
   // database write. 0 in production.
   double fault_rate = 0;
-  // Counts the batches this writer finished (set by its supervisor, which
-  // restarts a writer that made progress without backing off further).
+  // Counts the batches this writer finished (a fresh counter from its
+  // supervisor at each start: a writer that made progress is restarted
+  // without backing off further).
   std::shared_ptr<std::atomic<std::uint64_t>> progress;
 };
 

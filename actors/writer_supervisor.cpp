@@ -24,13 +24,18 @@ void start_writer(self_ptr self, const writer_supervisor_settings& s,
   auto i = static_cast<std::size_t>(slot);
   auto& st = self->state;
   auto settings = s.writer;
-  settings.progress = st.progress[i];
-  st.progress_at_start[i] = st.progress[i]->load(std::memory_order_relaxed);
+  settings.progress = st.progress[i] =
+      std::make_shared<std::atomic<std::uint64_t>>(0);
   auto child = self->spawn<caf::detached + caf::monitored>(writer, settings);
-  self->state.children[static_cast<std::size_t>(slot)] = child;
-  self->state.slots[child.address()] = slot;
-  self->state.policy.started(slot, restart_policy::clock::now());
+  st.children[i] = child;
+  st.slots[child.address()] = slot;
+  st.policy.started(slot, restart_policy::clock::now());
   publish(self, s);
+}
+
+// While escalated, ten times a period: has a whole period gone calmly?
+void schedule_calm_check(self_ptr self) {
+  self->delayed_send(self, self->state.policy.period() / 10, tick_atom::value);
 }
 
 } // namespace
@@ -41,9 +46,7 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
   st.policy =
       restart_policy{settings.writers, settings.max_restarts, settings.period};
   st.children.resize(static_cast<std::size_t>(settings.writers));
-  for (int i = 0; i < settings.writers; ++i)
-    st.progress.push_back(std::make_shared<std::atomic<std::uint64_t>>(0));
-  st.progress_at_start.assign(static_cast<std::size_t>(settings.writers), 0);
+  st.progress.resize(static_cast<std::size_t>(settings.writers));
   for (int i = 0; i < settings.writers; ++i)
     start_writer(self, settings, i);
   self->set_down_handler([self, settings](const caf::down_msg& dm) {
@@ -57,14 +60,13 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
     if (!dm.reason)
       return publish(self, settings); // a normal exit is a requested stop
     ++st.restarts;
-    auto i = static_cast<std::size_t>(slot);
-    bool progressed = st.progress[i]->load(std::memory_order_relaxed) >
-                      st.progress_at_start[i];
+    bool progressed =
+        *st.progress[static_cast<std::size_t>(slot)] > 0; // batches finished
     auto d = st.policy.crashed(slot, restart_policy::clock::now(), progressed);
     if (d.escalated && !st.escalated) {
       log::error("writers keep crashing: escalating",
                  {{"restarts", st.restarts}, {"reason", to_string(dm.reason)}});
-      self->delayed_send(self, st.policy.period() / 10, tick_atom::value);
+      schedule_calm_check(self);
     }
     st.escalated = st.escalated || d.escalated;
     log::warn("writer crashed, restarting", {{"slot", slot},
@@ -84,15 +86,12 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
         if (!self->state.children[static_cast<std::size_t>(slot)])
           start_writer(self, settings, slot);
       },
-      // While escalated, ten times a period: has a whole period gone calmly?
-      [self, settings](tick_atom) {
+      [self, settings](tick_atom) { // sent by schedule_calm_check
         auto& st = self->state;
         if (!st.escalated)
           return;
-        if (st.policy.escalated(restart_policy::clock::now())) {
-          self->delayed_send(self, st.policy.period() / 10, tick_atom::value);
-          return;
-        }
+        if (st.policy.escalated(restart_policy::clock::now()))
+          return schedule_calm_check(self);
         st.escalated = false;
         log::info("writers calm again", {{"restarts", st.restarts}});
         publish(self, settings);

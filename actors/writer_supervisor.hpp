@@ -57,9 +57,10 @@ public:
     bool escalated;                  // the pool is over its restart intensity
   };
 
-  restart_policy(int slots, int max_restarts, std::chrono::milliseconds period,
-                 std::chrono::milliseconds base = std::chrono::milliseconds{100},
-                 std::chrono::milliseconds cap = std::chrono::milliseconds{10000})
+  restart_policy(
+      int slots, int max_restarts, std::chrono::milliseconds period,
+      std::chrono::milliseconds base = std::chrono::milliseconds{100},
+      std::chrono::milliseconds cap = std::chrono::milliseconds{10000})
       : intensity_(max_restarts, period), cap_(cap),
         delays_(static_cast<std::size_t>(slots), backoff{base, cap}),
         started_(static_cast<std::size_t>(slots)) {}
@@ -67,7 +68,8 @@ public:
   void started(int slot, clock::time_point now) {
     started_[static_cast<std::size_t>(slot)] = now;
   }
-  decision crashed(int slot, clock::time_point now, bool made_progress = false) {
+  decision crashed(int slot, clock::time_point now,
+                   bool made_progress = false) {
     auto i = static_cast<std::size_t>(slot);
     if (made_progress || now - started_[i] >= cap_)
       delays_[i].reset();
@@ -96,9 +98,8 @@ struct writer_supervisor_settings {
 
 struct writer_supervisor_state {
   std::vector<writer_actor> children; // by slot; invalid while restarting
-  // Per slot: batches its writer finished, and the count at its last start.
+  // Per slot: batches its current writer finished (fresh at each start).
   std::vector<std::shared_ptr<std::atomic<std::uint64_t>>> progress;
-  std::vector<std::uint64_t> progress_at_start;
   std::unordered_map<caf::actor_addr, int> slots;
   restart_policy policy{0, 10, std::chrono::milliseconds{60000}};
   long long restarts = 0;

@@ -2,23 +2,34 @@
 
 #include <charconv>
 #include <fstream>
+
 #include <unistd.h>
 
 namespace postd::metrics {
 
 std::string_view route_name(route r) {
   switch (r) {
-  case route::create: return "/v1/post/create";
-  case route::job_status: return "/v1/post/jobs/:jobId";
-  case route::post: return "/v1/post/:id";
-  case route::posts: return "/v1/post";
-  case route::health: return "/health";
-  case route::health_queue: return "/health/queue";
-  case route::health_live: return "/health/live";
-  case route::health_ready: return "/health/ready";
-  case route::metrics: return "/metrics";
+  case route::create:
+    return "/v1/post/create";
+  case route::job_status:
+    return "/v1/post/jobs/:jobId";
+  case route::post:
+    return "/v1/post/:id";
+  case route::posts:
+    return "/v1/post";
+  case route::health:
+    return "/health";
+  case route::health_queue:
+    return "/health/queue";
+  case route::health_live:
+    return "/health/live";
+  case route::health_ready:
+    return "/health/ready";
+  case route::metrics:
+    return "/metrics";
   case route::other:
-  case route::count_: break;
+  case route::count_:
+    break;
   }
   return "other";
 }
@@ -156,9 +167,11 @@ std::string registry::render(const snapshot& s) const {
   header(out, "postd_queue_jobs", "gauge",
          "Jobs in the Bull queue by state, from the monitor's last check.");
   if (s.queue_known) {
-    line(out, "postd_queue_jobs", "state=\"waiting\"", std::to_string(s.waiting));
+    line(out, "postd_queue_jobs", "state=\"waiting\"",
+         std::to_string(s.waiting));
     line(out, "postd_queue_jobs", "state=\"active\"", std::to_string(s.active));
-    line(out, "postd_queue_jobs", "state=\"delayed\"", std::to_string(s.delayed));
+    line(out, "postd_queue_jobs", "state=\"delayed\"",
+         std::to_string(s.delayed));
     line(out, "postd_queue_jobs", "state=\"completed\"",
          std::to_string(s.completed));
     line(out, "postd_queue_jobs", "state=\"failed\"", std::to_string(s.failed));
@@ -180,15 +193,16 @@ std::string registry::render(const snapshot& s) const {
     header(out, name, "counter", help);
     line(out, name, "", std::to_string(v.load(std::memory_order_relaxed)));
   };
-  counter("postd_jobs_completed_total", "Jobs this process wrote and completed.",
-          jobs_completed);
+  counter("postd_jobs_completed_total",
+          "Jobs this process wrote and completed.", jobs_completed);
   counter("postd_jobs_failed_total",
           "Jobs this process moved to failed (attempts used up).", jobs_failed);
   counter("postd_jobs_retried_total",
           "Jobs this process sent back for a later attempt.", jobs_retried);
   header(out, "postd_writer_restarts_total", "counter",
          "Writer actors restarted by their supervisor.");
-  line(out, "postd_writer_restarts_total", "", std::to_string(s.writer_restarts));
+  line(out, "postd_writer_restarts_total", "",
+       std::to_string(s.writer_restarts));
   header(out, "postd_writers_running", "gauge", "Writer actors running now.");
   line(out, "postd_writers_running", "", std::to_string(s.writers_running));
   header(out, "postd_writer_batch_size", "histogram",
@@ -203,12 +217,15 @@ std::string registry::render(const snapshot& s) const {
 
   header(out, "process_resident_memory_bytes", "gauge",
          "Resident memory size in bytes.");
-  line(out, "process_resident_memory_bytes", "", std::to_string(resident_bytes()));
+  line(out, "process_resident_memory_bytes", "",
+       std::to_string(resident_bytes()));
   header(out, "process_start_time_seconds", "gauge",
          "Start time of the process since the Unix epoch in seconds.");
   line(out, "process_start_time_seconds", "",
-       number(std::chrono::duration<double>(started_.time_since_epoch()).count()));
-  header(out, "postd_uptime_seconds", "gauge", "Seconds since the process started.");
+       number(
+           std::chrono::duration<double>(started_.time_since_epoch()).count()));
+  header(out, "postd_uptime_seconds", "gauge",
+         "Seconds since the process started.");
   line(out, "postd_uptime_seconds", "",
        number(std::chrono::duration<double>(std::chrono::system_clock::now() -
                                             started_)

@@ -16,8 +16,17 @@ namespace postd::metrics {
 
 // Routes as templates (ids never become labels: bounded cardinality).
 enum class route : std::uint8_t {
-  create, job_status, post, posts, health, health_queue, health_live,
-  health_ready, metrics, other, count_
+  create,
+  job_status,
+  post,
+  posts,
+  health,
+  health_queue,
+  health_live,
+  health_ready,
+  metrics,
+  other,
+  count_
 };
 std::string_view route_name(route r);
 
@@ -73,7 +82,9 @@ public:
   std::atomic<std::uint64_t> db_errors{0};
   std::atomic<std::uint64_t> redis_errors{0};
   std::atomic<std::uint64_t> throttled{0};
-  void batch(std::size_t jobs) { batch_sizes_.observe(static_cast<double>(jobs)); }
+  void batch(std::size_t jobs) {
+    batch_sizes_.observe(static_cast<double>(jobs));
+  }
 
   // State read at scrape time, from the monitor's view and the supervisor.
   struct snapshot {
@@ -89,11 +100,13 @@ public:
 
 private:
   static constexpr std::size_t routes = static_cast<std::size_t>(route::count_);
-  static constexpr std::size_t methods = static_cast<std::size_t>(method::count_);
+  static constexpr std::size_t methods =
+      static_cast<std::size_t>(method::count_);
   static constexpr std::size_t statuses = known_statuses.size();
   static std::size_t status_index(unsigned status);
 
-  std::array<std::atomic<std::uint64_t>, routes * methods * statuses> requests_{};
+  std::array<std::atomic<std::uint64_t>, routes * methods * statuses>
+      requests_{};
   std::array<latency_histogram, routes * statuses> latency_;
   batch_histogram batch_sizes_;
   std::chrono::system_clock::time_point started_;

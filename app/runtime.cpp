@@ -147,11 +147,12 @@ int serve(const config& c) {
   auto board = std::make_shared<actors::health_board>();
   auto handles = spawn_actors(sys, c, board);
   auto stop_actors = [&] {
-    for (const caf::actor& a : {caf::actor_cast<caf::actor>(handles.throttle),
-                                caf::actor_cast<caf::actor>(handles.enqueue),
-                                caf::actor_cast<caf::actor>(handles.writers),
-                                caf::actor_cast<caf::actor>(handles.queue_monitor),
-                                caf::actor_cast<caf::actor>(handles.database_monitor)})
+    for (const caf::actor& a :
+         {caf::actor_cast<caf::actor>(handles.throttle),
+          caf::actor_cast<caf::actor>(handles.enqueue),
+          caf::actor_cast<caf::actor>(handles.writers),
+          caf::actor_cast<caf::actor>(handles.queue_monitor),
+          caf::actor_cast<caf::actor>(handles.database_monitor)})
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
 

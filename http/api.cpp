@@ -124,9 +124,12 @@ api_response method_not_allowed(const api_request& req, const std::string& path,
   return r;
 }
 
-// The route template a request path falls under, for metrics labels.
-metrics::route metrics_route(std::string_view route) {
-  constexpr std::string_view jobs = "/v1/post/jobs/", posts = "/v1/post/";
+constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
+constexpr std::string_view posts_prefix = "/v1/post/";
+
+// The route a path names, ids aside: what the router dispatches on and the
+// label metrics count under.
+metrics::route classify(std::string_view route) {
   auto under = [&](std::string_view prefix) {
     return route.size() > prefix.size() &&
            same_route(route.substr(0, prefix.size()), prefix) &&
@@ -134,11 +137,11 @@ metrics::route metrics_route(std::string_view route) {
   };
   if (same_route(route, "/v1/post/create"))
     return metrics::route::create;
-  if (under(jobs))
+  if (under(jobs_prefix))
     return metrics::route::job_status;
   if (same_route(route, "/v1/post"))
     return metrics::route::posts;
-  if (under(posts))
+  if (under(posts_prefix))
     return metrics::route::post;
   if (same_route(route, "/health"))
     return metrics::route::health;
@@ -157,10 +160,12 @@ metrics::route metrics_route(std::string_view route) {
 
 void api::handle(api_request req, respond_fn respond) {
   auto started = std::chrono::steady_clock::now();
-  auto label = metrics_route(route_of(path_of(req.target)));
+  auto path = path_of(req.target);
+  auto route = route_of(path);
+  auto label = classify(route);
   auto method = metrics::method_of(req.method);
-  route_request(std::move(req), [respond = std::move(respond), label, method,
-                                 started](api_response r) {
+  auto counted = [respond = std::move(respond), label, method,
+                  started](api_response r) {
     auto took = std::chrono::steady_clock::now() - started;
     metrics::process().request(label, method, r.status, took);
     // One line per request only at debug: at info, load writes no logs.
@@ -171,61 +176,47 @@ void api::handle(api_request req, respond_fn respond) {
                   {"latency_ms",
                    std::chrono::duration<double, std::milli>(took).count()}});
     respond(std::move(r));
-  });
+  };
+  dispatch(label, std::move(req), path, route, std::move(counted));
 }
 
-void api::route_request(api_request req, respond_fn respond) {
-  auto path = path_of(req.target);
-  auto route = route_of(path);
-  if (same_route(route, "/v1/post/create")) {
+void api::dispatch(metrics::route label, api_request req,
+                   const std::string& path, const std::string& routed,
+                   respond_fn respond) {
+  using r = metrics::route;
+  if (label == r::other)
+    return respond(error_response(404, "Cannot " + req.method + " " + path));
+  if (label == r::create) {
     if (req.method != "POST")
       return respond(method_not_allowed(req, path, "POST"));
     return create_post(std::move(req), std::move(respond));
   }
-  constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
-  if (route.size() > jobs_prefix.size() &&
-      same_route(std::string_view(route).substr(0, jobs_prefix.size()),
-                 jobs_prefix) &&
-      route.find('/', jobs_prefix.size()) == std::string::npos) {
-    if (!is_read(req))
-      return respond(method_not_allowed(req, path, "GET, HEAD"));
-    return job_status(std::move(req), route.substr(jobs_prefix.size()),
+  // Every other route only reads.
+  if (!is_read(req))
+    return respond(method_not_allowed(req, path, "GET, HEAD"));
+  switch (label) {
+  case r::job_status:
+    return job_status(std::move(req), routed.substr(jobs_prefix.size()),
                       std::move(respond));
-  }
-  constexpr std::string_view posts_route = "/v1/post";
-  bool list_route = same_route(route, posts_route);
-  bool post_route =
-      route.size() > posts_route.size() + 1 &&
-      same_route(std::string_view(route).substr(0, posts_route.size() + 1),
-                 "/v1/post/") &&
-      route.find('/', posts_route.size() + 1) == std::string::npos;
-  if (list_route || post_route) {
-    if (!is_read(req))
-      return respond(method_not_allowed(req, path, "GET, HEAD"));
-    if (list_route)
-      return list_posts(std::move(req), std::move(respond));
-    return get_post(std::move(req), route.substr(posts_route.size() + 1),
+  case r::posts:
+    return list_posts(std::move(req), std::move(respond));
+  case r::post:
+    return get_post(std::move(req), routed.substr(posts_prefix.size()),
                     std::move(respond));
-  }
-  bool health_route = same_route(route, "/health");
-  bool queue_route = same_route(route, "/health/queue");
-  bool live_route = same_route(route, "/health/live");
-  bool ready_route = same_route(route, "/health/ready");
-  if (health_route || queue_route || live_route || ready_route) {
-    if (!is_read(req))
-      return respond(method_not_allowed(req, path, "GET, HEAD"));
-    if (queue_route)
-      return health_queue(std::move(respond));
-    if (live_route) // the process answers: that is all liveness means
-      return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
-    return health(std::move(respond), ready_route);
-  }
-  if (same_route(route, "/metrics")) {
-    if (!is_read(req))
-      return respond(method_not_allowed(req, path, "GET, HEAD"));
+  case r::health:
+  case r::health_ready:
+    return health(std::move(respond), label == r::health_ready);
+  case r::health_queue:
+    return health_queue(std::move(respond));
+  case r::health_live: // the process answers: all liveness means
+    return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
+  case r::metrics:
     return metrics_text(std::move(respond));
+  case r::create:
+  case r::other:
+  case r::count_:
+    break;
   }
-  respond(error_response(404, "Cannot " + req.method + " " + path));
 }
 
 void api::create_post(api_request req, respond_fn respond) {
@@ -460,9 +451,9 @@ void api::health(respond_fn respond, bool readiness) const {
       entry = {
           {"status", "down"},
           {"message", live ? s.message
-                           : checked_at == std::chrono::steady_clock::time_point{}
-                               ? "not checked yet"
-                               : "no recent check (the check hangs)"}};
+                      : checked_at == std::chrono::steady_clock::time_point{}
+                          ? "not checked yet"
+                          : "no recent check (the check hangs)"}};
       error[name] = entry;
     }
     details[name] = entry;
@@ -476,10 +467,9 @@ void api::health(respond_fn respond, bool readiness) const {
   if (auto w = backend_.writers(); w.escalated) {
     ojson entry = {{"status", "down"},
                    {"message", "writers keep crashing (" +
-                                   std::to_string(w.restarts) +
-                                   " restarts; " + std::to_string(w.running) +
-                                   " of " + std::to_string(w.writers) +
-                                   " running)"}};
+                                   std::to_string(w.restarts) + " restarts; " +
+                                   std::to_string(w.running) + " of " +
+                                   std::to_string(w.writers) + " running)"}};
     error["writers"] = entry;
     details["writers"] = entry;
   }

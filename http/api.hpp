@@ -10,6 +10,7 @@
 
 #include "actors/health_board.hpp"
 #include "actors/messages.hpp"
+#include "app/metrics.hpp"
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
 
@@ -57,7 +58,10 @@ public:
   std::string client_ip(const api_request& req) const;
 
 private:
-  void route_request(api_request req, respond_fn respond);
+  // Answers a request for the route `label` (classified from `routed`, the
+  // request's `path` as routed).
+  void dispatch(metrics::route label, api_request req, const std::string& path,
+                const std::string& routed, respond_fn respond);
   void create_post(api_request req, respond_fn respond);
   void job_status(api_request req, std::string job_id, respond_fn respond);
   void get_post(api_request req, std::string id, respond_fn respond);

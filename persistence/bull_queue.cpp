@@ -1062,4 +1062,3 @@ std::vector<std::string> durability_warnings(redis_client& redis) {
 }
 
 } // namespace postd::persistence
-

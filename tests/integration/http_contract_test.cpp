@@ -1188,9 +1188,9 @@ TEST_F(HttpContractTest, RedisUnreachableAnswers503AndHealthSaysSo) {
   EXPECT_TRUE(h["error"]["queue:" + queue]["message"].is_string());
   EXPECT_FALSE(h["info"].contains("queue:" + queue));
   // Not ready without its queue, yet alive (a restart would not help).
-  EXPECT_EQ(raw_exchange(server.port(), raw_request("GET", "/health/ready"))
-                .status,
-            503u);
+  EXPECT_EQ(
+      raw_exchange(server.port(), raw_request("GET", "/health/ready")).status,
+      503u);
   EXPECT_EQ(
       raw_exchange(server.port(), raw_request("GET", "/health/live")).status,
       200u);

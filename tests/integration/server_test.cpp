@@ -2,8 +2,8 @@
 // PostgreSQL through PgBouncer in transaction mode.
 
 #include <algorithm>
-#include <csignal>
 #include <atomic>
+#include <csignal>
 #include <iostream>
 #include <map>
 #include <set>
@@ -514,7 +514,8 @@ namespace {
 std::map<std::string, double> scrape(int port) {
   auto r = http_call(port, "GET", "/metrics");
   EXPECT_EQ(r.status, 200u) << r.body;
-  EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.headers["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8");
   std::map<std::string, double> out;
   std::istringstream in{r.body};
   for (std::string line; std::getline(in, line);) {
@@ -544,9 +545,9 @@ TEST_F(ServerTest, MetricsCountTheTraffic) {
       R"(http_requests_total{route="/v1/post/create",method="POST",status="401"})";
   auto before = scrape(server.port());
   for (int i = 0; i < 3; ++i)
-    ASSERT_EQ(create(server.port(), "counted " + std::to_string(i), "metrics")
-                  .status,
-              202u);
+    ASSERT_EQ(
+        create(server.port(), "counted " + std::to_string(i), "metrics").status,
+        202u);
   auto bad = http_call(server.port(), "POST", "/v1/post/create", "{}",
                        {{"Content-Type", "application/json"}});
   ASSERT_EQ(bad.status, 401u);
@@ -558,18 +559,23 @@ TEST_F(ServerTest, MetricsCountTheTraffic) {
   })) << server.output();
   EXPECT_EQ(after[created] - before[created], 3);
   EXPECT_EQ(after[unauthorized] - before[unauthorized], 1);
-  EXPECT_GE((after[R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]),
-            3);
+  EXPECT_GE(
+      (after
+           [R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]),
+      3);
   EXPECT_GE(after["postd_writer_batch_size_count"], 1);
   EXPECT_EQ(after["postd_jobs_failed_total"], 0);
   EXPECT_TRUE(after.count(R"(postd_queue_jobs{state="waiting"})"));
   EXPECT_GT(after["process_resident_memory_bytes"], 0);
   EXPECT_EQ(after[R"(postd_dependency_up{dependency="redis"})"], 1);
   EXPECT_EQ(after[R"(postd_dependency_up{dependency="postgres"})"], 1);
-  EXPECT_GT(after[R"(postd_dependency_latency_seconds{dependency="postgres"})"], 0);
+  EXPECT_GT(after[R"(postd_dependency_latency_seconds{dependency="postgres"})"],
+            0);
   // The scrapes themselves are counted, and never throttled.
-  EXPECT_GE((after[R"(http_requests_total{route="/metrics",method="GET",status="200"})"]),
-            1);
+  EXPECT_GE(
+      (after
+           [R"(http_requests_total{route="/metrics",method="GET",status="200"})"]),
+      1);
 }
 
 namespace {
@@ -627,19 +633,18 @@ TEST_F(ServerTest, HealthProbesNeverReachTheDependencies) {
     });
   for (auto& t : clients)
     t.join();
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - started)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
   long long redis_used = redis_commands(redis) - redis_before - 1;
   long long pg_used = settled() - pg_before;
   EXPECT_EQ(ok.load(), connections * per_connection);
   // The monitor: every 500 ms one MULTI of counts (8 commands) and one
   // SELECT 1; allow three extra checks for the edges of the window.
   double checks = (seconds + 1.5) * 2 + 3;
-  std::cout << "[ health   ] " << connections * per_connection
-            << " probes in " << seconds << " s: " << redis_used
-            << " Redis commands, " << pg_used << " PostgreSQL transactions"
-            << std::endl;
+  std::cout << "[ health   ] " << connections * per_connection << " probes in "
+            << seconds << " s: " << redis_used << " Redis commands, " << pg_used
+            << " PostgreSQL transactions" << std::endl;
   EXPECT_LE(redis_used, static_cast<long long>(checks * 8)) << seconds << " s";
   EXPECT_LE(pg_used, static_cast<long long>(checks) + 2) << seconds << " s";
   EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();

@@ -40,20 +40,34 @@ TEST(Metrics, RequestsAreCountedByRouteMethodAndStatus) {
   r.request(route::create, method::post, 429, 1ms);
   r.request(route::other, method_of("PATCH"), 418, 1ms);
   auto s = samples(r.render({}));
-  EXPECT_EQ((s[R"(http_requests_total{route="/v1/post/create",method="POST",status="202"})"]), 2);
-  EXPECT_EQ((s[R"(http_requests_total{route="/v1/post/create",method="POST",status="429"})"]), 1);
-  EXPECT_EQ((s[R"(http_requests_total{route="other",method="other",status="other"})"]), 1);
+  EXPECT_EQ(
+      (s[R"(http_requests_total{route="/v1/post/create",method="POST",status="202"})"]),
+      2);
+  EXPECT_EQ(
+      (s[R"(http_requests_total{route="/v1/post/create",method="POST",status="429"})"]),
+      1);
+  EXPECT_EQ(
+      (s[R"(http_requests_total{route="other",method="other",status="other"})"]),
+      1);
   EXPECT_EQ(s["postd_throttled_total"], 1);
   // Cumulative buckets: 2 ms is under 2.5 ms, 20 ms under 25 ms.
-  const std::string h = R"(http_request_duration_seconds_bucket{route="/v1/post/create",status="202",le=)";
+  const std::string h =
+      R"(http_request_duration_seconds_bucket{route="/v1/post/create",status="202",le=)";
   EXPECT_EQ(s[h + R"("0.001"})"], 0);
   EXPECT_EQ(s[h + R"("0.0025"})"], 1);
   EXPECT_EQ(s[h + R"("0.025"})"], 2);
   EXPECT_EQ(s[h + R"("+Inf"})"], 2);
-  EXPECT_EQ((s[R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]), 2);
-  EXPECT_NEAR((s[R"(http_request_duration_seconds_sum{route="/v1/post/create",status="202"})"]), 0.022, 1e-9);
+  EXPECT_EQ(
+      (s[R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]),
+      2);
+  EXPECT_NEAR(
+      (s[R"(http_request_duration_seconds_sum{route="/v1/post/create",status="202"})"]),
+      0.022, 1e-9);
   // Never counted: no series.
-  EXPECT_EQ(s.count(R"(http_requests_total{route="/health",method="GET",status="200"})"), 0u);
+  EXPECT_EQ(
+      s.count(
+          R"(http_requests_total{route="/health",method="GET",status="200"})"),
+      0u);
 }
 
 TEST(Metrics, JobsWritersAndProcess) {

@@ -10,7 +10,20 @@ using namespace std::chrono_literals;
 
 namespace {
 const restart_policy::clock::time_point t0{};
+
+// Slot 0 crashes `times` times, each 10 ms after it started, having done
+// nothing, and is started again after each delay; returns the time then.
+restart_policy::clock::time_point crash_loop(restart_policy& p, int times) {
+  auto now = t0;
+  p.started(0, now);
+  for (int i = 0; i < times; ++i) {
+    now += 10ms;
+    now += p.crashed(0, now).delay;
+    p.started(0, now);
+  }
+  return now;
 }
+} // namespace
 
 TEST(RestartPolicy, BacksOffWhileASlotKeepsCrashing) {
   restart_policy p{2, 100, 60s, 100ms, 1000ms};
@@ -32,13 +45,7 @@ TEST(RestartPolicy, BacksOffWhileASlotKeepsCrashing) {
 
 TEST(RestartPolicy, AHealthyRunStartsTheBackoffOver) {
   restart_policy p{1, 100, 60s, 100ms, 1000ms};
-  auto now = t0;
-  p.started(0, now);
-  for (int i = 0; i < 4; ++i) {
-    now += 10ms;
-    now += p.crashed(0, now).delay;
-    p.started(0, now);
-  }
+  auto now = crash_loop(p, 4);
   // Ran longer than the longest delay: the next crash is a new story.
   now += 1000ms;
   EXPECT_EQ(p.crashed(0, now).delay, 100ms);
@@ -49,13 +56,7 @@ TEST(RestartPolicy, AHealthyRunStartsTheBackoffOver) {
 
 TEST(RestartPolicy, AWriterThatGotWorkDoneStartsTheBackoffOver) {
   restart_policy p{1, 100, 60s, 100ms, 1000ms};
-  auto now = t0;
-  p.started(0, now);
-  for (int i = 0; i < 3; ++i) {
-    now += 10ms;
-    now += p.crashed(0, now).delay; // 100, 200, 400: nothing done
-    p.started(0, now);
-  }
+  auto now = crash_loop(p, 3); // delays 100, 200, 400: nothing done
   // Crashed soon again, but after finishing a batch: an occasional fault,
   // not a crash loop; it comes back at once.
   EXPECT_EQ(p.crashed(0, now + 10ms, true).delay, 100ms);
