@@ -144,32 +144,105 @@ echo "postd   /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_
 echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"
 echo "(postd's queue holds its last run's jobs: the Redis is emptied before each)"
 
-# Drain: BENCH_DRAIN_JOBS of the jobs the last ingest-only run left in Redis
-# (the oldest; the rest are dropped from the list) persisted by a writer
-# instance with 4 writers, next to PostgreSQL's own ceiling for as many rows
-# of the same shape: COPY, and multi-row INSERTs of 256 rows (what a writer
-# sends), into a copy of "Post" with its indexes.
+pg() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "${PGDB:-postd}" "$@"; }
+now_ms() { date +%s%3N; }
+full_cli() { redis-cli -h 127.0.0.1 -p "$redis_full_port" "$@"; }
+queued_full() {
+  full_cli EVAL "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" \
+    2 bull:bench-full:wait bull:bench-full:active
+}
+
+# End to end: postd+w accepts BENCH_RATE posts/s (wrk paced by
+# bench/paced.lua, every request on a shared schedule) and persists them at
+# the same time. The queue (wait + active) is sampled every second: it stays
+# flat when the writers keep up. Then every accepted post must be a row.
+rate=${BENCH_RATE:-10000}
+e2e_conns=${BENCH_RATE_CONNECTIONS:-200}
+# From the same state as a fresh deployment: no jobs, no rows, a fresh AOF
+# (job ids start again at 1, so the rows of the runs above must go too).
+full_cli FLUSHALL >/dev/null
+full_cli BGREWRITEAOF >/dev/null
+sleep 0.2
+while full_cli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
+PGDB=postd_full pg -c 'TRUNCATE "Post"' -c 'CHECKPOINT'
+
+(for ((i = 1; i <= seconds; i++)); do sleep 1; queued_full; done) \
+  > "$work/e2e-queue.txt" & sampler=$!
+e2e=$(RATE=$rate wrk -t1 -c"$e2e_conns" -d"${seconds}s" --latency -s bench/paced.lua \
+  "http://127.0.0.1:$full_port/v1/post/create" | grep '^RESULT')
+wait "$sampler"
+start=$(now_ms)
+settle_full
+settle_ms=$(($(now_ms) - start))
+rows_after=$(PGDB=postd_full pg -tAc 'SELECT count(*) FROM "Post"')
+# Jobs created since the FLUSHALL (Bull's id counter): wrk does not count
+# the requests still in flight when it stops, postd answered them anyway.
+jobs_queued=$(full_cli GET bull:bench-full:id)
+echo
+echo "End to end at $rate posts/s for ${seconds}s (postd+w, wrk -c$e2e_conns paced): answered,"
+echo "the queue (wait + active) each second, the jobs queued and the rows written"
+echo
+echo "$e2e" | awk -v rows="$rows_after" -v settle="$settle_ms" -v jobs="$jobs_queued" \
+  -v samples="$(tr '\n' ' ' < "$work/e2e-queue.txt")" '{
+  for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  n = split(samples, q, " "); max = 0
+  for (i = 1; i <= n; i++) if (q[i] + 0 > max) max = q[i] + 0
+  printf "| answered/s | p50 ms | p99 ms | errors | queue max | queue at end | jobs queued | rows    | drained after |\n"
+  printf "|------------|--------|--------|--------|-----------|--------------|-------------|---------|---------------|\n"
+  printf "| %10.0f | %6.2f | %6.2f | %6d | %9d | %12d | %11d | %7d | %11.1f s |\n",
+    v["requests"] / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000,
+    v["non2xx"] + v["errors_connect"] + v["errors_timeout"], max, q[n],
+    jobs, rows, settle / 1000
+  printf "\nqueue each second: %s\n", samples
+}'
+
+# Drain: a queue pre-filled with BENCH_DRAIN_JOBS jobs by the ingest-only
+# instance (from an empty Redis; jobs past that number are deleted, hashes
+# too, and the AOF rewritten, so Redis holds that queue and nothing else)
+# persisted by a writer instance with 4 writers, next to PostgreSQL's own
+# ceiling for as many rows of the same shape: COPY, and multi-row INSERTs of
+# 256 rows (what a writer sends), into a copy of "Post" with its indexes.
 drain_jobs=${BENCH_DRAIN_JOBS:-200000}
-kill "$ingest_pid" "$full_pid" 2>/dev/null || true
-wait "$ingest_pid" "$full_pid" 2>/dev/null || true
+kill "$full_pid" 2>/dev/null || true
+wait "$full_pid" 2>/dev/null || true
+fresh_ingest
+for ((i = 0; i < 20; i++)); do
+  (($(rcli LLEN bull:bench-ingest:wait) >= drain_jobs)) && break
+  wrk -t1 -c50 -d5s -s bench/post.lua \
+    "http://127.0.0.1:$ingest_port/v1/post/create" > /dev/null
+done
+kill "$ingest_pid" 2>/dev/null || true
+wait "$ingest_pid" 2>/dev/null || true
 waiting=$(rcli LLEN bull:bench-ingest:wait)
 if ((waiting < drain_jobs)); then drain_jobs=$waiting; fi
-rcli LTRIM bull:bench-ingest:wait "-$drain_jobs" -1 >/dev/null
-pg() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postd "$@"; }
-now_ms() { date +%s%3N; }
+# The newest jobs are at the left end of wait.
+while (($(rcli LLEN bull:bench-ingest:wait) > drain_jobs)); do
+  rcli EVAL "local n = math.min(10000, redis.call('LLEN', KEYS[1]) - tonumber(ARGV[2]))
+    local ids = redis.call('LRANGE', KEYS[1], 0, n - 1)
+    for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
+    redis.call('LTRIM', KEYS[1], #ids, -1)" \
+    1 bull:bench-ingest:wait bull:bench-ingest: "$drain_jobs" >/dev/null
+done
+rcli BGREWRITEAOF >/dev/null
+sleep 0.2
+while rcli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
 
 drain_port=$(postd_free_port)
 start=$(now_ms)
 QUEUE_NAME=bench-ingest WRITERS=4 PORT=$drain_port "$build_dir/postd" serve \
   > "$work/postd-drain.log" 2>&1 & pids+=($!)
+drain_pid=$!
 while (($(rcli LLEN bull:bench-ingest:wait) + $(rcli LLEN bull:bench-ingest:active) > 0)); do
   sleep 0.05
 done
 drain_ms=$(($(now_ms) - start))
 drained=$(pg -tAc 'SELECT count(*) FROM "Post"')
+kill "$drain_pid"
+wait "$drain_pid" 2>/dev/null || true
 
 pg -c 'CREATE TABLE post_copy (LIKE "Post" INCLUDING ALL);
-       CREATE TABLE post_insert (LIKE "Post" INCLUDING ALL)'
+       CREATE TABLE post_insert (LIKE "Post" INCLUDING ALL);
+       CREATE TABLE post_upsert (LIKE "Post" INCLUDING ALL)'
 awk -v n="$drain_jobs" 'BEGIN {
   for (i = 1; i <= n; i++)
     printf "%08x-0000-4000-8000-%012d,benchmark post %d,bench-user,{},2026-11-26 12:00:00,2026-11-26 12:00:00,%d\n", i, i, i, i
@@ -187,6 +260,12 @@ awk -F, -v per=256 '{
 start=$(now_ms)
 pg -f "$work/rows.sql"
 insert_ms=$(($(now_ms) - start))
+# The statement a writer must send: the same INSERTs, ON CONFLICT DO NOTHING.
+sed -e 's/^INSERT INTO post_insert /INSERT INTO post_upsert /' \
+  -e 's/;$/ ON CONFLICT ("jobId") DO NOTHING;/' "$work/rows.sql" > "$work/upsert.sql"
+start=$(now_ms)
+pg -f "$work/upsert.sql"
+upsert_ms=$(($(now_ms) - start))
 
 echo
 echo "Drain of $drain_jobs queued jobs against PostgreSQL's ceiling for as many rows"
@@ -197,4 +276,11 @@ row() { awk -v w="$1" -v n="$2" -v ms="$3" 'BEGIN {
   printf "| %-45s | %7d | %7.2f | %7.0f |\n", w, n, ms / 1000, n / (ms / 1000) }'; }
 row "PostgreSQL COPY, one connection" "$drain_jobs" "$copy_ms"
 row "PostgreSQL INSERT of 256 rows, one connection" "$drain_jobs" "$insert_ms"
+row "  the same, ON CONFLICT (\"jobId\") DO NOTHING" "$drain_jobs" "$upsert_ms"
 row "postd drain, 4 writers (Redis + INSERT)" "$drained" "$drain_ms"
+echo
+awk -v n="$drained" -v d="$drain_ms" -v i="$insert_ms" -v u="$upsert_ms" \
+  -v c="$copy_ms" -v jobs="$drain_jobs" 'BEGIN {
+  r = n / d
+  printf "postd drain / INSERT: %.0f%%   / INSERT ON CONFLICT: %.0f%%   / COPY: %.0f%%\n",
+    100 * r / (jobs / i), 100 * r / (jobs / u), 100 * r / (jobs / c) }'
