@@ -285,31 +285,38 @@ for j = 1, #ids do
 end
 chunks("DEL", nil, released)
 
--- Each id leaves active once, from the right (LREM id -1). A short list is
--- rewritten in three calls; a long one shared with many workers costs an
--- LREM per job instead.
+-- Each id leaves active once, from the right (what LREM id -1 would do).
+-- A take pushes its batch onto the left end, so jobs taken earlier sit
+-- further right, and they are the ones that finish first: only the right
+-- end of active that holds all our ids is read (its length doubled until
+-- it does, or the whole list) and written back without them, instead of an
+-- LREM per job or a rewrite of the whole list shared with other workers.
 local removed = {}
-local activeLen = rcall("LLEN", KEYS[1])
-if wanted > 0 and activeLen <= 4 * wanted + 64 then
-  local all = rcall("LRANGE", KEYS[1], 0, -1)
-  local kept, left = {}, {}
-  for id, n in pairs(ours) do left[id] = n end
-  for k = #all, 1, -1 do
-    local id = all[k]
-    if left[id] and left[id] > 0 then
-      left[id] = left[id] - 1
-      removed[id] = true
-    else
-      kept[#kept + 1] = id
+if wanted > 0 then
+  local len = rcall("LLEN", KEYS[1])
+  local span, tail, drop = math.min(len, 2 * wanted)
+  while true do
+    tail = rcall("LRANGE", KEYS[1], -span, -1)
+    local left, found = {}, 0
+    for id, n in pairs(ours) do left[id] = n end
+    drop = {}
+    for k = #tail, 1, -1 do
+      local id = tail[k]
+      if left[id] and left[id] > 0 then
+        left[id] = left[id] - 1
+        found = found + 1
+        drop[k] = true
+      end
     end
+    if found == wanted or #tail >= len then break end
+    span = math.min(len, 2 * span)
   end
-  rcall("DEL", KEYS[1])
-  -- kept runs right to left: LPUSH rebuilds the list in its order
-  chunks("LPUSH", KEYS[1], kept)
-elseif wanted > 0 then
-  for id in pairs(ours) do
-    if rcall("LREM", KEYS[1], -1, id) > 0 then removed[id] = true end
+  local kept = {}
+  for k = 1, #tail do
+    if drop[k] then removed[tail[k]] = true else kept[#kept + 1] = tail[k] end
   end
+  rcall("LTRIM", KEYS[1], 0, -(#tail + 1))
+  chunks("RPUSH", KEYS[1], kept)
 end
 
 local t = rcall("TIME")

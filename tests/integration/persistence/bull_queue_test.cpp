@@ -414,6 +414,47 @@ TEST_F(BullQueueTest, CompleteMovesToCompletedWithReturnValue) {
   EXPECT_EQ(get_job(redis_, keys_, "1")->state, "completed");
 }
 
+// Completing reads and rewrites only the right end of active that holds
+// the finished jobs: other workers' jobs on either side keep their order,
+// wherever ours sit, and an id twice in active leaves it once, from the
+// right (LREM -1).
+TEST_F(BullQueueTest, CompleteLeavesOtherJobsInActiveInOrder) {
+  add(6);
+  take(6); // active, left to right: 6 5 4 3 2 1
+  const std::string other = "another-worker";
+  for (const std::string id : {"1", "2", "5", "6"})
+    str(redis_, {"SET", keys_.key(id + ":lock"), other});
+  num(redis_, {"LPUSH", keys_.key("active"), "4"}); // 4 6 5 4 3 2 1
+
+  // Ours: the rightmost 4 and 3, between other workers' jobs.
+  EXPECT_TRUE(complete_jobs(redis_, keys_, {{"3", "x"}, {"4", "x"}}, token_, 10)
+                  .empty());
+  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
+            (ids{"4", "6", "5", "2", "1"}));
+  EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("completed")}), 2);
+
+  // A job at the far left: the whole list is read, the rest stays as it was.
+  str(redis_, {"SET", keys_.key("6:lock"), token_});
+  EXPECT_TRUE(complete_jobs(redis_, keys_, {{"6", "x"}}, token_, 10).empty());
+  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
+            (ids{"4", "5", "2", "1"}));
+
+  // Not in active at all: lost, and active untouched.
+  str(redis_, {"SET", keys_.key("3:lock"), token_});
+  EXPECT_EQ(complete_jobs(redis_, keys_, {{"3", "x"}}, token_, 10), (ids{"3"}));
+  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
+            (ids{"4", "5", "2", "1"}));
+
+  // The last ones: active goes away.
+  for (const std::string id : {"1", "2", "4", "5"})
+    str(redis_, {"SET", keys_.key(id + ":lock"), token_});
+  EXPECT_TRUE(complete_jobs(redis_, keys_,
+                            {{"1", "x"}, {"2", "x"}, {"4", "x"}, {"5", "x"}},
+                            token_, 10)
+                  .empty());
+  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("active")}), 0);
+}
+
 TEST_F(BullQueueTest, RemoveOnCompleteDeletesHashAndLogs) {
   // What queue.add('create-post', data, {priority: 1, removeOnComplete:
   // true}) leaves in Redis (addJob-6 into an empty wait list).
