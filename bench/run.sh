@@ -111,22 +111,32 @@ echo
 echo "| server   | conns | req/s     | p50 ms   | p99 ms   | errors | RSS MiB |"
 echo "|----------|-------|-----------|----------|----------|--------|---------|"
 rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+full_cli() { redis-cli -h 127.0.0.1 -p "$redis_full_port" "$@"; }
+# queued CLI QUEUE -> its jobs in wait + active, read at one instant
+queued() {
+  "$1" EVAL "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" \
+    2 "bull:$2:wait" "bull:$2:active"
+}
+# rewrite_aof CLI: a fresh AOF holding only what the Redis holds now
+rewrite_aof() {
+  "$1" BGREWRITEAOF >/dev/null
+  while "$1" INFO persistence | grep -Eq '^aof_rewrite_(in_progress|scheduled):1'; do
+    sleep 0.1
+  done
+}
 # Each ingest run starts from an empty Redis with a fresh AOF, as if writers
 # had kept up: a million jobs left over from the run before would make it
 # measure Redis rewriting them (the AOF rewrites grow with the data).
 fresh_ingest() {
   rcli FLUSHALL >/dev/null
-  rcli BGREWRITEAOF >/dev/null
-  while rcli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
+  rewrite_aof rcli
 }
 # postd+w leaves a backlog its writers go on persisting: the next run waits
 # for it (at most 5 minutes), or it would measure them too.
 settle_full() {
   local i left
   for ((i = 0; i < 3000; i++)); do
-    left=$(redis-cli -h 127.0.0.1 -p "$redis_full_port" EVAL \
-      "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" 2 \
-      bull:bench-full:wait bull:bench-full:active)
+    left=$(queued full_cli bench-full)
     ((left == 0)) && return 0
     sleep 0.1
   done
@@ -146,11 +156,6 @@ echo "(postd's queue holds its last run's jobs: the Redis is emptied before each
 
 pg() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "${PGDB:-postd}" "$@"; }
 now_ms() { date +%s%3N; }
-full_cli() { redis-cli -h 127.0.0.1 -p "$redis_full_port" "$@"; }
-queued_full() {
-  full_cli EVAL "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" \
-    2 bull:bench-full:wait bull:bench-full:active
-}
 
 # End to end: postd+w accepts BENCH_RATE posts/s (wrk paced by
 # bench/paced.lua, every request on a shared schedule) and persists them at
@@ -161,12 +166,10 @@ e2e_conns=${BENCH_RATE_CONNECTIONS:-200}
 # From the same state as a fresh deployment: no jobs, no rows, a fresh AOF
 # (job ids start again at 1, so the rows of the runs above must go too).
 full_cli FLUSHALL >/dev/null
-full_cli BGREWRITEAOF >/dev/null
-sleep 0.2
-while full_cli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
+rewrite_aof full_cli
 PGDB=postd_full pg -c 'TRUNCATE "Post"' -c 'CHECKPOINT'
 
-(for ((i = 1; i <= seconds; i++)); do sleep 1; queued_full; done) \
+(for ((i = 1; i <= seconds; i++)); do sleep 1; queued full_cli bench-full; done) \
   > "$work/e2e-queue.txt" & sampler=$!
 e2e=$(RATE=$rate wrk -t1 -c"$e2e_conns" -d"${seconds}s" --latency -s bench/paced.lua \
   "http://127.0.0.1:$full_port/v1/post/create" | grep '^RESULT')
@@ -223,16 +226,14 @@ while (($(rcli LLEN bull:bench-ingest:wait) > drain_jobs)); do
     redis.call('LTRIM', KEYS[1], #ids, -1)" \
     1 bull:bench-ingest:wait bull:bench-ingest: "$drain_jobs" >/dev/null
 done
-rcli BGREWRITEAOF >/dev/null
-sleep 0.2
-while rcli INFO persistence | grep -q '^aof_rewrite_in_progress:1'; do sleep 0.1; done
+rewrite_aof rcli
 
 drain_port=$(postd_free_port)
 start=$(now_ms)
 QUEUE_NAME=bench-ingest WRITERS=4 PORT=$drain_port "$build_dir/postd" serve \
   > "$work/postd-drain.log" 2>&1 & pids+=($!)
 drain_pid=$!
-while (($(rcli LLEN bull:bench-ingest:wait) + $(rcli LLEN bull:bench-ingest:active) > 0)); do
+while (($(queued rcli bench-ingest) > 0)); do
   sleep 0.05
 done
 drain_ms=$(($(now_ms) - start))
