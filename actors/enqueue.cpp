@@ -5,6 +5,7 @@
 #include "actors/clock.hpp"
 #include "app/log.hpp"
 #include "app/metrics.hpp"
+#include "core/ids.hpp"
 
 namespace postd::actors {
 
@@ -62,7 +63,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
   jobs.reserve(batch.size());
   auto ts = epoch_ms();
   for (const auto& req : batch)
-    jobs.push_back({job_data(req.post), req.post.author,
+    jobs.push_back({job_data(req.post, core::new_post_id()), req.post.author,
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
   try {
     auto results =
@@ -87,15 +88,17 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
 
 } // namespace
 
-// The old service's shape, key order included (SPEC). Written directly:
-// only the two strings need JSON's escaping.
-std::string job_data(const create_post& post) {
+// The old service's shape, key order included (SPEC), then postd's own
+// field (old workers ignore it). Written directly: only the strings need
+// JSON's escaping.
+std::string job_data(const create_post& post, const std::string& post_id) {
   auto quoted = [](const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false,
                                   nlohmann::json::error_handler_t::replace);
   };
   return R"({"postData":{"content":)" + quoted(post.content) +
-         R"(},"userId":)" + quoted(post.author) + R"(,"fileUrls":[]})";
+         R"(},"userId":)" + quoted(post.author) +
+         R"(,"fileUrls":[],"postId":)" + quoted(post_id) + "}";
 }
 
 enqueue_actor::behavior_type

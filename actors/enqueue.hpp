@@ -22,8 +22,9 @@ struct enqueue_settings {
   std::size_t max_batch = 512; // jobs per script call
 };
 
-// Builds Bull's `data` for a post, in the old service's shape.
-std::string job_data(const create_post& post);
+// Builds Bull's `data` for a post, in the old service's shape, plus its
+// `postId` (the row's id, so a job written twice is still one row).
+std::string job_data(const create_post& post, const std::string& post_id);
 
 struct enqueue_state {
   batch_queue<create_request> pending;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/log.hpp"
+#include "core/ids.hpp"
 
 namespace postd::actors {
 
@@ -45,7 +46,15 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
   if (need_row) {
     if (!st.db)
       st.db = std::make_unique<persistence::post_store>(s.database_url);
-    row = st.db->find_post_by_job(q.job_id);
+    // The job's own post first: after Redis lost its state, the author's
+    // rows with this jobId may belong to an earlier job of the same number.
+    if (job)
+      if (auto data = nlohmann::json::parse(job->data, nullptr, false);
+          data.is_object())
+        row = st.db->find_post(core::post_id_of_job(
+            data, s.keys.base(), job->id, job->timestamp_ms));
+    if (!row)
+      row = st.db->find_post_by_job(q.job_id, q.author);
   }
   return describe_job(q.author, job, row);
 }

@@ -8,6 +8,7 @@
 #include "actors/clock.hpp"
 #include "app/log.hpp"
 #include "app/metrics.hpp"
+#include "core/ids.hpp"
 
 namespace postd::actors {
 
@@ -91,7 +92,7 @@ bool work_once(writer_state& st, const writer_settings& s) {
     refresh_locks(st, s);
   }
   maybe_crash(st, s, "before the database write");
-  auto result = persist_batch(*st.db, st.held);
+  auto result = persist_batch(*st.db, st.held, s.keys.base());
   maybe_crash(st, s, "after the database write");
   auto& counts = metrics::process();
   if (!result.completed.empty()) {
@@ -140,7 +141,8 @@ void release_held(writer_state& st, const writer_settings& s) {
 } // namespace
 
 std::optional<persistence::new_post>
-post_from_job(const persistence::active_job& job, std::string& reason) {
+post_from_job(const persistence::active_job& job, const std::string& queue_base,
+              std::string& reason) {
   auto data = nlohmann::json::parse(job.data, nullptr, false);
   if (!data.is_object()) {
     reason = "job data is not a JSON object";
@@ -165,10 +167,7 @@ post_from_job(const persistence::active_job& job, std::string& reason) {
   row.content = content->get<std::string>();
   row.author_id = data["userId"].is_string() ? data["userId"].get<std::string>()
                                              : data["userId"].dump();
-  if (data.contains("postId") && data["postId"].is_string())
-    row.id = data["postId"].get<std::string>();
-  else
-    row.id = persistence::new_post_id();
+  row.id = core::post_id_of_job(data, queue_base, job.id, job.timestamp_ms);
   if (data.contains("fileUrls") && data["fileUrls"].is_array())
     for (const auto& url : data["fileUrls"])
       if (url.is_string())
@@ -177,12 +176,13 @@ post_from_job(const persistence::active_job& job, std::string& reason) {
 }
 
 batch_result persist_batch(persistence::post_store& db,
-                           const std::vector<persistence::active_job>& jobs) {
+                           const std::vector<persistence::active_job>& jobs,
+                           const std::string& queue_base) {
   batch_result out;
   std::vector<persistence::new_post> rows;
   for (const auto& job : jobs) {
     std::string reason;
-    if (auto row = post_from_job(job, reason))
+    if (auto row = post_from_job(job, queue_base, reason))
       rows.push_back(std::move(*row));
     else
       out.failed.push_back({job.id, reason});
@@ -190,14 +190,15 @@ batch_result persist_batch(persistence::post_store& db,
   std::unordered_map<std::string_view, const std::string*> opts;
   for (const auto& job : jobs)
     opts.emplace(job.id, &job.opts);
-  auto complete = [&](const std::unordered_map<std::string, std::string>& ids) {
-    for (const auto& [job_id, post_id] : ids)
-      out.completed.push_back({job_id,
-                               nlohmann::json{{"postId", post_id}}.dump(),
-                               *opts.at(job_id)});
+  auto complete = [&](const persistence::new_post& row) {
+    out.completed.push_back({row.job_id,
+                             nlohmann::json{{"postId", row.id}}.dump(),
+                             *opts.at(row.job_id)});
   };
   try {
-    complete(db.insert_posts(rows));
+    db.insert_posts(rows);
+    for (const auto& row : rows)
+      complete(row);
     return out;
   } catch (const persistence::postgres_error& e) {
     if (e.connection_lost())
@@ -205,7 +206,8 @@ batch_result persist_batch(persistence::post_store& db,
   }
   for (const auto& row : rows) {
     try {
-      complete(db.insert_posts({row}));
+      db.insert_posts({row});
+      complete(row);
     } catch (const persistence::postgres_error& e) {
       if (e.connection_lost())
         throw;
@@ -218,7 +220,7 @@ batch_result persist_batch(persistence::post_store& db,
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        writer_settings settings) {
-  self->state.token = persistence::new_post_id();
+  self->state.token = core::random_uuid();
   self->set_exit_handler([self, settings](const caf::exit_msg& em) {
     release_held(self->state, settings);
     self->quit(em.reason);

@@ -49,13 +49,15 @@ struct batch_result {
 
 // Turns Bull `data` into a row; nullopt (with `reason`) when malformed.
 std::optional<persistence::new_post>
-post_from_job(const persistence::active_job& job, std::string& reason);
+post_from_job(const persistence::active_job& job, const std::string& queue_base,
+              std::string& reason);
 
 // Writes a batch with one statement; when that statement fails on the data
 // (not the connection), writes row by row so one bad job fails alone.
 // Throws postgres_error only when the connection is lost.
 batch_result persist_batch(persistence::post_store& db,
-                           const std::vector<persistence::active_job>& jobs);
+                           const std::vector<persistence::active_job>& jobs,
+                           const std::string& queue_base);
 
 struct writer_state {
   std::optional<persistence::redis_client> redis;

@@ -93,8 +93,7 @@ QUEUE_NAME=bench-ingest WRITERS=0 QUEUE_MAX_WAITING=1000000000000 PORT=$ingest_p
   "$build_dir/postd" serve \
   > "$work/postd-ingest.log" 2>&1 & pids+=($!)
 ingest_pid=$!
-# Its own database: job ids count from 1 in every queue, and "Post" keeps
-# one row per jobId.
+# Its own database: the drain below counts the rows of one queue.
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd_full' >/dev/null
 full_db="postgresql://postgres@127.0.0.1:$pg_port/postd_full"
 DATABASE_URL=$full_db "$build_dir/postd" migrate >/dev/null
@@ -263,7 +262,7 @@ pg -f "$work/rows.sql"
 insert_ms=$(($(now_ms) - start))
 # The statement a writer must send: the same INSERTs, ON CONFLICT DO NOTHING.
 sed -e 's/^INSERT INTO post_insert /INSERT INTO post_upsert /' \
-  -e 's/;$/ ON CONFLICT ("jobId") DO NOTHING;/' "$work/rows.sql" > "$work/upsert.sql"
+  -e 's/;$/ ON CONFLICT (id) DO NOTHING;/' "$work/rows.sql" > "$work/upsert.sql"
 start=$(now_ms)
 pg -f "$work/upsert.sql"
 upsert_ms=$(($(now_ms) - start))
@@ -277,7 +276,7 @@ row() { awk -v w="$1" -v n="$2" -v ms="$3" 'BEGIN {
   printf "| %-45s | %7d | %7.2f | %7.0f |\n", w, n, ms / 1000, n / (ms / 1000) }'; }
 row "PostgreSQL COPY, one connection" "$drain_jobs" "$copy_ms"
 row "PostgreSQL INSERT of 256 rows, one connection" "$drain_jobs" "$insert_ms"
-row "  the same, ON CONFLICT (\"jobId\") DO NOTHING" "$drain_jobs" "$upsert_ms"
+row "  the same, ON CONFLICT (id) DO NOTHING" "$drain_jobs" "$upsert_ms"
 row "postd drain, 4 writers (Redis + INSERT)" "$drained" "$drain_ms"
 echo
 awk -v n="$drained" -v d="$drain_ms" -v i="$insert_ms" -v u="$upsert_ms" \

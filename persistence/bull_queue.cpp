@@ -997,6 +997,8 @@ std::optional<job_info> get_job(redis_client& redis, const queue_keys& keys,
       info.failed_reason = reply_string(value);
     else if (name == "attemptsMade")
       info.attempts_made = static_cast<int>(lenient_integer(value));
+    else if (name == "timestamp")
+      info.timestamp_ms = lenient_integer(value);
   }
   return info;
 }

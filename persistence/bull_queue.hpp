@@ -162,6 +162,7 @@ struct job_info {
   std::string return_value;
   std::string failed_reason;
   int attempts_made = 0;
+  std::int64_t timestamp_ms = 0;
 };
 
 // One job as Bull's Job.fromId + getState see it; nullopt if no hash. The

@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <pqxx/pqxx>
 
-#include "persistence/postgres.hpp"
+#include "core/ids.hpp"
 
 namespace postd::persistence {
 namespace detail {
@@ -166,7 +166,7 @@ void refuse_failed(const std::map<std::string, history_entry>& history) {
 }
 
 void apply(pqxx::work& tx, const migration& m) {
-  const std::string id = new_post_id();
+  const std::string id = core::random_uuid(); // as Prisma records them
   try {
     tx.exec_params(start_row_sql, id, m.checksum, m.name);
     tx.exec(m.sql); // simple query protocol: several statements at once

@@ -1,11 +1,9 @@
 #include "persistence/postgres.hpp"
 
 #include <algorithm>
-#include <array>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 #include <pqxx/pqxx>
 
 #include "persistence/post_queries.hpp"
@@ -25,15 +23,7 @@ SELECT x."id", x."content", x."authorId", x."images", x."jobId",
        now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
 FROM jsonb_to_recordset($1::jsonb)
   AS x("id" text, "content" text, "authorId" text, "images" text[], "jobId" text)
-ON CONFLICT ("jobId") DO NOTHING
-RETURNING "jobId", "id")sql";
-
-// Run after insert_posts_sql in the same READ COMMITTED transaction: this
-// statement's fresh snapshot also sees rows a concurrent writer committed
-// while the insert waited on it.
-constexpr const char* existing_posts_sql = R"sql(
-SELECT "jobId", "id" FROM "Post"
-WHERE "jobId" IN (SELECT jsonb_array_elements_text($1::jsonb)))sql";
+ON CONFLICT ("id") DO NOTHING)sql";
 
 constexpr const char* find_post_sql = R"sql(
 SELECT "id", "content", "authorId",
@@ -43,7 +33,8 @@ FROM "Post" WHERE "id" = $1)sql";
 constexpr const char* find_post_by_job_sql = R"sql(
 SELECT "id", "content", "authorId",
        to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post" WHERE "jobId" = $1)sql";
+FROM "Post" WHERE "jobId" = $1 AND "authorId" = $2
+ORDER BY "createdAt" DESC, "id" DESC LIMIT 1)sql";
 
 constexpr const char* ping_sql = "SELECT 1";
 
@@ -83,9 +74,9 @@ std::string row_json(const new_post& row) {
   }
 }
 
-// Rows go in jobId order so two writers holding overlapping batches (a
-// stalled job handed out twice) lock the unique index in the same order and
-// cannot deadlock.
+// Rows go in id order so two writers holding overlapping batches (a stalled
+// job handed out twice) lock the primary key in the same order and cannot
+// deadlock.
 std::string batch_json(const std::vector<new_post>& rows) {
   std::vector<const new_post*> sorted;
   sorted.reserve(rows.size());
@@ -94,9 +85,7 @@ std::string batch_json(const std::vector<new_post>& rows) {
     sorted.push_back(&row);
   }
   std::sort(sorted.begin(), sorted.end(),
-            [](const new_post* a, const new_post* b) {
-              return a->job_id < b->job_id;
-            });
+            [](const new_post* a, const new_post* b) { return a->id < b->id; });
   std::string out = "[";
   for (const auto* row : sorted) {
     if (out.size() > 1)
@@ -105,16 +94,6 @@ std::string batch_json(const std::vector<new_post>& rows) {
   }
   out += ']';
   return out;
-}
-
-nlohmann::json
-missing_jobs(const std::vector<new_post>& rows,
-             const std::unordered_map<std::string, std::string>& ids) {
-  auto missing = nlohmann::json::array();
-  for (const auto& row : rows)
-    if (!ids.contains(row.job_id))
-      missing.push_back(row.job_id);
-  return missing;
 }
 
 post to_post(const pqxx::row& r) {
@@ -172,24 +151,6 @@ std::string describe(const std::exception& e) {
 
 } // namespace
 
-std::string new_post_id() {
-  std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
-    throw std::runtime_error("OpenSSL RAND_bytes failed: no random UUID");
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40); // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80); // RFC 4122 variant
-  constexpr std::string_view hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      out += '-';
-    out += hex[b[i] >> 4];
-    out += hex[b[i] & 0x0f];
-  }
-  return out;
-}
-
 // One libpq session. Its notices go nowhere: libpq would print them to
 // stderr, around the structured log.
 struct post_store::connection {
@@ -217,25 +178,17 @@ template <class F> auto post_store::run(F&& f) {
   }
 }
 
-std::unordered_map<std::string, std::string>
-post_store::insert_posts(const std::vector<new_post>& rows) {
+std::size_t post_store::insert_posts(const std::vector<new_post>& rows) {
   if (rows.empty())
-    return {};
+    return 0;
   const std::string batch = batch_json(rows);
   return run([&](pqxx::connection& c) {
     pqxx::work tx{c};
-    std::unordered_map<std::string, std::string> ids;
-    for (const auto& r : tx.exec_params(insert_posts_sql, batch))
-      ids.emplace(r[0].as<std::string>(), r[1].as<std::string>());
-    if (auto missing = missing_jobs(rows, ids); !missing.empty())
-      for (const auto& r : tx.exec_params(existing_posts_sql, missing.dump()))
-        ids.emplace(r[0].as<std::string>(), r[1].as<std::string>());
-    if (!missing_jobs(rows, ids).empty())
-      throw postgres_error("a job's row was neither inserted nor found "
-                           "(deleted concurrently?): retry the batch",
-                           true);
+    // A conflicting row is a committed one (ON CONFLICT waits for a
+    // concurrent insert of the same id to end): either way the row is there.
+    auto inserted = tx.exec_params(insert_posts_sql, batch).affected_rows();
     tx.commit();
-    return ids;
+    return static_cast<std::size_t>(inserted);
   });
 }
 
@@ -251,12 +204,13 @@ std::optional<post> post_store::find_post(const std::string& id) {
   });
 }
 
-std::optional<post> post_store::find_post_by_job(const std::string& job_id) {
-  if (has_nul(job_id))
+std::optional<post> post_store::find_post_by_job(const std::string& job_id,
+                                                 const std::string& author_id) {
+  if (has_nul(job_id) || has_nul(author_id))
     return std::nullopt;
   return run([&](pqxx::connection& c) -> std::optional<post> {
     pqxx::nontransaction tx{c};
-    auto r = tx.exec_params(find_post_by_job_sql, job_id);
+    auto r = tx.exec_params(find_post_by_job_sql, job_id, author_id);
     if (r.empty())
       return std::nullopt;
     return to_post(r[0]);

@@ -9,7 +9,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace postd::persistence {
@@ -29,8 +28,8 @@ private:
 };
 
 struct new_post {
-  std::string id; // the post's primary key (UUID)
-  std::string job_id;
+  std::string id;     // the post's primary key, given when it was queued
+  std::string job_id; // Bull's job id: not unique (its counter can restart)
   std::string content;
   std::string author_id;
   std::vector<std::string> images;
@@ -45,9 +44,6 @@ struct post {
   std::string job_id; // empty when the row has none
 };
 
-// A random RFC 4122 version-4 UUID, the form Prisma's uuid() produces.
-std::string new_post_id();
-
 class post_store {
 public:
   // Connects; throws postgres_error.
@@ -56,14 +52,17 @@ public:
   post_store(const post_store&) = delete;
   post_store& operator=(const post_store&) = delete;
 
-  // Inserts all rows with one statement in one transaction; rows whose
-  // jobId already exists are left as they are (ON CONFLICT DO NOTHING).
-  // Returns jobId -> post id for every row, the existing id for those.
-  std::unordered_map<std::string, std::string>
-  insert_posts(const std::vector<new_post>& rows);
+  // Inserts all rows with one statement in one transaction, idempotent on
+  // the primary key: a row whose id exists is left as it is (ON CONFLICT
+  // (id) DO NOTHING), so a job written twice is one row. When this returns,
+  // every row is stored. Returns how many were new.
+  std::size_t insert_posts(const std::vector<new_post>& rows);
 
   std::optional<post> find_post(const std::string& id);
-  std::optional<post> find_post_by_job(const std::string& job_id);
+  // The author's newest row carrying this Bull job id (job ids repeat after
+  // Redis loses its state; only the newest can be the job Redis knew).
+  std::optional<post> find_post_by_job(const std::string& job_id,
+                                       const std::string& author_id);
 
   // Newest first, keyset-paginated on ("createdAt", id): pass the last
   // item of the previous page as `after` (nullopt for the first page).

@@ -69,17 +69,17 @@ bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
 TEST_F(ServerTest, MigrateIsIdempotentThroughPgBouncer) {
   auto first = run_postd({"migrate"}, env());
   ASSERT_EQ(first.exit_code, 0) << first.err;
-  EXPECT_NE(first.out.find("3 migration(s) applied"), std::string::npos)
+  EXPECT_NE(first.out.find("4 migration(s) applied"), std::string::npos)
       << first.out;
   auto second = run_postd({"migrate"}, env());
   ASSERT_EQ(second.exit_code, 0) << second.err;
-  EXPECT_NE(second.out.find("0 migration(s) applied, 3 already applied"),
+  EXPECT_NE(second.out.find("0 migration(s) applied, 4 already applied"),
             std::string::npos)
       << second.out;
   pqxx::connection conn{db.direct_url()};
   pqxx::work tx{conn};
   EXPECT_EQ(tx.exec1("SELECT count(*) FROM _prisma_migrations")[0].as<int>(),
-            3);
+            4);
 }
 
 TEST_F(ServerTest, CreateBecomesOneRowAndShowsInQueueHealth) {

@@ -8,10 +8,23 @@
 #    the test: it is never skipped).
 # 2. A Node Bull producer adds create-post jobs in the old service's shape and
 #    options; a postd with WRITERS=2 persists each exactly once, and Bull sees
-#    them completed with returnvalue.postId = the row's id.
-# 3. An ingest-only postd (WRITERS=0) queues a post; a Node Bull worker
+#    them completed with returnvalue.postId = the row's id. Such jobs carry no
+#    data.postId: each row's id must be the UUIDv5 (namespace
+#    798ee318-d2d8-414b-a41c-a2222ebc8a60) of "bull:<queue>:<jobId>@<timestamp>",
+#    timestamp being the job's (ms).
+# 3. Counter reset, then old-producer jobs retried after a failed attempt:
+#    with no postd running, every key of this queue is deleted (as when Redis
+#    loses its state; never FLUSHALL: other tests share this Redis), so Bull's
+#    job ids start over at 1 and repeat the jobIds of step 2's rows. The Node
+#    producer adds new jobs (attempts 3, fixed backoff 500 ms); a Node Bull
+#    worker fails the first attempt of each and stops with all of them in
+#    `delayed` (attemptsMade 1). A postd with WRITERS=2 then persists them as
+#    new rows beside step 2's: each content once, the reused jobIds, ids the
+#    UUIDv5 of (queue, jobId, new timestamp); Bull sees them completed with
+#    returnvalue.postId = the row's id, attemptsMade still 1.
+# 4. An ingest-only postd (WRITERS=0) queues a post; a Node Bull worker
 #    processes it; postd's GET /v1/post/jobs/:id reports it completed.
-# 4. With jobs waiting, active, completed, failed and delayed, Queue#getJobCounts()
+# 5. With jobs waiting, active, completed, failed and delayed, Queue#getJobCounts()
 #    and postd's GET /health/queue agree.
 #
 # Uses the services deploy/test.sh exports (POSTD_TEST_*), on 127.0.0.1 only,
@@ -80,6 +93,13 @@ stop_postd() {
   postd_pid=
 }
 
+# Every key of our queue (Bull's and postd's own, e.g. idempotency keys), and
+# only those: other tests share this Redis.
+delete_queue_keys() {
+  redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" |
+    xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null
+}
+
 cleanup() {
   local rc=$?
   trap '' INT TERM
@@ -88,9 +108,7 @@ cleanup() {
     printf 'interop: last lines of the postd log:\n' >&2
     tail -n 30 "$postd_log" | sed 's/^/    /' >&2
   fi
-  # The queue's keys (Bull's and postd's own, e.g. idempotency keys).
-  redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" 2>/dev/null |
-    xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null 2>&1 || true
+  delete_queue_keys 2>/dev/null || true
   if ((db_created)); then
     psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
       printf 'interop: could not drop database %s\n' "$db" >&2
@@ -140,6 +158,24 @@ start_postd() {
   die "postd $name found no free port in 3 tries"
 }
 
+# dump_rows FILE: every "Post" row as a JSON array.
+dump_rows() {
+  psql_db -o "$1" -c \
+    'SELECT json_agg(json_build_object(
+        '\''id'\'', id, '\''jobId'\'', "jobId", '\''content'\'', content,
+        '\''authorId'\'', "authorId", '\''images'\'', images)) FROM "Post"' ||
+    die "cannot read the \"Post\" rows"
+}
+
+# check_rows EXPECTED: that many rows, each content once.
+check_rows() {
+  local rows distinct
+  read -r rows distinct < <(psql_db -F ' ' -c 'SELECT count(*), count(DISTINCT content) FROM "Post"') ||
+    die "cannot count the \"Post\" rows"
+  [[ $rows == "$1" && $distinct == "$1" ]] ||
+    die "\"Post\" holds $rows rows with $distinct distinct contents; expected $1 of each"
+}
+
 node_client() {
   NODE_PATH=$work/npm/node_modules REDIS_HOST=$redis_host REDIS_PORT=$redis_port \
     QUEUE_NAME=$queue timeout --foreground 60 node "$here/bull_client.js" "$@"
@@ -184,16 +220,57 @@ while :; do
   sleep 0.2
 done
 sleep 0.5 # a duplicate written late would show now
-read -r rows distinct < <(psql_db -F ' ' -c 'SELECT count(*), count(DISTINCT "jobId") FROM "Post"')
-[[ $rows == "$expected" && $distinct == "$expected" ]] ||
-  die "\"Post\" holds $rows rows with $distinct distinct jobIds; expected $expected of each"
-psql_db -o "$work/rows.json" -c \
-  'SELECT json_agg(json_build_object(
-      '\''id'\'', id, '\''jobId'\'', "jobId", '\''content'\'', content,
-      '\''authorId'\'', "authorId", '\''images'\'', images)) FROM "Post"' ||
-  die "cannot read the \"Post\" rows"
+check_rows "$expected"
+dump_rows "$work/rows.json"
 node_client verify-persisted "$work/produced.json" "$work/rows.json" ||
   die "the jobs of the Node producer were not persisted as Bull expects"
+stop_postd
+
+# ---------------------------------------------------------------- counter reset, retried old jobs
+
+# Redis loses the queue's state: Bull's id counter (bull:$queue:id) with the
+# rest. No postd runs; only this queue's keys go.
+n_reset=10
+delete_queue_keys || die "cannot delete the keys of queue bull:$queue"
+left=$(redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" | wc -l) ||
+  die "cannot list the keys of queue bull:$queue"
+((left == 0)) || die "$left keys of queue bull:$queue are left after deleting them all"
+say "deleted every key of queue bull:$queue (Bull's job id counter starts over)"
+node_client produce "$work/reset.json" "$n_reset" 0 500 || die "the Node producer failed after the counter reset"
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
+node -e 'const [file, n] = process.argv.slice(1);
+  const ids = JSON.parse(require("fs").readFileSync(file, "utf8")).map(j => Number(j.jobId)).sort((a, b) => a - b);
+  const want = Array.from({length: Number(n)}, (_, i) => i + 1);
+  if (JSON.stringify(ids) !== JSON.stringify(want)) { console.error(`got ids ${ids}, expected ${want}`); process.exit(1); }' \
+  "$work/reset.json" "$n_reset" ||
+  die "after the counter reset, Bull did not number the new jobs 1..$n_reset (the ids of earlier rows)"
+node_client fail-once "$work/reset.json" ||
+  die "a Node Bull worker did not leave each new job delayed after one failed attempt"
+start_postd reset 2
+# Bull's view first: postd commits the rows before it marks the jobs
+# completed, so once all are finished every row postd meant to write is there.
+deadline=$((SECONDS + 30))
+while :; do
+  # completed, failed, delayed, wait, active: one line each
+  states=$(redis-cli -h "$redis_host" -p "$redis_port" eval \
+    'return {redis.call("ZCARD", KEYS[1]), redis.call("ZCARD", KEYS[2]), redis.call("ZCARD", KEYS[3]),
+             redis.call("LLEN", KEYS[4]), redis.call("LLEN", KEYS[5])}' 5 \
+    "bull:$queue:completed" "bull:$queue:failed" "bull:$queue:delayed" "bull:$queue:wait" \
+    "bull:$queue:active") || die "cannot count the jobs of queue bull:$queue"
+  mapfile -t in_state <<<"$states"
+  ((${#in_state[@]} == 5)) || die "counting the jobs of queue bull:$queue answered: $states"
+  ((in_state[0] + in_state[1] < n_reset)) || break
+  ((SECONDS < deadline)) ||
+    die "postd finished $((in_state[0] + in_state[1])) of the $n_reset retried jobs within 30 s" \
+      "(completed ${in_state[0]}, failed ${in_state[1]}, delayed ${in_state[2]}, waiting ${in_state[3]}, active ${in_state[4]})"
+  sleep 0.2
+done
+((in_state[1] == 0)) || say "postd failed ${in_state[1]} of the $n_reset retried jobs"
+sleep 0.5 # a duplicate written late would show now
+dump_rows "$work/rows-reset.json"
+node_client verify-persisted "$work/reset.json" "$work/rows-reset.json" "$work/produced.json" ||
+  die "after the counter reset, the retried jobs of the Node producer were not persisted as new rows"
+check_rows "$((expected + n_reset))"
 stop_postd
 
 # ---------------------------------------------------------------- postd -> Node worker
@@ -226,8 +303,9 @@ say "GET /v1/post/jobs/$job_id reports the Node worker's completion"
 
 # ---------------------------------------------------------------- counts
 
-# Completed so far: the kept Node jobs and postd's job.
-POSTD_TOKEN=$token POSTD_AUTHOR=$author node_client counts "$postd_url" "$((n_jobs + 1))" ||
+# Completed so far (the counter reset deleted the earlier ones): the retried
+# Node jobs and postd's job.
+POSTD_TOKEN=$token POSTD_AUTHOR=$author node_client counts "$postd_url" "$((n_reset + 1))" ||
   die "Queue#getJobCounts() and /health/queue disagree"
 stop_postd
 say "passed"

@@ -11,18 +11,19 @@ using postd::actors::job_data;
 
 TEST(JobData, HasTheOldServiceShapeInItsKeyOrder) {
   create_post post{"alice", "hello", ""};
-  EXPECT_EQ(
-      job_data(post),
-      R"({"postData":{"content":"hello"},"userId":"alice","fileUrls":[]})");
+  EXPECT_EQ(job_data(post, "0190c7a2-5b1e-7c3d-8e4f-0123456789ab"),
+            R"({"postData":{"content":"hello"},"userId":"alice","fileUrls":[],)"
+            R"("postId":"0190c7a2-5b1e-7c3d-8e4f-0123456789ab"})");
 }
 
 TEST(JobData, EscapesEveryString) {
   const std::string content = "quote \" backslash \\ newline \n tab \t "
                               "nul-free control \x01 emoji \xF0\x9F\x9A\x80";
   const std::string author = "we\"ird\\user";
-  auto data = nlohmann::json::parse(job_data({author, content, ""}));
+  auto data = nlohmann::json::parse(job_data({author, content, ""}, "p-1"));
   EXPECT_EQ(data["postData"]["content"], content);
   EXPECT_EQ(data["userId"], author);
   EXPECT_TRUE(data["fileUrls"].is_array());
   EXPECT_TRUE(data["fileUrls"].empty());
+  EXPECT_EQ(data["postId"], "p-1");
 }

@@ -24,6 +24,8 @@ using postd::testing::scratch_database;
 const char* const init_name = "20251101120000_init";
 const char* const indexes_name = "20251103090809_add_post_performance_indexes";
 const char* const job_id_name = "20251126120000_add_post_job_id";
+const char* const job_id_not_unique_name =
+    "20261128090000_post_job_id_not_unique";
 
 // ctest sets POSTD_SOURCE_DIR; a binary run by hand finds the tree from here.
 fs::path source_dir() {
@@ -127,7 +129,8 @@ TEST(Migrations, EmbeddedOnesAreTheFilesByteForByte) {
   auto on_disk = load_migrations(source_dir() / "migrations");
   const auto& built_in = embedded_migrations();
   ASSERT_EQ(names(built_in),
-            (std::vector<std::string>{init_name, indexes_name, job_id_name}));
+            (std::vector<std::string>{init_name, indexes_name, job_id_name,
+                                      job_id_not_unique_name}));
   ASSERT_EQ(on_disk.size(), built_in.size());
   for (std::size_t i = 0; i < on_disk.size(); ++i) {
     SCOPED_TRACE(on_disk[i].name);
@@ -162,17 +165,20 @@ TEST(Migrations, AppliesAllOnAnEmptyDatabaseThenNothing) {
   scratch_database db;
   auto first = migrate(db.direct_url(), embedded_migrations());
   EXPECT_EQ(first.applied,
-            (std::vector<std::string>{init_name, indexes_name, job_id_name}));
+            (std::vector<std::string>{init_name, indexes_name, job_id_name,
+                                      job_id_not_unique_name}));
   EXPECT_EQ(first.already_applied, 0u);
   EXPECT_TRUE(first.modified.empty());
 
   auto second = migrate(db.direct_url(), embedded_migrations());
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.already_applied, 3u);
+  EXPECT_EQ(second.already_applied, 4u);
   EXPECT_TRUE(second.modified.empty());
   EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{
-                {init_name, 1}, {indexes_name, 1}, {job_id_name, 1}}));
+            (std::map<std::string, int>{{init_name, 1},
+                                        {indexes_name, 1},
+                                        {job_id_name, 1},
+                                        {job_id_not_unique_name, 1}}));
 }
 
 TEST(Migrations, RecordsRowsAsPrismaDoes) {
@@ -184,7 +190,7 @@ TEST(Migrations, RecordsRowsAsPrismaDoes) {
       "SELECT id, checksum, migration_name, logs IS NULL, "
       "rolled_back_at IS NULL, started_at <= finished_at, applied_steps_count "
       "FROM _prisma_migrations ORDER BY migration_name");
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   std::set<std::string> ids;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& m = embedded_migrations()[i];
@@ -199,16 +205,16 @@ TEST(Migrations, RecordsRowsAsPrismaDoes) {
     EXPECT_TRUE(rows[i][5].as<bool>());
     EXPECT_EQ(rows[i][6].as<int>(), 1);
   }
-  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids.size(), 4u);
 }
 
 TEST(Migrations, WorksThroughPgBouncer) {
   scratch_database db;
   auto first = migrate(db.pgbouncer_url(), embedded_migrations());
-  EXPECT_EQ(first.applied.size(), 3u);
+  EXPECT_EQ(first.applied.size(), 4u);
   auto second = migrate(db.pgbouncer_url(), embedded_migrations());
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.already_applied, 3u);
+  EXPECT_EQ(second.already_applied, 4u);
   EXPECT_TRUE(table_exists(db.direct_url(), "\"Post\""));
 }
 
@@ -234,13 +240,15 @@ TEST(Migrations, ConcurrentRunsSerialise) {
   std::size_t applied = 0;
   for (int i = 0; i < runs; ++i) {
     EXPECT_EQ(errors[i], "") << "run " << i;
-    EXPECT_EQ(reports[i].applied.size() + reports[i].already_applied, 3u);
+    EXPECT_EQ(reports[i].applied.size() + reports[i].already_applied, 4u);
     applied += reports[i].applied.size();
   }
-  EXPECT_EQ(applied, 3u);
+  EXPECT_EQ(applied, 4u);
   EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{
-                {init_name, 1}, {indexes_name, 1}, {job_id_name, 1}}));
+            (std::map<std::string, int>{{init_name, 1},
+                                        {indexes_name, 1},
+                                        {job_id_name, 1},
+                                        {job_id_not_unique_name, 1}}));
 }
 
 TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
@@ -251,12 +259,15 @@ TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
              VALUES ('old-1', 'from nest', 'u1', now()))sql");
 
   auto report = migrate(db.pgbouncer_url(), embedded_migrations());
-  EXPECT_EQ(report.applied, (std::vector<std::string>{job_id_name}));
+  EXPECT_EQ(report.applied,
+            (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_TRUE(report.modified.empty());
   EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{
-                {init_name, 1}, {indexes_name, 1}, {job_id_name, 1}}));
+            (std::map<std::string, int>{{init_name, 1},
+                                        {indexes_name, 1},
+                                        {job_id_name, 1},
+                                        {job_id_not_unique_name, 1}}));
 
   pqxx::connection conn{db.direct_url()};
   pqxx::nontransaction tx{conn};
@@ -273,7 +284,7 @@ TEST(Migrations, ModifiedChecksumIsReportedNotReapplied) {
                             std::string(indexes_name) + "'");
   auto report = migrate(db.direct_url(), embedded_migrations());
   EXPECT_TRUE(report.applied.empty());
-  EXPECT_EQ(report.already_applied, 3u);
+  EXPECT_EQ(report.already_applied, 4u);
   EXPECT_EQ(report.modified, (std::vector<std::string>{indexes_name}));
   EXPECT_EQ(recorded(db.direct_url()).at(indexes_name), 1);
 }
@@ -372,11 +383,41 @@ TEST(Migrations, APrismaFailedMigrationStopsTheRun) {
   exec(db.direct_url(), "UPDATE _prisma_migrations SET rolled_back_at = now() "
                         "WHERE finished_at IS NULL");
   auto report = migrate(db.direct_url(), embedded_migrations());
-  EXPECT_EQ(report.applied,
-            (std::vector<std::string>{indexes_name, job_id_name}));
+  EXPECT_EQ(report.applied, (std::vector<std::string>{indexes_name, job_id_name,
+                                                      job_id_not_unique_name}));
 }
 
-TEST(Migrations, SchemaHasPrismaNamesAndTheJobIdKey) {
+// A database the earlier postd migrated (jobId unique) and wrote to: the new
+// migration keeps its rows and lets a reused jobId become a second row.
+TEST(Migrations, DatabaseOfTheEarlierPostdMigratesToAPlainJobIdIndex) {
+  scratch_database db;
+  std::vector<migration> earlier;
+  for (const auto* name : {init_name, indexes_name, job_id_name})
+    earlier.push_back(embedded(name));
+  migrate(db.direct_url(), earlier);
+  const char* const insert = R"sql(
+    INSERT INTO "Post" (id, content, "authorId", "jobId", "updatedAt")
+    VALUES ($1, $2, 'u1', '1', now()))sql";
+  {
+    pqxx::connection conn{db.direct_url()};
+    pqxx::work tx{conn};
+    tx.exec_params(insert, "p-before", "before the reset");
+    tx.commit();
+  }
+  auto report = migrate(db.pgbouncer_url(), embedded_migrations());
+  EXPECT_EQ(report.applied, (std::vector<std::string>{job_id_not_unique_name}));
+  EXPECT_EQ(report.already_applied, 3u);
+
+  pqxx::connection conn{db.direct_url()};
+  pqxx::work tx{conn};
+  tx.exec_params(insert, "p-after", "after the reset");
+  auto rows = tx.exec(R"sql(SELECT id, content FROM "Post" ORDER BY id)sql");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0][1].as<std::string>(), "after the reset");
+  EXPECT_EQ(rows[1][1].as<std::string>(), "before the reset");
+}
+
+TEST(Migrations, SchemaHasPrismaNamesAndAPlainJobIdIndex) {
   scratch_database db;
   migrate(db.direct_url(), embedded_migrations());
   pqxx::connection conn{db.direct_url()};
@@ -397,8 +438,8 @@ TEST(Migrations, SchemaHasPrismaNamesAndTheJobIdKey) {
           {"Post_authorId_createdAt_idx",
            "CREATE INDEX \"Post_authorId_createdAt_idx\"" + on +
                "(\"authorId\", \"createdAt\")"},
-          {"Post_jobId_key",
-           "CREATE UNIQUE INDEX \"Post_jobId_key\"" + on + "(\"jobId\")"},
+          {"Post_jobId_idx",
+           "CREATE INDEX \"Post_jobId_idx\"" + on + "(\"jobId\")"},
       }));
 
   std::vector<std::string> columns;
