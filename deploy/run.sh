@@ -48,13 +48,17 @@ stop_postd() {
   postd_pid=
 }
 
+# Neither a second Ctrl-C nor a closed stdout / stderr may cut the clean-up
+# short: `run.sh | tee log` loses tee with the Ctrl-C, and a message would
+# then end the script by SIGPIPE before it stops the services. With SIGPIPE
+# ignored a write there just fails, and _postd_err ignores that.
 cleanup() {
   local rc=$?
-  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
+  trap '' INT TERM PIPE
   stop_postd
   ((started_redis == 0)) || postd_stop_redis "$redis_dir" || rc=1
   ((started_pg == 0)) || postd_stop_postgres "$pg_dir" || rc=1
-  ((started_redis + started_pg == 0)) || printf 'postd: stopped\n' >&2
+  ((started_redis + started_pg == 0)) || _postd_err stopped
   exit "$rc"
 }
 trap cleanup EXIT
@@ -62,6 +66,7 @@ trap cleanup EXIT
 # after a clean drain); before that, with the usual 128 + signal.
 on_signal() {
   [[ -n $postd_pid ]] || exit "$1"
+  trap '' PIPE # as in cleanup
   stop_postd
   exit "$postd_rc"
 }

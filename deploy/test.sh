@@ -53,19 +53,21 @@ stop_ctest() {
 
 cleanup() {
   local rc=$?
-  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
+  # Neither a second Ctrl-C nor a closed stdout/stderr (`test.sh | tee log`
+  # ended with the Ctrl-C) may cut the clean-up short.
+  trap '' INT TERM PIPE
   stop_ctest
   if [[ -n $services_dir ]]; then
     postd_stop_pgbouncer "$services_dir/pgbouncer" || rc=1
     postd_stop_postgres "$services_dir/postgres" || rc=1
     postd_stop_redis "$services_dir/redis" || rc=1
     if [[ ${POSTD_TEST_KEEP:-0} == 1 ]]; then
-      printf 'postd: kept %s\n' "$services_dir" >&2
+      _postd_err "kept $services_dir"
     else
       rm -rf -- "$services_dir"
     fi
   fi
-  [[ -z $summary ]] || printf '%s\n' "$summary"
+  [[ -z $summary ]] || printf '%s\n' "$summary" 2>/dev/null || true
   exit "$rc"
 }
 trap cleanup EXIT

@@ -22,12 +22,15 @@ POSTD_PACKAGES=(
   libpqxx-dev libpq-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
   libbenchmark-dev libcpp-jwt-dev libssl-dev libspdlog-dev libfmt-dev
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
-  postgresql-client pgbouncer wrk nodejs npm openssl
+  postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
+  clang-tidy
 )
 
 # ---------------------------------------------------------------- helpers
 
-_postd_err() { printf 'postd: %s\n' "$*" >&2; }
+# A message never fails, so a clean-up that ignores SIGPIPE goes on when
+# stderr is a closed pipe (`run.sh 2>&1 | tee log`, tee gone with Ctrl-C).
+_postd_err() { printf 'postd: %s\n' "$*" >&2 2>/dev/null || true; }
 
 # Print the last lines of a log file on stderr (for failed starts).
 _postd_tail_log() {
@@ -138,22 +141,27 @@ _postd_as_service_user() {
   )
 }
 
-# Let the service user traverse every ancestor of DIR (mktemp makes 0700 dirs).
+# Let the service user reach DIR (mktemp makes 0700 dirs; /root is 0700): on
+# each ancestor it cannot traverse, a POSIX ACL entry grants search (x) to that
+# user alone; modes stay, nobody else gains anything.
 _postd_make_traversable() {
-  local dir parents=() d i
+  local dir parents=() d
   ((EUID == 0)) || return 0
   dir=$(_postd_abspath "$1")
   d=$(dirname "$dir")
+  _postd_as_service_user test -x "$d" 2>/dev/null && return 0
   while [[ $d != / ]]; do
     parents=("$d" "${parents[@]}")
     d=$(dirname "$d")
   done
-  for ((i = 0; i < ${#parents[@]}; i++)); do
-    d=${parents[i]}
-    if ! runuser -u "$POSTD_SERVICE_USER" -- test -x "$d" 2>/dev/null; then
-      chmod o+x "$d" || { _postd_err "cannot make $d traversable for $POSTD_SERVICE_USER"; return 1; }
-      printf 'postd: made %s traversable (o+x) for %s\n' "$d" "$POSTD_SERVICE_USER" >&2
+  for d in "${parents[@]}"; do
+    _postd_as_service_user test -x "$d" 2>/dev/null && continue
+    if ! setfacl -m "u:$POSTD_SERVICE_USER:x" -- "$d"; then
+      _postd_err "cannot let $POSTD_SERVICE_USER traverse $d (setfacl, package acl; a file system with ACLs):" \
+        "put the data where $POSTD_SERVICE_USER can reach it"
+      return 1
     fi
+    _postd_err "let $POSTD_SERVICE_USER traverse $d (ACL u:$POSTD_SERVICE_USER:x)"
   done
 }
 
@@ -191,7 +199,7 @@ _postd_have_package() {
 
 # Install the Debian packages the project needs, only when one is missing.
 postd_install_packages() {
-  local missing=() pkg policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+  local missing=() pkg rc=0
   for pkg in "${POSTD_PACKAGES[@]}"; do
     _postd_have_package "$pkg" || missing+=("$pkg")
   done
@@ -200,22 +208,35 @@ postd_install_packages() {
     _postd_err "missing packages (run as root to install them): ${missing[*]}"
     return 1
   fi
-  printf 'postd: installing %s\n' "${missing[*]}" >&2
-  # We run our own instances on our own ports: keep the packages' system
-  # services (redis-server, postgresql, pgbouncer) from starting.
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && made_policy=1
-  fi
-  {
-    apt-get update &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-  } >&2 || rc=$?
-  ((made_policy)) && rm -f "$policy"
+  _postd_err "installing ${missing[*]}"
+  _postd_apt_install "${missing[@]}" >&2 || rc=$?
   if ((rc != 0)); then
     _postd_err "apt-get failed (exit $rc) installing: ${missing[*]}"
     return 1
   fi
 }
+
+# apt-get install PKG... with the packages' system services (redis-server,
+# postgresql, pgbouncer) kept from starting: we run our own on our own ports.
+# A subshell, so that its traps remove the policy-rc.d that does so whatever
+# ends the install (apt failure, Ctrl-C, SIGTERM, SIGHUP) and the caller's
+# traps stay as they are. One that was there before is left alone: ours is
+# created only where none is, and removed only while it holds our pid.
+_postd_apt_install() (
+  local policy=/usr/sbin/policy-rc.d ours
+  printf -v ours '#!/bin/sh\n# postd_install_packages (pid %s): no service starts during its install\nexit 101' \
+    "$BASHPID"
+  trap '[[ $(cat -- "$policy" 2>/dev/null) != "$ours" ]] || rm -f -- "$policy"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 131' QUIT
+  trap 'exit 143' TERM
+  set -C # no clobbering: create ours only where there is none
+  if printf '%s\n' "$ours" 2>/dev/null >"$policy"; then chmod 0755 "$policy" || exit; fi
+  set +C
+  apt-get update || exit
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+)
 
 # postd_build [build_dir] [build_type]: configure (Ninja) and build.
 postd_build() {
