@@ -2,10 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/clock.hpp"
-#include "app/log.hpp"
-#include "app/metrics.hpp"
+#include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 
 namespace postd::actors {
 
@@ -61,7 +61,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
   }
   std::vector<persistence::job_request> jobs;
   jobs.reserve(batch.size());
-  auto ts = epoch_ms();
+  auto ts = core::epoch_ms();
   for (const auto& req : batch)
     jobs.push_back({job_data(req.post, core::new_post_id()), req.post.author,
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});

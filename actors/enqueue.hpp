@@ -5,9 +5,9 @@
 #include <optional>
 #include <vector>
 
-#include "actors/backoff.hpp"
-#include "actors/batch_queue.hpp"
 #include "actors/protocol.hpp"
+#include "core/backoff.hpp"
+#include "core/batch_queue.hpp"
 #include "persistence/bull_queue.hpp"
 #include "persistence/redis_client.hpp"
 
@@ -27,10 +27,10 @@ struct enqueue_settings {
 std::string job_data(const create_post& post, const std::string& post_id);
 
 struct enqueue_state {
-  batch_queue<create_request> pending;
+  core::batch_queue<create_request> pending;
   std::optional<persistence::redis_client> redis;
-  backoff reconnect{std::chrono::milliseconds{100},
-                    std::chrono::milliseconds{5000}};
+  core::backoff reconnect{std::chrono::milliseconds{100},
+                          std::chrono::milliseconds{5000}};
   std::chrono::steady_clock::time_point next_connect{};
   bool outage = false; // warned already: further failed attempts at debug
   static inline const char* name = "enqueue";

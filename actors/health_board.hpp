@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "persistence/bull_queue.hpp"
+#include "core/job.hpp"
 
 namespace postd::actors {
 
@@ -27,7 +27,7 @@ struct health_view {
   std::chrono::steady_clock::time_point database_at{}; // database's last
   dependency_status database{false, "not checked yet", 0};
   dependency_status queue{false, "not checked yet", 0};
-  persistence::job_counts counts;
+  core::job_counts counts;
 };
 
 struct writer_pool_status {
@@ -39,7 +39,7 @@ struct writer_pool_status {
 
 class health_board {
 public:
-  void publish_queue(dependency_status queue, persistence::job_counts counts,
+  void publish_queue(dependency_status queue, core::job_counts counts,
                      std::chrono::steady_clock::time_point at) {
     update([&](health_view& v) {
       v.queue = std::move(queue);

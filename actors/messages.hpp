@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/rate_limiter.hpp"
-#include "persistence/postgres.hpp"
+#include "core/describe_job.hpp"
+#include "core/post.hpp"
+#include "core/rate_limiter.hpp"
 
 namespace postd::actors {
 
@@ -32,18 +33,18 @@ enum class create_status {
 struct create_outcome {
   create_status status = create_status::unavailable;
   std::string job_id;
-  throttle_decision throttle;
+  core::throttle_decision throttle;
 };
 
 using create_callback = std::function<void(create_outcome)>;
-using throttle_callback = std::function<void(throttle_decision)>;
+using throttle_callback = std::function<void(core::throttle_decision)>;
 
 // A create on its way: throttle actor -> enqueue actor -> Redis -> reply.
 struct create_request {
   std::string throttle_key;
   create_post post;
   create_callback reply;
-  throttle_decision throttle; // filled in by the throttle actor
+  core::throttle_decision throttle; // filled in by the throttle actor
 };
 
 // A rate-limit check for the other /v1 routes.
@@ -52,15 +53,8 @@ struct throttle_request {
   throttle_callback reply;
 };
 
-// GET /v1/post/jobs/:jobId for one author.
-struct job_lookup {
-  enum class result { found, not_found, unavailable };
-  result outcome = result::unavailable;
-  std::string status; // waiting|active|delayed|completed|failed
-  int attempts_made = 0;
-  std::string post_id;       // when completed
-  std::string failed_reason; // when failed (or retrying)
-};
+// GET /v1/post/jobs/:jobId for one author: the answer is a core::job_lookup.
+using core::job_lookup;
 
 using job_callback = std::function<void(job_lookup)>;
 
@@ -75,7 +69,7 @@ struct job_query {
 struct posts_page {
   enum class result { found, not_found, unavailable };
   result outcome = result::unavailable;
-  std::vector<persistence::post> items;
+  std::vector<core::post> items;
 };
 
 using posts_callback = std::function<void(posts_page)>;
@@ -84,7 +78,7 @@ struct posts_query {
   std::string post_id;   // set: that one post
   std::string author_id; // otherwise: a page of this author's posts
   std::size_t limit = 20;
-  std::optional<persistence::post> after; // the page starts below this
+  std::optional<core::post> after; // the page starts below this
   posts_callback reply;
 };
 

@@ -1,6 +1,6 @@
 #include "actors/monitor.hpp"
 
-#include "app/log.hpp"
+#include "core/log.hpp"
 
 namespace postd::actors {
 

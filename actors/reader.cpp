@@ -2,38 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/log.hpp"
+#include "core/describe_job.hpp"
 #include "core/ids.hpp"
+#include "core/log.hpp"
 
 namespace postd::actors {
 
 namespace {
-
-std::string author_of(const std::string& data) {
-  auto json = nlohmann::json::parse(data, nullptr, false);
-  if (!json.is_object() || !json.contains("userId"))
-    return {};
-  const auto& id = json["userId"];
-  return id.is_string() ? id.get<std::string>() : id.dump();
-}
-
-std::string post_id_of(const std::string& return_value) {
-  auto json = nlohmann::json::parse(return_value, nullptr, false);
-  if (json.is_object() && json.contains("postId") && json["postId"].is_string())
-    return json["postId"].get<std::string>();
-  // A Node worker of the old service may have returned the created post.
-  if (json.is_object() && json.contains("id") && json["id"].is_string())
-    return json["id"].get<std::string>();
-  return {};
-}
-
-// Bull's states as the API names them: a paused queue's job is waiting, and
-// a job caught between two lists ("stuck") is about to be waiting again.
-std::string api_status(const std::string& bull_state) {
-  if (bull_state == "paused" || bull_state == "stuck")
-    return "waiting";
-  return bull_state;
-}
 
 job_lookup lookup_job(reader_state& st, const reader_settings& s,
                       const job_query& q) {
@@ -41,8 +16,9 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
     st.redis.emplace(s.redis);
   auto job = persistence::get_job(*st.redis, s.keys, q.job_id);
   std::optional<persistence::post> row;
-  bool need_row = !job || (job->state == "completed" &&
-                           post_id_of(job->return_value).empty());
+  bool need_row =
+      !job || (job->state == "completed" &&
+               core::post_id_of_return_value(job->return_value).empty());
   if (need_row) {
     if (!st.db)
       st.db = std::make_unique<persistence::post_store>(s.database_url);
@@ -56,7 +32,7 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
     if (!row)
       row = st.db->find_post_by_job(q.job_id, q.author);
   }
-  return describe_job(q.author, job, row);
+  return core::describe_job(q.author, job, row);
 }
 
 posts_page find_posts(reader_state& st, const reader_settings& s,
@@ -77,33 +53,6 @@ posts_page find_posts(reader_state& st, const reader_settings& s,
 }
 
 } // namespace
-
-job_lookup describe_job(const std::string& author,
-                        const std::optional<persistence::job_info>& job,
-                        const std::optional<persistence::post>& row) {
-  job_lookup out;
-  out.outcome = job_lookup::result::not_found;
-  if (job) {
-    if (author_of(job->data) != author)
-      return out;
-    out.outcome = job_lookup::result::found;
-    out.status = api_status(job->state);
-    out.attempts_made = job->attempts_made;
-    if (out.status == "completed")
-      out.post_id = post_id_of(job->return_value);
-    if (out.post_id.empty() && row && row->author_id == author)
-      out.post_id = row->id;
-    if (!job->failed_reason.empty())
-      out.failed_reason = job->failed_reason;
-    return out;
-  }
-  if (row && row->author_id == author) {
-    out.outcome = job_lookup::result::found;
-    out.status = "completed";
-    out.post_id = row->id;
-  }
-  return out;
-}
 
 reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,

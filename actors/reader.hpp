@@ -17,13 +17,6 @@ struct reader_settings {
   persistence::queue_keys keys;
 };
 
-// What a job looks like to its author: from its Bull hash, or, once the hash
-// was trimmed from Redis, from the "Post" row that carries its jobId. Other
-// authors' jobs are not found. Pure, so it is tested without services.
-job_lookup describe_job(const std::string& author,
-                        const std::optional<persistence::job_info>& job,
-                        const std::optional<persistence::post>& row);
-
 struct reader_state {
   std::optional<persistence::redis_client> redis;
   std::unique_ptr<persistence::post_store> db;

@@ -1,6 +1,6 @@
 #include "actors/throttle.hpp"
 
-#include "app/log.hpp"
+#include "core/log.hpp"
 
 namespace postd::actors {
 
@@ -14,13 +14,13 @@ constexpr std::chrono::milliseconds max_sweep_interval{10000};
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
          throttle_settings settings, enqueue_actor enqueue) {
-  self->state.limiter = rate_limiter{settings.limit, settings.ttl};
+  self->state.limiter = core::rate_limiter{settings.limit, settings.ttl};
   auto sweep_every = std::min(settings.ttl, max_sweep_interval);
   self->delayed_send(self, sweep_every, sweep_atom::value);
   return {
       [self, enqueue](create_request& req) {
         auto d = self->state.limiter.hit(req.throttle_key,
-                                         rate_limiter::clock::now());
+                                         core::rate_limiter::clock::now());
         if (!d.allowed) {
           req.reply(create_outcome{create_status::throttled, {}, d});
           return;
@@ -29,13 +29,14 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
         self->send(enqueue, std::move(req));
       },
       [self](throttle_request& req) {
-        req.reply(self->state.limiter.hit(req.key, rate_limiter::clock::now()));
+        req.reply(
+            self->state.limiter.hit(req.key, core::rate_limiter::clock::now()));
       },
       [](flush_atom) {
         // Only the Redis-backed throttle batches.
       },
       [self, sweep_every](sweep_atom) {
-        self->state.limiter.sweep(rate_limiter::clock::now());
+        self->state.limiter.sweep(core::rate_limiter::clock::now());
         self->delayed_send(self, sweep_every, sweep_atom::value);
       },
   };
@@ -52,14 +53,15 @@ const std::string& key_of(const pending_hit& hit) {
 }
 
 // What a request is told while Redis cannot count: allowed, a full window.
-throttle_decision open_decision(const persistence::rate_limit_settings& s) {
+core::throttle_decision
+open_decision(const persistence::rate_limit_settings& s) {
   auto ttl_s = (s.ttl.count() + 999) / 1000;
   return {true, s.limit, s.limit, ttl_s, 0};
 }
 
-std::vector<throttle_decision> decide(redis_throttle_state& st,
-                                      const redis_throttle_settings& s,
-                                      const std::vector<pending_hit>& batch) {
+std::vector<core::throttle_decision>
+decide(redis_throttle_state& st, const redis_throttle_settings& s,
+       const std::vector<pending_hit>& batch) {
   std::vector<std::string> keys;
   keys.reserve(batch.size());
   for (const auto& hit : batch)
@@ -86,7 +88,8 @@ std::vector<throttle_decision> decide(redis_throttle_state& st,
                 {{"error", e.what()}});
     st.failing_open = true;
   }
-  return std::vector<throttle_decision>(batch.size(), open_decision(s.limits));
+  return std::vector<core::throttle_decision>(batch.size(),
+                                              open_decision(s.limits));
 }
 
 } // namespace

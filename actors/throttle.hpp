@@ -5,10 +5,10 @@
 #include <optional>
 #include <variant>
 
-#include "actors/backoff.hpp"
-#include "actors/batch_queue.hpp"
 #include "actors/protocol.hpp"
-#include "actors/rate_limiter.hpp"
+#include "core/backoff.hpp"
+#include "core/batch_queue.hpp"
+#include "core/rate_limiter.hpp"
 #include "persistence/redis_client.hpp"
 #include "persistence/redis_rate_limiter.hpp"
 
@@ -20,7 +20,7 @@ struct throttle_settings {
 };
 
 struct throttle_state {
-  rate_limiter limiter{100, std::chrono::milliseconds{60000}};
+  core::rate_limiter limiter{100, std::chrono::milliseconds{60000}};
   static inline const char* name = "throttle";
 };
 
@@ -38,10 +38,10 @@ struct redis_throttle_settings {
 };
 
 struct redis_throttle_state {
-  batch_queue<std::variant<create_request, throttle_request>> pending;
+  core::batch_queue<std::variant<create_request, throttle_request>> pending;
   std::optional<persistence::redis_client> redis;
-  backoff reconnect{std::chrono::milliseconds{100},
-                    std::chrono::milliseconds{5000}};
+  core::backoff reconnect{std::chrono::milliseconds{100},
+                          std::chrono::milliseconds{5000}};
   std::chrono::steady_clock::time_point next_connect{};
   bool failing_open = false; // logged once per outage
   static inline const char* name = "redis_throttle";

@@ -5,10 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/clock.hpp"
-#include "app/log.hpp"
-#include "app/metrics.hpp"
+#include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/persist_batch.hpp"
 
 namespace postd::actors {
 
@@ -81,7 +82,7 @@ bool work_once(writer_state& st, const writer_settings& s) {
     auto now = std::chrono::steady_clock::now();
     if (now >= st.next_promote) {
       st.next_promote = now + std::chrono::milliseconds{100};
-      persistence::promote_delayed(*st.redis, s.keys, epoch_ms());
+      persistence::promote_delayed(*st.redis, s.keys, core::epoch_ms());
     }
     st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
                                      s.lock_for, s.block_for);
@@ -92,7 +93,10 @@ bool work_once(writer_state& st, const writer_settings& s) {
     refresh_locks(st, s);
   }
   maybe_crash(st, s, "before the database write");
-  auto result = persist_batch(*st.db, st.held, s.keys.base());
+  auto result = core::persist_batch(
+      st.held, s.keys.base(), [&](const std::vector<core::new_post>& rows) {
+        return st.db->insert_posts(rows);
+      });
   maybe_crash(st, s, "after the database write");
   auto& counts = metrics::process();
   if (!result.completed.empty()) {
@@ -139,83 +143,6 @@ void release_held(writer_state& st, const writer_settings& s) {
 }
 
 } // namespace
-
-std::optional<persistence::new_post>
-post_from_job(const persistence::active_job& job, const std::string& queue_base,
-              std::string& reason) {
-  auto data = nlohmann::json::parse(job.data, nullptr, false);
-  if (!data.is_object()) {
-    reason = "job data is not a JSON object";
-    return std::nullopt;
-  }
-  const auto* content = data.contains("postData") &&
-                                data["postData"].is_object() &&
-                                data["postData"].contains("content")
-                            ? &data["postData"]["content"]
-                            : nullptr;
-  if (content == nullptr || !content->is_string()) {
-    reason = "job data has no postData.content string";
-    return std::nullopt;
-  }
-  if (!data.contains("userId") ||
-      !(data["userId"].is_string() || data["userId"].is_number())) {
-    reason = "job data has no userId";
-    return std::nullopt;
-  }
-  persistence::new_post row;
-  row.job_id = job.id;
-  row.content = content->get<std::string>();
-  row.author_id = data["userId"].is_string() ? data["userId"].get<std::string>()
-                                             : data["userId"].dump();
-  row.id = core::post_id_of_job(data, queue_base, job.id, job.timestamp_ms);
-  if (data.contains("fileUrls") && data["fileUrls"].is_array())
-    for (const auto& url : data["fileUrls"])
-      if (url.is_string())
-        row.images.push_back(url.get<std::string>());
-  return row;
-}
-
-batch_result persist_batch(persistence::post_store& db,
-                           const std::vector<persistence::active_job>& jobs,
-                           const std::string& queue_base) {
-  batch_result out;
-  std::vector<persistence::new_post> rows;
-  for (const auto& job : jobs) {
-    std::string reason;
-    if (auto row = post_from_job(job, queue_base, reason))
-      rows.push_back(std::move(*row));
-    else
-      out.failed.push_back({job.id, reason});
-  }
-  std::unordered_map<std::string_view, const std::string*> opts;
-  for (const auto& job : jobs)
-    opts.emplace(job.id, &job.opts);
-  auto complete = [&](const persistence::new_post& row) {
-    out.completed.push_back({row.job_id,
-                             nlohmann::json{{"postId", row.id}}.dump(),
-                             *opts.at(row.job_id)});
-  };
-  try {
-    db.insert_posts(rows);
-    for (const auto& row : rows)
-      complete(row);
-    return out;
-  } catch (const persistence::postgres_error& e) {
-    if (e.connection_lost())
-      throw;
-  }
-  for (const auto& row : rows) {
-    try {
-      db.insert_posts({row});
-      complete(row);
-    } catch (const persistence::postgres_error& e) {
-      if (e.connection_lost())
-        throw;
-      out.failed.push_back({row.job_id, e.what()});
-    }
-  }
-  return out;
-}
 
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,

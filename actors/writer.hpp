@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/backoff.hpp"
 #include "actors/protocol.hpp"
+#include "core/backoff.hpp"
 #include "persistence/bull_queue.hpp"
 #include "persistence/postgres.hpp"
 #include "persistence/redis_client.hpp"
@@ -41,24 +41,6 @@ struct writer_settings {
   std::shared_ptr<std::atomic<std::uint64_t>> progress;
 };
 
-// What a batch of taken jobs turned into.
-struct batch_result {
-  std::vector<persistence::completion> completed;
-  std::vector<persistence::failure> failed;
-};
-
-// Turns Bull `data` into a row; nullopt (with `reason`) when malformed.
-std::optional<persistence::new_post>
-post_from_job(const persistence::active_job& job, const std::string& queue_base,
-              std::string& reason);
-
-// Writes a batch with one statement; when that statement fails on the data
-// (not the connection), writes row by row so one bad job fails alone.
-// Throws postgres_error only when the connection is lost.
-batch_result persist_batch(persistence::post_store& db,
-                           const std::vector<persistence::active_job>& jobs,
-                           const std::string& queue_base);
-
 struct writer_state {
   std::optional<persistence::redis_client> redis;
   std::unique_ptr<persistence::post_store> db;
@@ -67,8 +49,8 @@ struct writer_state {
   std::chrono::steady_clock::time_point next_stalled_check{};
   std::chrono::steady_clock::time_point next_promote{};
   bool degraded = false; // lost Redis or PostgreSQL, retrying
-  backoff retry{std::chrono::milliseconds{100},
-                std::chrono::milliseconds{5000}};
+  core::backoff retry{std::chrono::milliseconds{100},
+                      std::chrono::milliseconds{5000}};
   std::minstd_rand faults{std::random_device{}()}; // fault_rate's dice
   static inline const char* name = "writer";
 };

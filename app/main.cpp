@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/config.hpp"
-#include "app/log.hpp"
+#include "core/log.hpp"
 #include "app/runtime.hpp"
 #include "http/auth.hpp"
 #include "persistence/migrations.hpp"

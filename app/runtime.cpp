@@ -13,7 +13,7 @@
 #include "actors/reader.hpp"
 #include "actors/throttle.hpp"
 #include "actors/writer_supervisor.hpp"
-#include "app/log.hpp"
+#include "core/log.hpp"
 #include "http/actor_bridge.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-namespace postd::actors {
+namespace postd::core {
 
 // Capped exponential backoff: base, 2*base, 4*base, ... up to cap.
 class backoff {
@@ -24,4 +24,4 @@ private:
   std::chrono::milliseconds next_;
 };
 
-} // namespace postd::actors
+} // namespace postd::core

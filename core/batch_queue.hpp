@@ -10,7 +10,7 @@
 #include <iterator>
 #include <vector>
 
-namespace postd::actors {
+namespace postd::core {
 
 template <class T> class batch_queue {
 public:
@@ -54,4 +54,4 @@ private:
   bool flush_scheduled_ = false;
 };
 
-} // namespace postd::actors
+} // namespace postd::core

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace postd::actors {
+namespace postd::core {
 
 // Milliseconds since the Unix epoch: Bull's timestamps.
 inline std::int64_t epoch_ms() {
@@ -12,4 +12,4 @@ inline std::int64_t epoch_ms() {
       .count();
 }
 
-} // namespace postd::actors
+} // namespace postd::core

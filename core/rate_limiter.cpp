@@ -1,8 +1,8 @@
-#include "actors/rate_limiter.hpp"
+#include "core/rate_limiter.hpp"
 
 #include <algorithm>
 
-namespace postd::actors {
+namespace postd::core {
 
 namespace {
 
@@ -75,4 +75,4 @@ void rate_limiter::sweep(clock::time_point now) {
   }
 }
 
-} // namespace postd::actors
+} // namespace postd::core

@@ -13,7 +13,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace postd::actors {
+namespace postd::core {
 
 struct throttle_decision {
   bool allowed = true;
@@ -62,4 +62,4 @@ private:
   std::unordered_map<std::string, entry> entries_;
 };
 
-} // namespace postd::actors
+} // namespace postd::core

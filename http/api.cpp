@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/log.hpp"
-#include "app/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "http/errors.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
@@ -86,14 +86,13 @@ std::string route_key(const std::string& method, const std::string& route,
 
 } // namespace
 
-void add_rate_limit_headers(api_response& r,
-                            const actors::throttle_decision& d) {
+void add_rate_limit_headers(api_response& r, const core::throttle_decision& d) {
   r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
   r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
   r.headers.emplace_back("X-RateLimit-Reset", std::to_string(d.reset_s));
 }
 
-api_response throttled_response(const actors::throttle_decision& d) {
+api_response throttled_response(const core::throttle_decision& d) {
   auto r = bare_error_response(429, "ThrottlerException: Too Many Requests");
   r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
   return r;
@@ -274,7 +273,7 @@ void api::create_post(api_request req, respond_fn respond) {
 void api::refuse(std::string key, api_response error, respond_fn respond) {
   backend_.throttle(std::move(key),
                     [respond = std::move(respond), error = std::move(error)](
-                        actors::throttle_decision d) mutable {
+                        core::throttle_decision d) mutable {
                       if (!d.allowed)
                         return respond(throttled_response(d));
                       add_rate_limit_headers(error, d);
@@ -295,7 +294,7 @@ void api::job_status(api_request req, std::string job_id, respond_fn respond) {
       std::move(key),
       [this, author = std::move(*author), job_id = std::move(job_id),
        respond = std::move(respond),
-       not_found = std::move(not_found)](actors::throttle_decision d) mutable {
+       not_found = std::move(not_found)](core::throttle_decision d) mutable {
         if (!d.allowed)
           return respond(throttled_response(d));
         backend_.find_job(
@@ -327,7 +326,7 @@ void api::job_status(api_request req, std::string job_id, respond_fn respond) {
 
 namespace {
 
-ojson post_json(const persistence::post& p) {
+ojson post_json(const core::post& p) {
   return ojson{{"id", p.id},
                {"content", p.content},
                {"authorId", p.author_id},
@@ -351,7 +350,7 @@ void api::get_post(api_request req, std::string id, respond_fn respond) {
   backend_.throttle(std::move(key), [this, id = std::move(id),
                                      respond = std::move(respond),
                                      not_found = std::move(not_found)](
-                                        actors::throttle_decision d) mutable {
+                                        core::throttle_decision d) mutable {
     if (!d.allowed)
       return respond(throttled_response(d));
     actors::posts_query q;
@@ -405,7 +404,7 @@ void api::list_posts(api_request req, respond_fn respond) {
                   std::move(respond));
   backend_.throttle(
       std::move(key), [this, q = std::move(q), respond = std::move(respond)](
-                          actors::throttle_decision d) mutable {
+                          core::throttle_decision d) mutable {
         if (!d.allowed)
           return respond(throttled_response(d));
         auto limit = q.limit;

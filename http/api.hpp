@@ -10,7 +10,7 @@
 
 #include "actors/health_board.hpp"
 #include "actors/messages.hpp"
-#include "app/metrics.hpp"
+#include "core/metrics.hpp"
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
 
@@ -81,10 +81,9 @@ private:
 };
 
 // Adds the X-RateLimit-* headers of an allowed request.
-void add_rate_limit_headers(api_response& r,
-                            const actors::throttle_decision& d);
+void add_rate_limit_headers(api_response& r, const core::throttle_decision& d);
 
 // The 429 of @nestjs/throttler, with Retry-After.
-api_response throttled_response(const actors::throttle_decision& d);
+api_response throttled_response(const core::throttle_decision& d);
 
 } // namespace postd::http

@@ -100,7 +100,7 @@ parse_query(std::string_view target) {
   return out;
 }
 
-std::string encode_cursor(const persistence::post& last) {
+std::string encode_cursor(const core::post& last) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string plain = last.created_at + "|" + last.id;
   std::string out;
@@ -112,7 +112,7 @@ std::string encode_cursor(const persistence::post& last) {
   return out;
 }
 
-std::optional<persistence::post> decode_cursor(std::string_view cursor) {
+std::optional<core::post> decode_cursor(std::string_view cursor) {
   if (cursor.empty() || cursor.size() % 2 != 0 || cursor.size() > 2 * 160)
     return std::nullopt;
   std::string plain;
@@ -125,7 +125,7 @@ std::optional<persistence::post> decode_cursor(std::string_view cursor) {
   auto bar = plain.find('|');
   if (bar == std::string::npos)
     return std::nullopt;
-  persistence::post at;
+  core::post at;
   at.created_at = plain.substr(0, bar);
   at.id = plain.substr(bar + 1);
   bool id_ok = !at.id.empty() && at.id.size() <= 128 &&

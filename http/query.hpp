@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "persistence/postgres.hpp"
+#include "core/post.hpp"
 
 namespace postd::http {
 
@@ -19,10 +19,10 @@ parse_query(std::string_view target);
 
 // A page cursor names the last post of the previous page by its keyset
 // position ("createdAt", id), hex-encoded so clients treat it as opaque.
-std::string encode_cursor(const persistence::post& last);
+std::string encode_cursor(const core::post& last);
 // nullopt unless `cursor` is exactly what encode_cursor makes: hex of
 // "YYYY-MM-DDTHH:MM:SS.mmmZ|<id>" with a real UTC time and a 1..128 character
 // id without control characters.
-std::optional<persistence::post> decode_cursor(std::string_view cursor);
+std::optional<core::post> decode_cursor(std::string_view cursor);
 
 } // namespace postd::http

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "app/log.hpp"
+#include "core/log.hpp"
 #include "http/session.hpp"
 
 namespace postd::http {

@@ -1,6 +1,6 @@
 #include "http/session.hpp"
 
-#include "app/log.hpp"
+#include "core/log.hpp"
 #include "http/errors.hpp"
 
 namespace postd::http {

@@ -13,9 +13,16 @@
 #include <string_view>
 #include <vector>
 
+#include "core/job.hpp"
 #include "persistence/redis_client.hpp"
 
 namespace postd::persistence {
+
+using core::active_job;
+using core::completion;
+using core::failure;
+using core::job_counts;
+using core::job_info;
 
 struct queue_keys {
   std::string prefix = "bull";
@@ -58,15 +65,6 @@ std::vector<add_result> add_jobs(redis_client& redis, const queue_keys& keys,
                                  const std::vector<job_request>& jobs,
                                  std::int64_t max_waiting);
 
-struct active_job {
-  std::string id;
-  std::string name;
-  std::string data;
-  std::string opts;
-  int attempts_made = 0;
-  std::int64_t timestamp_ms = 0;
-};
-
 // Moves up to `max` jobs from the right end of `wait` onto `active`, each
 // locked with `token` for `lock_for` (Bull's moveToActive). When `wait` is
 // empty, blocks up to `block_for` (BRPOPLPUSH) for the first one; an empty
@@ -94,12 +92,6 @@ std::vector<std::string> extend_locks(redis_client& redis,
                                       const std::string& token,
                                       std::chrono::milliseconds lock_for);
 
-struct completion {
-  std::string job_id;
-  std::string return_value; // JSON text stored as `returnvalue`
-  std::string opts = {};    // the job's opts as taken (removeOnComplete)
-};
-
 // Moves jobs held by `token` from active to completed (finishedOn,
 // returnvalue, lock released), deletes the hash of removeOnComplete jobs,
 // trims `completed` to its newest keep_completed entries (deleting the
@@ -118,11 +110,6 @@ std::vector<std::string> complete_jobs(redis_client& redis,
                                        const std::vector<completion>& done,
                                        const std::string& token,
                                        std::int64_t keep_completed);
-
-struct failure {
-  std::string job_id;
-  std::string reason;
-};
 
 enum class failure_outcome { retried, failed, lock_lost };
 
@@ -143,27 +130,8 @@ std::vector<failure_outcome> fail_jobs(redis_client& redis,
 std::int64_t promote_delayed(redis_client& redis, const queue_keys& keys,
                              std::int64_t now_ms);
 
-struct job_counts {
-  std::int64_t waiting = 0;
-  std::int64_t active = 0;
-  std::int64_t completed = 0;
-  std::int64_t failed = 0;
-  std::int64_t delayed = 0;
-  std::int64_t paused = 0;
-};
-
 // All counts in one MULTI/EXEC, as Bull's getJobCounts computes them.
 job_counts count_jobs(redis_client& redis, const queue_keys& keys);
-
-struct job_info {
-  std::string id;
-  std::string state; // waiting|active|delayed|completed|failed|paused|stuck
-  std::string data;
-  std::string return_value;
-  std::string failed_reason;
-  int attempts_made = 0;
-  std::int64_t timestamp_ms = 0;
-};
 
 // One job as Bull's Job.fromId + getState see it; nullopt if no hash. The
 // state is "stuck" when the job is in no list or set (as Bull reports it).

@@ -7,41 +7,21 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/post.hpp"
+#include "core/store_error.hpp"
+
 namespace postd::persistence {
 
-class postgres_error : public std::runtime_error {
+using core::new_post;
+using core::post;
+
+// libpqxx's errors as they leave this adapter (see core::store_error).
+class postgres_error : public core::store_error {
 public:
-  postgres_error(const std::string& what, bool connection_lost)
-      : std::runtime_error(what), connection_lost_(connection_lost) {}
-  // True unless the request itself is at fault (invalid data, a constraint,
-  // a key too large to index): the connection is gone, or the database cannot
-  // serve now (disk full, read-only, timeout, schema not yet migrated).
-  // Reconnect and retry later; never give up on rows for such an error.
-  bool connection_lost() const noexcept { return connection_lost_; }
-
-private:
-  bool connection_lost_;
-};
-
-struct new_post {
-  std::string id;     // the post's primary key, given when it was queued
-  std::string job_id; // Bull's job id: not unique (its counter can restart)
-  std::string content;
-  std::string author_id;
-  std::vector<std::string> images;
-};
-
-struct post {
-  std::string id;
-  std::string content;
-  std::string author_id;
-  std::string
-      created_at;     // ISO-8601 UTC with milliseconds, e.g. ...T12:00:00.000Z
-  std::string job_id; // empty when the row has none
+  using core::store_error::store_error;
 };
 
 class post_store {

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <climits>
+#include <stdexcept>
 #include <utility>
 
 #include <hiredis/hiredis.h>
@@ -214,6 +215,21 @@ long long reply_integer(const redisReply* r) {
 
 bool reply_is_error(const redisReply* r) {
   return r != nullptr && r->type == REDIS_REPLY_ERROR;
+}
+
+namespace detail {
+// Defined in the embedded_lua_scripts.cpp that cmake/EmbedFiles.cmake
+// generates from persistence/lua/*.lua: (command name, resolved script).
+std::vector<std::pair<std::string_view, std::string_view>>
+embedded_lua_scripts();
+} // namespace detail
+
+lua_script lua_script::embedded(std::string_view name) {
+  for (auto [script_name, text] : detail::embedded_lua_scripts())
+    if (script_name == name)
+      return lua_script{std::string(text)};
+  throw std::out_of_range("no Lua script persistence/lua/" + std::string(name) +
+                          "[-<keys>].lua was built in");
 }
 
 std::string script_sha1(std::string_view script) {

@@ -53,6 +53,12 @@ class lua_script {
 public:
   explicit lua_script(std::string text)
       : text_(std::move(text)), sha_(script_sha1(text_)) {}
+  // persistence/lua/<name>[-<number of keys>].lua, its includes resolved at
+  // build time (cmake/LuaIncludes.cmake). Throws std::out_of_range for a
+  // name no file has; scripts are loaded into globals, so a wrong name stops
+  // postd at start-up.
+  static lua_script embedded(std::string_view name);
+
   const std::string& text() const noexcept { return text_; }
   const std::string& sha() const noexcept { return sha_; }
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/rate_limiter.hpp" // throttle_decision: a plain header, no CAF
+#include "core/rate_limiter.hpp" // throttle_decision: a plain header, no CAF
 #include "persistence/redis_client.hpp"
 
 namespace postd::persistence {
@@ -28,7 +28,7 @@ struct rate_limit_settings {
 // 1 ms or a negative limit, redis_error when the connection failed (the
 // client is then broken()) and redis_reply_error when Redis answered with an
 // error (OOM, READONLY): the client stays usable.
-std::vector<actors::throttle_decision>
+std::vector<core::throttle_decision>
 hit_batch(redis_client& redis, const rate_limit_settings& s,
           const std::vector<std::string>& keys);
 

@@ -12,10 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "actors/writer.hpp"
 #include "core/ids.hpp"
+#include "core/persist_batch.hpp"
 #include "persistence/bull_queue.hpp"
 #include "persistence/migrations.hpp"
+#include "persistence/postgres.hpp"
 #include "support/test_env.hpp"
 
 using namespace postd;
@@ -44,8 +45,11 @@ protected:
                                             std::chrono::milliseconds lock) {
     return persistence::take_jobs(redis_, keys_, 10, token, lock, 0ms);
   }
-  actors::batch_result persist(const std::vector<persistence::active_job>& j) {
-    return actors::persist_batch(store_, j, keys_.base());
+  core::batch_result persist(const std::vector<core::active_job>& j) {
+    return core::persist_batch(j, keys_.base(),
+                               [&](const std::vector<core::new_post>& rows) {
+                                 return store_.insert_posts(rows);
+                               });
   }
   // content -> rows holding it; the id of the last one.
   std::pair<long long, std::string> rows(const std::string& content) {

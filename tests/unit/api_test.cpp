@@ -38,7 +38,7 @@ public:
 
   actors::create_outcome outcome{
       actors::create_status::queued, "17", {true, 100, 99, 60, 0}};
-  actors::throttle_decision decision{true, 100, 99, 60, 0};
+  core::throttle_decision decision{true, 100, 99, 60, 0};
   std::shared_ptr<actors::health_view> view =
       std::make_shared<actors::health_view>();
   actors::writer_pool_status pool{4, 4, 0, false};
@@ -419,7 +419,7 @@ TEST_F(ApiTest, JobStatusErrors) {
 
 namespace {
 
-persistence::post stored(int i) {
+core::post stored(int i) {
   return {"id-" + std::to_string(i), "post " + std::to_string(i), "bob",
           "2026-11-26T12:00:0" + std::to_string(i) + ".000Z", ""};
 }
@@ -528,7 +528,7 @@ TEST(Query, DecodesParameters) {
 }
 
 TEST(Query, CursorsRoundTripAndRefuseForgeries) {
-  persistence::post p;
+  core::post p;
   p.id = "3f1c2b8e-0000-4000-8000-000000000001";
   p.created_at = "2026-02-28T23:59:59.999Z";
   auto back = decode_cursor(encode_cursor(p));
@@ -536,7 +536,7 @@ TEST(Query, CursorsRoundTripAndRefuseForgeries) {
   EXPECT_EQ(back->id, p.id);
   EXPECT_EQ(back->created_at, p.created_at);
   auto forged = [](const std::string& plain) {
-    persistence::post f;
+    core::post f;
     f.created_at = plain.substr(0, plain.find('|'));
     f.id = plain.substr(plain.find('|') + 1);
     return decode_cursor(encode_cursor(f)).has_value();

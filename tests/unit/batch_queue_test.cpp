@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "actors/batch_queue.hpp"
+#include "core/batch_queue.hpp"
 
-using postd::actors::batch_queue;
+using postd::core::batch_queue;
 
 TEST(BatchQueue, FirstPushSchedulesOneFlush) {
   batch_queue<int> q;

@@ -1,16 +1,16 @@
 #include <gtest/gtest.h>
 
-#include "actors/reader.hpp"
+#include "core/describe_job.hpp"
 
 using namespace postd;
-using actors::describe_job;
-using result = actors::job_lookup::result;
+using core::describe_job;
+using result = core::job_lookup::result;
 
 namespace {
 
-persistence::job_info job(std::string state, std::string author,
-                          std::string ret = {}) {
-  persistence::job_info j;
+core::job_info job(std::string state, std::string author,
+                   std::string ret = {}) {
+  core::job_info j;
   j.id = "7";
   j.state = std::move(state);
   j.data = std::string(R"({"postData":{"content":"x"},"userId":")")
@@ -45,12 +45,12 @@ TEST(DescribeJob, CompletedCarriesThePostId) {
 TEST(DescribeJob, OtherAuthorsJobsAreNotFound) {
   EXPECT_EQ(describe_job("bob", job("waiting", "alice"), std::nullopt).outcome,
             result::not_found);
-  persistence::post row{"p1", "x", "alice", "2025-01-01T00:00:00.000Z", "7"};
+  core::post row{"p1", "x", "alice", "2025-01-01T00:00:00.000Z", "7"};
   EXPECT_EQ(describe_job("bob", std::nullopt, row).outcome, result::not_found);
 }
 
 TEST(DescribeJob, TrimmedHashIsAnsweredFromTheRow) {
-  persistence::post row{"p1", "x", "alice", "2025-01-01T00:00:00.000Z", "7"};
+  core::post row{"p1", "x", "alice", "2025-01-01T00:00:00.000Z", "7"};
   auto d = describe_job("alice", std::nullopt, row);
   EXPECT_EQ(d.outcome, result::found);
   EXPECT_EQ(d.status, "completed");

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "app/metrics.hpp"
+#include "core/metrics.hpp"
 
 using namespace postd::metrics;
 using namespace std::chrono_literals;

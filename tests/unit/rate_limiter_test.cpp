@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
-#include "actors/rate_limiter.hpp"
+#include "core/rate_limiter.hpp"
 
 using namespace std::chrono_literals;
-using postd::actors::rate_limiter;
+using postd::core::rate_limiter;
 
 namespace {
 const auto t0 = rate_limiter::clock::time_point{} + 1000s;

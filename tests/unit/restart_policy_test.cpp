@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/writer_supervisor.hpp"
+#include "core/restart_policy.hpp"
 
-using namespace postd::actors;
+using namespace postd::core;
 using namespace std::chrono_literals;
 
 namespace {

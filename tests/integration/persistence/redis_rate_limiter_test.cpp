@@ -36,7 +36,7 @@ protected:
                                std::chrono::milliseconds ttl) const {
     return {limit, ttl, prefix_};
   }
-  actors::throttle_decision hit(const rate_limit_settings& s,
+  core::throttle_decision hit(const rate_limit_settings& s,
                                 const std::string& key) {
     auto d = hit_batch(redis_, s, {key});
     EXPECT_EQ(d.size(), 1u);
@@ -145,7 +145,7 @@ TEST_F(RedisRateLimiter, HugeLimitsCostBoundedStoragePerKey) {
     clock::time_point before, after;
   };
   std::vector<call> calls;
-  actors::throttle_decision d;
+  core::throttle_decision d;
   const auto end = clock::now() + 450ms;
   while (clock::now() < end) {
     const auto before = clock::now();

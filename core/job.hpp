@@ -1,0 +1,50 @@
+#pragma once
+
+// Bull 4 jobs as postd sees them (SPEC §5): taken for writing, finished,
+// looked up, counted. Plain data; persistence/bull_queue moves them.
+
+#include <cstdint>
+#include <string>
+
+namespace postd::core {
+
+struct active_job {
+  std::string id;
+  std::string name;
+  std::string data;
+  std::string opts;
+  int attempts_made = 0;
+  std::int64_t timestamp_ms = 0;
+};
+
+struct completion {
+  std::string job_id;
+  std::string return_value; // JSON text stored as `returnvalue`
+  std::string opts = {};    // the job's opts as taken (removeOnComplete)
+};
+
+struct failure {
+  std::string job_id;
+  std::string reason;
+};
+
+struct job_counts {
+  std::int64_t waiting = 0;
+  std::int64_t active = 0;
+  std::int64_t completed = 0;
+  std::int64_t failed = 0;
+  std::int64_t delayed = 0;
+  std::int64_t paused = 0;
+};
+
+struct job_info {
+  std::string id;
+  std::string state; // waiting|active|delayed|completed|failed|paused|stuck
+  std::string data;
+  std::string return_value;
+  std::string failed_reason;
+  int attempts_made = 0;
+  std::int64_t timestamp_ms = 0;
+};
+
+} // namespace postd::core

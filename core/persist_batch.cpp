@@ -1,0 +1,89 @@
+#include "core/persist_batch.hpp"
+
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "core/ids.hpp"
+#include "core/store_error.hpp"
+
+namespace postd::core {
+
+std::optional<new_post> post_from_job(const active_job& job,
+                                      std::string_view queue_base,
+                                      std::string& reason) {
+  auto data = nlohmann::json::parse(job.data, nullptr, false);
+  if (!data.is_object()) {
+    reason = "job data is not a JSON object";
+    return std::nullopt;
+  }
+  const auto* content = data.contains("postData") &&
+                                data["postData"].is_object() &&
+                                data["postData"].contains("content")
+                            ? &data["postData"]["content"]
+                            : nullptr;
+  if (content == nullptr || !content->is_string()) {
+    reason = "job data has no postData.content string";
+    return std::nullopt;
+  }
+  if (!data.contains("userId") ||
+      !(data["userId"].is_string() || data["userId"].is_number())) {
+    reason = "job data has no userId";
+    return std::nullopt;
+  }
+  new_post row;
+  row.job_id = job.id;
+  row.content = content->get<std::string>();
+  row.author_id = data["userId"].is_string() ? data["userId"].get<std::string>()
+                                             : data["userId"].dump();
+  row.id = post_id_of_job(data, queue_base, job.id, job.timestamp_ms);
+  if (data.contains("fileUrls") && data["fileUrls"].is_array())
+    for (const auto& url : data["fileUrls"])
+      if (url.is_string())
+        row.images.push_back(url.get<std::string>());
+  return row;
+}
+
+batch_result persist_batch(const std::vector<active_job>& jobs,
+                           std::string_view queue_base,
+                           const insert_posts_fn& insert) {
+  batch_result out;
+  std::vector<new_post> rows;
+  for (const auto& job : jobs) {
+    std::string reason;
+    if (auto row = post_from_job(job, queue_base, reason))
+      rows.push_back(std::move(*row));
+    else
+      out.failed.push_back({job.id, reason});
+  }
+  std::unordered_map<std::string_view, const std::string*> opts;
+  for (const auto& job : jobs)
+    opts.emplace(job.id, &job.opts);
+  auto complete = [&](const new_post& row) {
+    out.completed.push_back({row.job_id,
+                             nlohmann::json{{"postId", row.id}}.dump(),
+                             *opts.at(row.job_id)});
+  };
+  try {
+    insert(rows);
+    for (const auto& row : rows)
+      complete(row);
+    return out;
+  } catch (const store_error& e) {
+    if (e.connection_lost())
+      throw;
+  }
+  for (const auto& row : rows) {
+    try {
+      insert({row});
+      complete(row);
+    } catch (const store_error& e) {
+      if (e.connection_lost())
+        throw;
+      out.failed.push_back({row.job_id, e.what()});
+    }
+  }
+  return out;
+}
+
+} // namespace postd::core

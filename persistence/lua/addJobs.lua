@@ -1,0 +1,90 @@
+--[[
+  Adds a batch of jobs, each as Bull's addJob-6 adds one, plus postd's
+  idempotency key and its bound on waiting jobs. Calls are batched wherever
+  the result stays Bull's (a redis.call costs 2-3 us).
+
+  Input:
+    KEYS[1] wait  KEYS[2] paused  KEYS[3] meta-paused  KEYS[4] id
+    KEYS[5..] idempotency keys: their number varies, so the file name gives
+              none (Bull's loader: the caller passes the count)
+    ARGV[1] key base  ARGV[2] job name  ARGV[3] max waiting  ARGV[4] token
+    then per job: data, opts up to `"timestamp":`, timestamp ("" = now),
+    index in KEYS of its idempotency key (0 = none)
+
+  Output:
+    per job: "added"|"duplicate"|"full", then its id ("" when full)
+
+  Follows Bull 4.16.5's addJob-6.lua (FIFO, no delay, no priority), in batches.
+]]
+--- @include "includes/rcall"
+--- @include "includes/badType"
+--- @include "includes/chunks"
+--- @include "includes/getTargetQueueList"
+--- @include "includes/listened"
+--- @include "includes/serverTimeMs"
+
+-- (A wrongly typed idempotency key fails the first pass, before any write.)
+local bad = badType(KEYS[1], "list") or badType(KEYS[2], "list")
+if bad then return redis.error_reply("WRONGTYPE " .. bad) end
+
+local n = (#ARGV - 4) / 4
+local function idemKey(j)
+  local index = tonumber(ARGV[4 * j + 4])
+  if index > 0 then return KEYS[index] end
+end
+
+-- Decide every job's fate first, so that one INCRBY allocates the ids (the
+-- same ids one INCR per job would give).
+local room = tonumber(ARGV[3]) - rcall("LLEN", KEYS[1]) - rcall("LLEN", KEYS[2])
+local ordinal, dupOf, claimed, added = {}, {}, {}, 0
+for j = 1, n do
+  local key = idemKey(j)
+  local first = key and (claimed[key] or rcall("GET", key))
+  if first then
+    dupOf[j] = first -- a stored id, or the ordinal of a job of this batch
+  elseif added < room then
+    added = added + 1
+    ordinal[j] = added
+    if key then claimed[key] = added end
+  end
+end
+local firstId = 0
+if added > 0 then firstId = rcall("INCRBY", KEYS[4], added) - added + 1 end
+
+local target = getTargetQueueList(KEYS[3], KEYS[1], KEYS[2])
+local now
+local out, pushed = {}, {}
+for j = 1, n do
+  if ordinal[j] then
+    local jobId = string.format("%d", firstId + ordinal[j] - 1)
+    local ts = ARGV[4 * j + 3]
+    if ts == "" then
+      now = now or serverTimeMs()
+      ts = string.format("%d", now)
+    end
+    rcall("HSET", ARGV[1] .. jobId, "name", ARGV[2], "data", ARGV[4 * j + 1],
+          "opts", ARGV[4 * j + 2] .. ts .. "}", "timestamp", ts, "delay", "0",
+          "priority", "0")
+    local key = idemKey(j)
+    if key then rcall("SET", key, jobId, "EX", 86400) end
+    pushed[#pushed + 1] = jobId
+    out[#out + 1] = "added"
+    out[#out + 1] = jobId
+  elseif dupOf[j] then
+    local first = dupOf[j]
+    if type(first) == "number" then
+      first = string.format("%d", firstId + first - 1)
+    end
+    out[#out + 1] = "duplicate"
+    out[#out + 1] = first
+  else
+    out[#out + 1] = "full"
+    out[#out + 1] = ""
+  end
+end
+chunks("LPUSH", target, pushed)
+local channel = KEYS[1] .. "ing@" .. ARGV[4]
+if #pushed > 0 and listened(channel) then
+  for _, jobId in ipairs(pushed) do rcall("PUBLISH", channel, jobId) end
+end
+return out
