@@ -5,7 +5,6 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
-#include "core/metrics.hpp"
 
 namespace postd::actors {
 
@@ -28,37 +27,8 @@ void answer_all(std::vector<create_request>& batch, create_status status) {
     req.reply(create_outcome{status, {}, req.throttle});
 }
 
-// True when a connection is there or could be made now.
-bool connect(enqueue_state& st, const enqueue_settings& s) {
-  if (st.redis)
-    return true;
-  auto now = std::chrono::steady_clock::now();
-  if (now < st.next_connect)
-    return false;
-  try {
-    st.redis.emplace(s.redis);
-    st.reconnect.reset();
-    log::info("redis connected", {{"actor", "enqueue"}});
-    st.outage = false;
-    return true;
-  } catch (const persistence::redis_error& e) {
-    metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
-    st.next_connect = now + st.reconnect.next();
-    // Once per outage; the retries after that only at debug level.
-    log::event(st.outage ? spdlog::level::debug : spdlog::level::warn,
-               "redis unavailable",
-               {{"actor", "enqueue"}, {"error", e.what()}});
-    st.outage = true;
-    return false;
-  }
-}
-
 void flush(enqueue_state& st, const enqueue_settings& s) {
   auto batch = st.pending.take(s.max_batch);
-  if (!connect(st, s)) {
-    answer_all(batch, create_status::unavailable);
-    return;
-  }
   std::vector<persistence::job_request> jobs;
   jobs.reserve(batch.size());
   auto ts = core::epoch_ms();
@@ -66,8 +36,8 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
     jobs.push_back({job_data(req.post, core::new_post_id()), req.post.author,
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
   try {
-    auto results =
-        persistence::add_jobs(*st.redis, s.keys, jobs, s.max_waiting);
+    // The connection logs the outage (once) and counts the error.
+    auto results = st.queue->add_jobs(jobs, s.max_waiting);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto status = i < results.size() ? to_status(results[i].status)
                                        : create_status::unavailable;
@@ -75,11 +45,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
       batch[i].reply(create_outcome{status, std::move(id), batch[i].throttle});
     }
   } catch (const persistence::redis_error& e) {
-    metrics::process().redis_errors.fetch_add(1, std::memory_order_relaxed);
-    st.redis.reset();
-    st.next_connect = std::chrono::steady_clock::now() + st.reconnect.next();
-    st.outage = true; // this is the outage's one error line
-    log::error(
+    log::debug(
         "redis add failed",
         {{"actor", "enqueue"}, {"error", e.what()}, {"jobs", batch.size()}});
     answer_all(batch, create_status::unavailable);
@@ -104,6 +70,7 @@ std::string job_data(const create_post& post, const std::string& post_id) {
 enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         enqueue_settings settings) {
+  self->state.queue = settings.make_queue();
   return {
       [self](create_request& req) {
         if (self->state.pending.push(std::move(req)))

@@ -1,21 +1,17 @@
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <vector>
 
 #include "actors/protocol.hpp"
-#include "core/backoff.hpp"
 #include "core/batch_queue.hpp"
-#include "persistence/bull_queue.hpp"
-#include "persistence/redis_client.hpp"
+#include "persistence/job_queue.hpp"
 
 namespace postd::actors {
 
 struct enqueue_settings {
-  persistence::redis_options redis;
-  persistence::queue_keys keys;
+  persistence::job_queue_factory make_queue;
   int attempts = 3;
   int backoff_ms = 1000;
   std::int64_t max_waiting = 1000000;
@@ -28,19 +24,16 @@ std::string job_data(const create_post& post, const std::string& post_id);
 
 struct enqueue_state {
   core::batch_queue<create_request> pending;
-  std::optional<persistence::redis_client> redis;
-  core::backoff reconnect{std::chrono::milliseconds{100},
-                          std::chrono::milliseconds{5000}};
-  std::chrono::steady_clock::time_point next_connect{};
-  bool outage = false; // warned already: further failed attempts at debug
+  std::unique_ptr<persistence::job_queue> queue;
   static inline const char* name = "enqueue";
 };
 
-// Batches creates into Redis. Runs detached (hiredis blocks). A flush is
-// queued behind the requests already in the mailbox, so each round trip
-// carries everything that arrived during the previous one: no timers, low
+// Batches creates into Redis. Runs detached in production (hiredis blocks). A
+// flush is queued behind the requests already in the mailbox, so each round
+// trip carries everything that arrived during the previous one: no timers, low
 // latency when idle, big batches under load. Replies only after Redis
-// answered; a Redis failure answers `unavailable` (nothing acknowledged).
+// answered; a Redis failure answers `unavailable` (nothing acknowledged),
+// and while the connection backs off, batches fail fast the same way.
 enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         enqueue_settings settings);

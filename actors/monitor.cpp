@@ -13,25 +13,15 @@ double ms_since(clock::time_point start) {
       .count();
 }
 
-dependency_status probe_queue(monitor_state& st, const monitor_settings& s,
+// The queue's connection checks Redis's durability settings once per
+// connection (runtime wires that in), and reconnects on its own.
+dependency_status probe_queue(monitor_state& st,
                               persistence::job_counts& counts) {
   auto start = clock::now();
   try {
-    if (!st.redis) {
-      st.redis.emplace(s.redis);
-      // Once per connection: a Redis restarted with other settings is seen.
-      try {
-        for (const auto& w : persistence::durability_warnings(*st.redis))
-          log::warn(w);
-      } catch (const persistence::redis_reply_error& e) {
-        log::info("cannot check Redis's eviction policy and persistence",
-                  {{"error", e.what()}}); // INFO renamed or not allowed
-      }
-    }
-    counts = persistence::count_jobs(*st.redis, s.keys);
+    counts = st.queue->count_jobs();
     return {true, {}, ms_since(start)};
   } catch (const persistence::redis_error& e) {
-    st.redis.reset();
     return {false, e.what(), ms_since(start)};
   }
 }
@@ -40,10 +30,10 @@ dependency_status probe_database(monitor_state& st, const monitor_settings& s) {
   auto start = clock::now();
   try {
     if (!st.db)
-      st.db = std::make_unique<persistence::post_store>(s.database_url);
+      st.db = s.make_store();
     st.db->ping();
     return {true, {}, ms_since(start)};
-  } catch (const persistence::postgres_error& e) {
+  } catch (const core::store_error& e) {
     st.db.reset();
     return {false, e.what(), ms_since(start)};
   }
@@ -64,13 +54,15 @@ void log_change(const char* what, const dependency_status& before,
 monitor_actor::behavior_type
 monitor(monitor_actor::stateful_pointer<monitor_state> self,
         monitor_settings settings) {
+  if (settings.what == monitored::queue)
+    self->state.queue = settings.make_queue();
   self->send(self, tick_atom::value);
   return {
       [self, settings](tick_atom) {
         auto previous = settings.board->view();
         if (settings.what == monitored::queue) {
           persistence::job_counts counts;
-          auto status = probe_queue(self->state, settings, counts);
+          auto status = probe_queue(self->state, counts);
           log_change("queue", previous->queue, status);
           settings.board->publish_queue(std::move(status), counts,
                                         clock::now());

@@ -12,23 +12,21 @@ namespace {
 
 job_lookup lookup_job(reader_state& st, const reader_settings& s,
                       const job_query& q) {
-  if (!st.redis)
-    st.redis.emplace(s.redis);
-  auto job = persistence::get_job(*st.redis, s.keys, q.job_id);
-  std::optional<persistence::post> row;
+  auto job = st.queue->get_job(q.job_id);
+  std::optional<core::post> row;
   bool need_row =
       !job || (job->state == "completed" &&
                core::post_id_of_return_value(job->return_value).empty());
   if (need_row) {
     if (!st.db)
-      st.db = std::make_unique<persistence::post_store>(s.database_url);
+      st.db = s.make_store();
     // The job's own post first: after Redis lost its state, the author's
     // rows with this jobId may belong to an earlier job of the same number.
     if (job)
       if (auto data = nlohmann::json::parse(job->data, nullptr, false);
           data.is_object())
         row = st.db->find_post(core::post_id_of_job(
-            data, s.keys.base(), job->id, job->timestamp_ms));
+            data, st.queue->keys().base(), job->id, job->timestamp_ms));
     if (!row)
       row = st.db->find_post_by_job(q.job_id, q.author);
   }
@@ -38,7 +36,7 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
 posts_page find_posts(reader_state& st, const reader_settings& s,
                       const posts_query& q) {
   if (!st.db)
-    st.db = std::make_unique<persistence::post_store>(s.database_url);
+    st.db = s.make_store();
   posts_page page;
   page.outcome = posts_page::result::found;
   if (!q.post_id.empty()) {
@@ -57,6 +55,7 @@ posts_page find_posts(reader_state& st, const reader_settings& s,
 reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,
        reader_settings settings) {
+  self->state.queue = settings.make_queue();
   return {
       [self, settings](job_query& q) {
         auto& st = self->state;
@@ -64,11 +63,10 @@ reader(reader_actor::stateful_pointer<reader_state> self,
           q.reply(lookup_job(st, settings, q));
           return;
         } catch (const persistence::redis_error& e) {
-          if (st.redis && st.redis->broken())
-            st.redis.reset();
+          // The connection decided whether to keep itself.
           log::warn("job lookup failed",
                     {{"job_id", q.job_id}, {"error", e.what()}});
-        } catch (const persistence::postgres_error& e) {
+        } catch (const core::store_error& e) {
           if (e.connection_lost())
             st.db.reset();
           log::warn("job lookup failed",
@@ -81,7 +79,7 @@ reader(reader_actor::stateful_pointer<reader_state> self,
         try {
           q.reply(find_posts(st, settings, q));
           return;
-        } catch (const persistence::postgres_error& e) {
+        } catch (const core::store_error& e) {
           if (e.connection_lost())
             st.db.reset();
           log::warn("post lookup failed", {{"error", e.what()}});

@@ -19,8 +19,7 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
   self->delayed_send(self, sweep_every, sweep_atom::value);
   return {
       [self, enqueue](create_request& req) {
-        auto d = self->state.limiter.hit(req.throttle_key,
-                                         core::rate_limiter::clock::now());
+        auto d = self->state.limiter.hit(req.throttle_key, self->clock().now());
         if (!d.allowed) {
           req.reply(create_outcome{create_status::throttled, {}, d});
           return;
@@ -29,14 +28,13 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
         self->send(enqueue, std::move(req));
       },
       [self](throttle_request& req) {
-        req.reply(
-            self->state.limiter.hit(req.key, core::rate_limiter::clock::now()));
+        req.reply(self->state.limiter.hit(req.key, self->clock().now()));
       },
       [](flush_atom) {
         // Only the Redis-backed throttle batches.
       },
       [self, sweep_every](sweep_atom) {
-        self->state.limiter.sweep(core::rate_limiter::clock::now());
+        self->state.limiter.sweep(self->clock().now());
         self->delayed_send(self, sweep_every, sweep_atom::value);
       },
   };
@@ -60,36 +58,26 @@ open_decision(const persistence::rate_limit_settings& s) {
 }
 
 std::vector<core::throttle_decision>
-decide(redis_throttle_state& st, const redis_throttle_settings& s,
-       const std::vector<pending_hit>& batch) {
+decide(redis_throttle_state& st, const std::vector<pending_hit>& batch) {
   std::vector<std::string> keys;
   keys.reserve(batch.size());
   for (const auto& hit : batch)
     keys.push_back(key_of(hit));
-  auto now = std::chrono::steady_clock::now();
   try {
-    if (!st.redis && now >= st.next_connect)
-      st.redis.emplace(s.redis);
-    if (st.redis) {
-      auto decisions = persistence::hit_batch(*st.redis, s.limits, keys);
-      if (st.failing_open)
-        log::info("rate limiting in redis again");
-      st.failing_open = false;
-      st.reconnect.reset();
-      return decisions;
-    }
+    // The connection backs off after a failure: meanwhile this fails fast.
+    auto decisions = st.store->hit_batch(keys);
+    if (st.failing_open)
+      log::info("rate limiting in redis again");
+    st.failing_open = false;
+    return decisions;
   } catch (const persistence::redis_error& e) {
-    if (!st.redis || st.redis->broken()) {
-      st.redis.reset();
-      st.next_connect = now + st.reconnect.next();
-    }
     if (!st.failing_open)
       log::warn("rate limiter cannot reach redis: letting requests through",
                 {{"error", e.what()}});
     st.failing_open = true;
   }
-  return std::vector<core::throttle_decision>(batch.size(),
-                                              open_decision(s.limits));
+  return std::vector<core::throttle_decision>(
+      batch.size(), open_decision(st.store->limits()));
 }
 
 } // namespace
@@ -97,6 +85,7 @@ decide(redis_throttle_state& st, const redis_throttle_settings& s,
 throttle_actor::behavior_type
 redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
                redis_throttle_settings settings, enqueue_actor enqueue) {
+  self->state.store = settings.make_store();
   auto push = [self](pending_hit hit) {
     if (self->state.pending.push(std::move(hit)))
       self->send(self, flush_atom::value);
@@ -106,7 +95,7 @@ redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
       [push](throttle_request& req) { push(std::move(req)); },
       [self, settings, enqueue](flush_atom) {
         auto batch = self->state.pending.take(settings.max_batch);
-        auto decisions = decide(self->state, settings, batch);
+        auto decisions = decide(self->state, batch);
         for (std::size_t i = 0; i < batch.size(); ++i) {
           const auto& d = decisions[i];
           if (auto* c = std::get_if<create_request>(&batch[i])) {

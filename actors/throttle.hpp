@@ -2,15 +2,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <variant>
 
 #include "actors/protocol.hpp"
-#include "core/backoff.hpp"
 #include "core/batch_queue.hpp"
 #include "core/rate_limiter.hpp"
-#include "persistence/redis_client.hpp"
-#include "persistence/redis_rate_limiter.hpp"
+#include "persistence/rate_limit_store.hpp"
 
 namespace postd::actors {
 
@@ -32,23 +30,20 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
          throttle_settings settings, enqueue_actor enqueue);
 
 struct redis_throttle_settings {
-  persistence::redis_options redis;
-  persistence::rate_limit_settings limits;
-  std::size_t max_batch = 512; // hits per round trip
+  persistence::rate_limit_store_factory make_store; // holds the limits
+  std::size_t max_batch = 512;                      // hits per round trip
 };
 
 struct redis_throttle_state {
   core::batch_queue<std::variant<create_request, throttle_request>> pending;
-  std::optional<persistence::redis_client> redis;
-  core::backoff reconnect{std::chrono::milliseconds{100},
-                          std::chrono::milliseconds{5000}};
-  std::chrono::steady_clock::time_point next_connect{};
+  std::unique_ptr<persistence::rate_limit_store> store;
   bool failing_open = false; // logged once per outage
   static inline const char* name = "redis_throttle";
 };
 
 // THROTTLE_STORE=redis: the same decisions, counted in Redis so that every
-// postd instance shares one limit. Runs detached (hiredis blocks) and
+// postd instance shares one limit. Runs detached in production (hiredis
+// blocks) and
 // batches hits like the enqueue actor: one script call per round trip.
 // While Redis is unreachable it lets requests through (fails open): the
 // queue is in the same Redis, so creates answer 503 anyway, and reads of

@@ -15,13 +15,12 @@ namespace postd::actors {
 
 namespace {
 
+using clock = std::chrono::steady_clock;
+
+// Redis connects on demand (the queue's connection); PostgreSQL here.
 void connect(writer_state& st, const writer_settings& s) {
-  if (!st.redis) {
-    st.redis.emplace(s.redis);
-    log::info("redis connected", {{"actor", "writer"}});
-  }
   if (!st.db) {
-    st.db = std::make_unique<persistence::post_store>(s.database_url);
+    st.db = s.make_store();
     log::info("database connected", {{"actor", "writer"}});
   }
 }
@@ -31,8 +30,7 @@ void refresh_locks(writer_state& st, const writer_settings& s) {
   std::vector<std::string> ids;
   for (const auto& j : st.held)
     ids.push_back(j.id);
-  auto lost =
-      persistence::extend_locks(*st.redis, s.keys, ids, st.token, s.lock_for);
+  auto lost = st.queue->extend_locks(ids, st.token, s.lock_for);
   if (lost.empty())
     return;
   std::erase_if(st.held, [&](const persistence::active_job& j) {
@@ -42,16 +40,15 @@ void refresh_locks(writer_state& st, const writer_settings& s) {
 
 // Cheap to call often: the script itself runs the check once per interval
 // across every writer of every instance (Bull's `stalled-check` key).
-void check_stalled(writer_state& st, const writer_settings& s) {
-  auto now = std::chrono::steady_clock::now();
+void check_stalled(writer_state& st, const writer_settings& s,
+                   clock::time_point now) {
   if (now < st.next_stalled_check)
     return;
   st.next_stalled_check =
       now + std::min<std::chrono::milliseconds>(std::chrono::seconds{5},
                                                 s.stalled_interval);
-  auto stalled =
-      persistence::recover_stalled(*st.redis, s.keys, s.max_stalled_count,
-                                   s.stalled_interval, s.keep_failed);
+  auto stalled = st.queue->recover_stalled(s.max_stalled_count,
+                                           s.stalled_interval, s.keep_failed);
   if (!stalled.requeued.empty() || !stalled.failed.empty())
     log::warn("stalled jobs recovered",
               {{"requeued", stalled.requeued}, {"failed", stalled.failed}});
@@ -60,7 +57,7 @@ void check_stalled(writer_state& st, const writer_settings& s) {
 // Fault injection (writer_settings::fault_rate, tests only): half the
 // faults strike before the insert, half after it committed and before the
 // jobs are completed (the rows exist, the jobs are still active). Not a
-// redis_error or postgres_error: the writer's own retry does not catch it,
+// redis_error or store_error: the writer's own retry does not catch it,
 // the actor dies and its supervisor restarts it.
 void maybe_crash(writer_state& st, const writer_settings& s,
                  const char* where) {
@@ -73,19 +70,18 @@ void maybe_crash(writer_state& st, const writer_settings& s,
 }
 
 // One take -> write -> complete round; false when the queue was empty.
-bool work_once(writer_state& st, const writer_settings& s) {
+bool work_once(writer_state& st, const writer_settings& s,
+               clock::time_point now) {
   connect(st, s);
   if (st.held.empty()) {
-    check_stalled(st, s);
+    check_stalled(st, s, now);
     // Retries wait a second or more: promoting due ones every 100 ms is on
     // time, and keeps a script per batch off Redis under load.
-    auto now = std::chrono::steady_clock::now();
     if (now >= st.next_promote) {
       st.next_promote = now + std::chrono::milliseconds{100};
-      persistence::promote_delayed(*st.redis, s.keys, core::epoch_ms());
+      st.queue->promote_delayed(core::epoch_ms());
     }
-    st.held = persistence::take_jobs(*st.redis, s.keys, s.batch, st.token,
-                                     s.lock_for, s.block_for);
+    st.held = st.queue->take_jobs(s.batch, st.token, s.lock_for, s.block_for);
     if (st.held.empty())
       return false;
     metrics::process().batch(st.held.size());
@@ -93,23 +89,24 @@ bool work_once(writer_state& st, const writer_settings& s) {
     refresh_locks(st, s);
   }
   maybe_crash(st, s, "before the database write");
-  auto result = core::persist_batch(
-      st.held, s.keys.base(), [&](const std::vector<core::new_post>& rows) {
-        return st.db->insert_posts(rows);
-      });
+  auto result =
+      core::persist_batch(st.held, st.queue->keys().base(),
+                          [&](const std::vector<core::new_post>& rows) {
+                            return st.db->insert_posts(rows);
+                          });
   maybe_crash(st, s, "after the database write");
   auto& counts = metrics::process();
   if (!result.completed.empty()) {
-    auto lost = persistence::complete_jobs(*st.redis, s.keys, result.completed,
-                                           st.token, s.keep_completed);
+    auto lost =
+        st.queue->complete_jobs(result.completed, st.token, s.keep_completed);
     counts.jobs_completed.fetch_add(result.completed.size() - lost.size(),
                                     std::memory_order_relaxed);
   }
   if (!result.failed.empty()) {
     for (const auto& f : result.failed)
       log::warn("job failed", {{"job_id", f.job_id}, {"reason", f.reason}});
-    for (auto o : persistence::fail_jobs(*st.redis, s.keys, result.failed,
-                                         st.token, s.backoff_ms, s.keep_failed))
+    for (auto o : st.queue->fail_jobs(result.failed, st.token, s.backoff_ms,
+                                      s.keep_failed))
       if (o == persistence::failure_outcome::retried)
         counts.jobs_retried.fetch_add(1, std::memory_order_relaxed);
       else if (o == persistence::failure_outcome::failed)
@@ -123,16 +120,14 @@ bool work_once(writer_state& st, const writer_settings& s) {
 
 // On the way out: jobs held for a retry go back to the queue now, not when
 // their locks expire (SIGTERM leaves nothing locked).
-void release_held(writer_state& st, const writer_settings& s) {
+void release_held(writer_state& st) {
   if (st.held.empty())
     return;
   std::vector<std::string> ids;
   for (const auto& j : st.held)
     ids.push_back(j.id);
   try {
-    if (!st.redis)
-      st.redis.emplace(s.redis);
-    auto back = persistence::release_jobs(*st.redis, s.keys, ids, st.token);
+    auto back = st.queue->release_jobs(ids, st.token);
     log::info("writer gave its jobs back",
               {{"released", back.size()}, {"held", ids.size()}});
   } catch (const persistence::redis_error& e) {
@@ -148,8 +143,9 @@ writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        writer_settings settings) {
   self->state.token = core::random_uuid();
-  self->set_exit_handler([self, settings](const caf::exit_msg& em) {
-    release_held(self->state, settings);
+  self->state.queue = settings.make_queue();
+  self->set_exit_handler([self](const caf::exit_msg& em) {
+    release_held(self->state);
     self->quit(em.reason);
   });
   // A crash (an exception the retry below does not handle) gives the held
@@ -157,8 +153,8 @@ writer(writer_actor::stateful_pointer<writer_state> self,
   // through the stalled check, and a job caught in two crashes would be
   // failed as "stalled more than allowable limit" instead of written.
   self->set_exception_handler(
-      [self, settings](caf::scheduled_actor* ptr, std::exception_ptr& x) {
-        release_held(self->state, settings);
+      [self](caf::scheduled_actor* ptr, std::exception_ptr& x) {
+        release_held(self->state);
         return caf::scheduled_actor::default_exception_handler(ptr, x);
       });
   self->send(self, work_atom::value);
@@ -166,7 +162,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       [self, settings](work_atom) {
         auto& st = self->state;
         try {
-          work_once(st, settings);
+          work_once(st, settings, self->clock().now());
           st.retry.reset();
           if (st.degraded)
             log::info("writer resumed", {{"held", st.held.size()}});
@@ -174,14 +170,11 @@ writer(writer_actor::stateful_pointer<writer_state> self,
           self->send(self, work_atom::value);
           return;
         } catch (const persistence::redis_error& e) {
-          metrics::process().redis_errors.fetch_add(1,
-                                                    std::memory_order_relaxed);
-          st.redis.reset();
-          // Once per outage; every retry after that only at debug level.
-          log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,
+          // The connection warned (once per outage) and counted it.
+          log::event(st.degraded ? spdlog::level::debug : spdlog::level::info,
                      "writer lost redis",
                      {{"error", e.what()}, {"held", st.held.size()}});
-        } catch (const persistence::postgres_error& e) {
+        } catch (const core::store_error& e) {
           metrics::process().db_errors.fetch_add(1, std::memory_order_relaxed);
           st.db.reset();
           log::event(st.degraded ? spdlog::level::debug : spdlog::level::warn,

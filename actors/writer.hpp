@@ -3,23 +3,22 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "actors/protocol.hpp"
 #include "core/backoff.hpp"
-#include "persistence/bull_queue.hpp"
-#include "persistence/postgres.hpp"
-#include "persistence/redis_client.hpp"
+#include "persistence/job_queue.hpp"
+#include "persistence/post_store.hpp"
 
 namespace postd::actors {
 
 struct writer_settings {
-  persistence::redis_options redis;
-  std::string database_url;
-  persistence::queue_keys keys;
+  // Called at each start (a restarted writer gets a fresh Redis connection)
+  // and, for the store, after a lost database connection.
+  persistence::job_queue_factory make_queue;
+  persistence::post_store_factory make_store;
   std::size_t batch = 256;
   int backoff_ms = 1000;
   std::int64_t keep_completed = 1000;
@@ -42,9 +41,9 @@ struct writer_settings {
 };
 
 struct writer_state {
-  std::optional<persistence::redis_client> redis;
-  std::unique_ptr<persistence::post_store> db;
-  std::vector<persistence::active_job> held; // taken, not yet finished
+  std::unique_ptr<persistence::job_queue> queue;
+  std::unique_ptr<persistence::post_store_api> db; // null: connect anew
+  std::vector<persistence::active_job> held;       // taken, not yet finished
   std::string token;
   std::chrono::steady_clock::time_point next_stalled_check{};
   std::chrono::steady_clock::time_point next_promote{};
@@ -56,10 +55,10 @@ struct writer_state {
 };
 
 // Takes up to `batch` jobs from the queue, writes them to PostgreSQL in one
-// transaction and completes them, over and over. Runs detached (hiredis and
-// libpqxx block). A lost Redis or PostgreSQL connection is retried with
-// capped backoff while the batch stays held (its locks kept alive), so an
-// outage never uses up a job's attempts.
+// transaction and completes them, over and over. Runs detached in
+// production (hiredis and libpqxx block). A lost Redis or PostgreSQL connection
+// is retried with capped backoff while the batch stays held (its locks kept
+// alive), so an outage never uses up a job's attempts.
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        writer_settings settings);

@@ -26,10 +26,12 @@ void start_writer(self_ptr self, const writer_supervisor_settings& s,
   auto settings = s.writer;
   settings.progress = st.progress[i] =
       std::make_shared<std::atomic<std::uint64_t>>(0);
-  auto child = self->spawn<caf::detached + caf::monitored>(writer, settings);
+  auto child =
+      s.detached ? self->spawn<caf::detached + caf::monitored>(writer, settings)
+                 : self->spawn<caf::monitored>(writer, settings);
   st.children[i] = child;
   st.slots[child.address()] = slot;
-  st.policy.started(slot, core::restart_policy::clock::now());
+  st.policy.started(slot, self->clock().now());
   publish(self, s);
 }
 
@@ -43,8 +45,8 @@ void schedule_calm_check(self_ptr self) {
 writer_supervisor_actor::behavior_type
 writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
   auto& st = self->state;
-  st.policy =
-      core::restart_policy{settings.writers, settings.max_restarts, settings.period};
+  st.policy = core::restart_policy{settings.writers, settings.max_restarts,
+                                   settings.period};
   st.children.resize(static_cast<std::size_t>(settings.writers));
   st.progress.resize(static_cast<std::size_t>(settings.writers));
   for (int i = 0; i < settings.writers; ++i)
@@ -62,8 +64,7 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
     ++st.restarts;
     bool progressed =
         *st.progress[static_cast<std::size_t>(slot)] > 0; // batches finished
-    auto d =
-        st.policy.crashed(slot, core::restart_policy::clock::now(), progressed);
+    auto d = st.policy.crashed(slot, self->clock().now(), progressed);
     if (d.escalated && !st.escalated) {
       log::error("writers keep crashing: escalating",
                  {{"restarts", st.restarts}, {"reason", to_string(dm.reason)}});
@@ -91,7 +92,7 @@ writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
         auto& st = self->state;
         if (!st.escalated)
           return;
-        if (st.policy.escalated(core::restart_policy::clock::now()))
+        if (st.policy.escalated(self->clock().now()))
           return schedule_calm_check(self);
         st.escalated = false;
         log::info("writers calm again", {{"restarts", st.restarts}});

@@ -20,6 +20,9 @@ struct writer_supervisor_settings {
   int max_restarts = 10;
   std::chrono::milliseconds period{60000};
   std::shared_ptr<health_board> board;
+  // Writers block (hiredis, libpqxx): each runs on its own thread. Tests
+  // spawn them on the (deterministic) scheduler instead.
+  bool detached = true;
 };
 
 struct writer_supervisor_state {

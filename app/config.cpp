@@ -60,6 +60,29 @@ std::string non_empty(const std::string& name, const std::string& text) {
   return text;
 }
 
+// A URL parameter's value as libpq and Prisma read it (%XX escapes). A NUL
+// could not reach PostgreSQL intact, so it is refused with the rest.
+std::string percent_decoded(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    unsigned byte = 0; // unsigned: from_chars takes no sign then
+    const char* digits = text.data() + i + 1;
+    auto [end, ec] = std::from_chars(
+        digits, digits + std::min<std::size_t>(2, text.size() - i - 1), byte,
+        16);
+    if (ec != std::errc{} || end != digits + 2 || byte == 0)
+      bad("DATABASE_URL", "its schema parameter is not valid percent-encoding",
+          text);
+    out += static_cast<char>(byte);
+    i += 2;
+  }
+  return out;
+}
+
 constexpr std::int64_t i32_max = 2147483647;
 
 } // namespace
@@ -69,9 +92,17 @@ const std::vector<setting_info>& settings() {
       {"PORT", "3000", "HTTP listen port"},
       {"HOST", "0.0.0.0", "HTTP listen address"},
       {"DATABASE_URL", "", "libpq URL of PostgreSQL or PgBouncer (required)"},
+      {"DB_CONNECT_TIMEOUT_MS", "3000",
+       "PostgreSQL connect timeout, rounded up to whole seconds (libpq 15 "
+       "waits at least 2 s)"},
+      {"DB_STATEMENT_TIMEOUT_MS", "5000",
+       "PostgreSQL statement timeout, set per transaction (not for migrate)"},
       {"REDIS_HOST", "localhost", "the queue's Redis host"},
       {"REDIS_PORT", "6379", "the queue's Redis port"},
       {"REDIS_PASSWORD", "", "Redis password (AUTH), empty for none"},
+      {"REDIS_TIMEOUT_MS", "3000",
+       "Redis connect and command timeout (the writers' blocking take "
+       "excepted)"},
       {"THROTTLE_TTL", "60000", "rate-limit window in milliseconds"},
       {"THROTTLE_LIMIT", "100", "requests per window, per client IP and route"},
       {"THROTTLE_STORE", "memory", "memory (per instance) or redis (shared)"},
@@ -113,11 +144,19 @@ config parse_config(const std::map<std::string, std::string>& values) {
   config c;
   c.port = static_cast<std::uint16_t>(integer("PORT", get("PORT"), 1, 65535));
   c.host = non_empty("HOST", get("HOST"));
-  c.database_url = libpq_url(get("DATABASE_URL"));
+  auto database = parse_database_url(get("DATABASE_URL"));
+  c.database_url = database.url;
+  c.database_schema = database.schema;
+  c.db_connect_timeout_ms = static_cast<int>(integer(
+      "DB_CONNECT_TIMEOUT_MS", get("DB_CONNECT_TIMEOUT_MS"), 1, 600000));
+  c.db_statement_timeout_ms = static_cast<int>(integer(
+      "DB_STATEMENT_TIMEOUT_MS", get("DB_STATEMENT_TIMEOUT_MS"), 1, 600000));
   c.redis_host = non_empty("REDIS_HOST", get("REDIS_HOST"));
   c.redis_port =
       static_cast<int>(integer("REDIS_PORT", get("REDIS_PORT"), 1, 65535));
   c.redis_password = get("REDIS_PASSWORD");
+  c.redis_timeout_ms = static_cast<int>(
+      integer("REDIS_TIMEOUT_MS", get("REDIS_TIMEOUT_MS"), 1, 600000));
   c.throttle_ttl_ms = integer("THROTTLE_TTL", get("THROTTLE_TTL"), 1, i32_max);
   c.throttle_limit =
       integer("THROTTLE_LIMIT", get("THROTTLE_LIMIT"), 1, i32_max);
@@ -157,10 +196,10 @@ config parse_config(const std::map<std::string, std::string>& values) {
   return c;
 }
 
-std::string libpq_url(const std::string& url) {
+database_target parse_database_url(const std::string& url) {
   auto q = url.find('?');
   if (q == std::string::npos)
-    return url;
+    return {url, ""};
   static const std::initializer_list<std::string_view> prisma_only = {
       "schema",       "pgbouncer",      "connection_limit",
       "pool_timeout", "socket_timeout", "statement_cache_size"};
@@ -173,8 +212,8 @@ std::string libpq_url(const std::string& url) {
       amp = url.size();
     auto param = url.substr(pos, amp - pos);
     auto name = param.substr(0, param.find('='));
-    if (name == "schema")
-      schema = param.substr(param.find('=') + 1);
+    if (name == "schema" && name.size() < param.size())
+      schema = percent_decoded(param.substr(name.size() + 1));
     bool drop = param.empty() ||
                 std::find(prisma_only.begin(), prisma_only.end(), name) !=
                     prisma_only.end();
@@ -182,10 +221,9 @@ std::string libpq_url(const std::string& url) {
       kept += (kept.empty() ? "" : "&") + param;
     pos = amp + 1;
   }
-  if (!schema.empty() && schema != "public")
-    kept += (kept.empty() ? "" : "&") +
-            std::string("options=-csearch_path%3D") + schema;
-  return url.substr(0, q) + (kept.empty() ? "" : "?" + kept);
+  if (schema == "public")
+    schema.clear(); // the default: nothing to set
+  return {url.substr(0, q) + (kept.empty() ? "" : "?" + kept), schema};
 }
 
 void require(const config& c, bool database, bool jwt_secret) {

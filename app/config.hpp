@@ -20,10 +20,14 @@ enum class throttle_store { memory, redis };
 struct config {
   std::string host = "0.0.0.0";
   std::uint16_t port = 3000;
-  std::string database_url;
+  std::string database_url;    // as libpq takes it (parse_database_url)
+  std::string database_schema; // Prisma's ?schema=, empty for the default
+  int db_connect_timeout_ms = 3000;
+  int db_statement_timeout_ms = 5000;
   std::string redis_host = "localhost";
   int redis_port = 6379;
   std::string redis_password;
+  int redis_timeout_ms = 3000;
   std::int64_t throttle_ttl_ms = 60000;
   std::int64_t throttle_limit = 100;
   throttle_store throttle = throttle_store::memory;
@@ -74,11 +78,18 @@ void require(const config& c, bool database, bool jwt_secret);
 // The values of every known setting present in the process environment.
 std::map<std::string, std::string> values_from_environment();
 
-// DATABASE_URL as libpq accepts it: the old service's Prisma URL may carry
-// Prisma-only parameters (schema, pgbouncer, connection_limit, pool_timeout,
-// socket_timeout, statement_cache_size) that libpq refuses. They are dropped;
-// a schema other than public becomes options=-csearch_path=<schema>.
-std::string libpq_url(const std::string& url);
+// DATABASE_URL split into what libpq accepts and Prisma's schema: the old
+// service's Prisma URL may carry Prisma-only parameters (schema, pgbouncer,
+// connection_limit, pool_timeout, socket_timeout, statement_cache_size) that
+// libpq refuses. They are dropped from url; a schema other than public is
+// returned apart (percent-decoded), because PgBouncer refuses the startup
+// parameter that would carry it (options=-csearch_path=...): postd sets it
+// per transaction instead. Throws config_error for a malformed schema.
+struct database_target {
+  std::string url;
+  std::string schema; // empty: none, or public
+};
+database_target parse_database_url(const std::string& url);
 
 // The flag name of a setting: THROTTLE_TTL -> --throttle-ttl.
 std::string flag_name(const std::string& variable);

@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "app/config.hpp"
-#include "core/log.hpp"
 #include "app/runtime.hpp"
+#include "core/log.hpp"
 #include "http/auth.hpp"
 #include "persistence/migrations.hpp"
 
@@ -21,7 +21,16 @@ int run_migrate(const app::config& c, const std::string& dir) {
   try {
     auto migrations = dir.empty() ? persistence::embedded_migrations()
                                   : persistence::load_migrations(dir);
-    auto report = persistence::migrate(c.database_url, migrations);
+    // No statement timeout: an index build on a large "Post", or waiting for
+    // another instance's migrate to release the lock, may rightly take long.
+    auto report = persistence::migrate(
+        persistence::pg_options{
+            .url = c.database_url,
+            .schema = c.database_schema,
+            .connect_timeout =
+                std::chrono::milliseconds{c.db_connect_timeout_ms},
+            .statement_timeout = std::chrono::milliseconds::zero()},
+        migrations);
     for (const auto& name : report.modified)
       std::cerr << "postd migrate: warning: " << name
                 << " was applied with a different checksum\n";

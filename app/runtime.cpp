@@ -17,21 +17,53 @@
 #include "http/actor_bridge.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
+#include "persistence/bull_job_queue.hpp"
+#include "persistence/postgres_post_store.hpp"
+#include "persistence/redis_rate_limit_store.hpp"
 
 namespace postd::app {
 
 namespace {
 
-persistence::redis_options redis_options(const config& c) {
-  persistence::redis_options r;
-  r.host = c.redis_host;
-  r.port = c.redis_port;
-  r.password = c.redis_password;
-  return r;
+// How an actor's Redis connection retries: actors that pace their own
+// retries (the writers' backoff, the monitor's tick, one query at a time
+// for readers) try at once; the others fail fast during the backoff.
+enum class reconnect { paced_by_actor, backoff };
+
+persistence::redis_connection_options
+redis_options(const config& c, std::string owner, reconnect r) {
+  persistence::redis_connection_options o;
+  o.redis.host = c.redis_host;
+  o.redis.port = c.redis_port;
+  o.redis.password = c.redis_password;
+  o.timeout = std::chrono::milliseconds{c.redis_timeout_ms};
+  if (r == reconnect::paced_by_actor)
+    o.reconnect_base = o.reconnect_cap = std::chrono::milliseconds{0};
+  o.owner = std::move(owner);
+  return o;
 }
 
 persistence::queue_keys queue_keys(const config& c) {
   return {c.queue_prefix, c.queue_name};
+}
+
+persistence::job_queue_factory
+queue_factory(const config& c, persistence::redis_connection_options redis) {
+  return [redis, keys = queue_keys(c)] {
+    return std::make_unique<persistence::bull_job_queue>(redis, keys);
+  };
+}
+
+// Every PostgreSQL session of the server: the URL, Prisma's schema (set per
+// transaction, as PgBouncer's transaction mode requires) and the timeouts.
+persistence::post_store_factory store_factory(const config& c) {
+  persistence::pg_options options{
+      .url = c.database_url,
+      .schema = c.database_schema,
+      .connect_timeout = std::chrono::milliseconds{c.db_connect_timeout_ms},
+      .statement_timeout =
+          std::chrono::milliseconds{c.db_statement_timeout_ms}};
+  return [options] { return persistence::make_postgres_post_store(options); };
 }
 
 struct actor_handles {
@@ -50,17 +82,20 @@ constexpr int reader_count = 2;
 actor_handles spawn_actors(caf::actor_system& sys, const config& c,
                            const std::shared_ptr<actors::health_board>& board) {
   actor_handles h;
+  auto monitor_redis = redis_options(c, "monitor", reconnect::paced_by_actor);
+  // Once per connection: a Redis restarted with other settings is seen.
+  monitor_redis.on_connect = persistence::warn_about_durability;
   for (auto what : {actors::monitored::queue, actors::monitored::database})
     (what == actors::monitored::queue ? h.queue_monitor : h.database_monitor) =
         sys.spawn<caf::detached>(
             actors::monitor,
-            actors::monitor_settings{what, redis_options(c), c.database_url,
-                                     queue_keys(c),
+            actors::monitor_settings{what, queue_factory(c, monitor_redis),
+                                     store_factory(c),
                                      std::chrono::milliseconds{500}, board});
   actors::writer_settings w;
-  w.redis = redis_options(c);
-  w.database_url = c.database_url;
-  w.keys = queue_keys(c);
+  w.make_queue =
+      queue_factory(c, redis_options(c, "writer", reconnect::paced_by_actor));
+  w.make_store = store_factory(c);
   w.batch = static_cast<std::size_t>(c.writer_batch);
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
@@ -89,28 +124,36 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
   ws.board = board;
   h.writers = sys.spawn(actors::writer_supervisor, ws);
   actors::enqueue_settings es;
-  es.redis = redis_options(c);
-  es.keys = queue_keys(c);
+  es.make_queue =
+      queue_factory(c, redis_options(c, "enqueue", reconnect::backoff));
   es.attempts = c.job_attempts;
   es.backoff_ms = c.job_backoff_ms;
   es.max_waiting = c.queue_max_waiting;
   h.enqueue = sys.spawn<caf::detached>(actors::enqueue, es);
   std::chrono::milliseconds ttl{c.throttle_ttl_ms};
-  if (c.throttle == throttle_store::redis)
+  if (c.throttle == throttle_store::redis) {
+    auto make_store =
+        [redis = redis_options(c, "redis_throttle", reconnect::backoff),
+         limits = persistence::rate_limit_settings{
+             c.throttle_limit, ttl, c.queue_prefix + ":throttle:"}] {
+          return std::make_unique<persistence::redis_rate_limit_store>(redis,
+                                                                       limits);
+        };
     h.throttle = sys.spawn<caf::detached>(
-        actors::redis_throttle,
-        actors::redis_throttle_settings{
-            redis_options(c),
-            {c.throttle_limit, ttl, c.queue_prefix + ":throttle:"}},
+        actors::redis_throttle, actors::redis_throttle_settings{make_store},
         h.enqueue);
-  else
+  } else {
     h.throttle =
         sys.spawn(actors::throttle,
                   actors::throttle_settings{c.throttle_limit, ttl}, h.enqueue);
+  }
   for (int i = 0; i < reader_count; ++i)
     h.readers.push_back(sys.spawn<caf::detached>(
-        actors::reader, actors::reader_settings{
-                            redis_options(c), c.database_url, queue_keys(c)}));
+        actors::reader,
+        actors::reader_settings{
+            queue_factory(
+                c, redis_options(c, "reader", reconnect::paced_by_actor)),
+            store_factory(c)}));
   return h;
 }
 

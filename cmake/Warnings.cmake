@@ -1,5 +1,11 @@
-# Project-wide warning flags, applied to our own targets only.
+# Project-wide warning flags, applied to our own targets only (third-party
+# headers come in through imported targets, as system headers).
+# POSTD_WERROR=ON (CI, deploy/test.sh) makes every warning an error.
+option(POSTD_WERROR "Treat warnings as errors" OFF)
+
 function(postd_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic
-                                           -Wno-deprecated-declarations)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(POSTD_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
 endfunction()

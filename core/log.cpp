@@ -1,5 +1,6 @@
 #include "core/log.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -19,10 +20,11 @@ std::string utc_now_iso() {
   auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[32];
-  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
-  return buf;
+  std::array<char, 32> buf{};
+  std::size_t n =
+      std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf.data() + n, buf.size() - n, ".%03dZ", static_cast<int>(ms));
+  return buf.data();
 }
 
 } // namespace

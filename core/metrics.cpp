@@ -1,38 +1,14 @@
 #include "core/metrics.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <fstream>
+#include <stdexcept>
 
 #include <unistd.h>
 
 namespace postd::metrics {
-
-std::string_view route_name(route r) {
-  switch (r) {
-  case route::create:
-    return "/v1/post/create";
-  case route::job_status:
-    return "/v1/post/jobs/:jobId";
-  case route::post:
-    return "/v1/post/:id";
-  case route::posts:
-    return "/v1/post";
-  case route::health:
-    return "/health";
-  case route::health_queue:
-    return "/health/queue";
-  case route::health_live:
-    return "/health/live";
-  case route::health_ready:
-    return "/health/ready";
-  case route::metrics:
-    return "/metrics";
-  case route::other:
-  case route::count_:
-    break;
-  }
-  return "other";
-}
 
 namespace {
 
@@ -41,9 +17,9 @@ constexpr std::array<std::string_view, 4> method_names{"GET", "HEAD", "POST",
 
 // The shortest text that reads back as `v` (0.0025, not 0.0025000000000000001).
 std::string number(double v) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc{} ? std::string(buf, end) : std::string("NaN");
+  std::array<char, 32> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  return ec == std::errc{} ? std::string(buf.data(), end) : std::string("NaN");
 }
 
 void line(std::string& out, std::string_view name, std::string_view labels,
@@ -75,7 +51,8 @@ void header(std::string& out, std::string_view name, std::string_view type,
 // Resident set size in bytes (from /proc/self/statm), 0 if unreadable.
 std::uint64_t resident_bytes() {
   std::ifstream statm{"/proc/self/statm"};
-  std::uint64_t pages = 0, resident = 0;
+  std::uint64_t pages = 0;
+  std::uint64_t resident = 0;
   if (!(statm >> pages >> resident))
     return 0;
   return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -124,9 +101,16 @@ std::size_t registry::status_index(unsigned status) {
   return known_statuses.size() - 1;
 }
 
-void registry::request(route r, method m, unsigned status,
+void registry::label_routes(std::vector<std::string> labels) {
+  if (labels.empty() || labels.size() > max_routes)
+    throw std::invalid_argument("metrics: 1.." + std::to_string(max_routes) +
+                                " route labels");
+  route_labels_ = std::move(labels);
+}
+
+void registry::request(std::size_t route, method m, unsigned status,
                        std::chrono::steady_clock::duration took) {
-  auto ri = static_cast<std::size_t>(r);
+  auto ri = std::min(route, route_labels_.size() - 1);
   auto si = status_index(status);
   requests_[(ri * methods + static_cast<std::size_t>(m)) * statuses + si]
       .fetch_add(1, std::memory_order_relaxed);
@@ -145,24 +129,24 @@ std::string registry::render(const snapshot& s) const {
   };
   header(out, "http_requests_total", "counter",
          "HTTP requests answered, by route template, method and status.");
-  for (std::size_t r = 0; r < routes; ++r)
+  for (std::size_t r = 0; r < route_labels_.size(); ++r)
     for (std::size_t m = 0; m < methods; ++m)
       for (std::size_t si = 0; si < statuses; ++si)
         if (auto n = requests_[(r * methods + m) * statuses + si].load(
                 std::memory_order_relaxed))
           line(out, "http_requests_total",
-               "route=\"" + std::string(route_name(static_cast<route>(r))) +
-                   "\",method=\"" + std::string(method_names[m]) +
-                   "\",status=\"" + status_label(si) + "\"",
+               "route=\"" + route_labels_[r] + "\",method=\"" +
+                   std::string(method_names[m]) + "\",status=\"" +
+                   status_label(si) + "\"",
                std::to_string(n));
   header(out, "http_request_duration_seconds", "histogram",
          "Time from a whole request read to its answer, by route and status.");
-  for (std::size_t r = 0; r < routes; ++r)
+  for (std::size_t r = 0; r < route_labels_.size(); ++r)
     for (std::size_t si = 0; si < statuses; ++si)
-      latency_[r * statuses + si].render(
-          out, "http_request_duration_seconds",
-          "route=\"" + std::string(route_name(static_cast<route>(r))) +
-              "\",status=\"" + status_label(si) + "\",");
+      latency_[r * statuses + si].render(out, "http_request_duration_seconds",
+                                         "route=\"" + route_labels_[r] +
+                                             "\",status=\"" + status_label(si) +
+                                             "\",");
 
   header(out, "postd_queue_jobs", "gauge",
          "Jobs in the Bull queue by state, from the monitor's last check.");

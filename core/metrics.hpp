@@ -11,24 +11,14 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace postd::metrics {
 
-// Routes as templates (ids never become labels: bounded cardinality).
-enum class route : std::uint8_t {
-  create,
-  job_status,
-  post,
-  posts,
-  health,
-  health_queue,
-  health_live,
-  health_ready,
-  metrics,
-  other,
-  count_
-};
-std::string_view route_name(route r);
+// Requests are counted by route: the index of the route in the HTTP layer's
+// route table, whose templates label the series (ids never become labels:
+// bounded cardinality). At most max_routes, the last one for "other".
+inline constexpr std::size_t max_routes = 16;
 
 enum class method : std::uint8_t { get, head, post, other, count_ };
 method method_of(std::string_view m);
@@ -73,7 +63,11 @@ class registry {
 public:
   registry() : started_(std::chrono::system_clock::now()) {}
 
-  void request(route r, method m, unsigned status,
+  // The route labels, by index; set once at start, before any request.
+  void label_routes(std::vector<std::string> labels);
+
+  // `route` is an index into the labels (an unknown one counts as the last).
+  void request(std::size_t route, method m, unsigned status,
                std::chrono::steady_clock::duration took);
 
   std::atomic<std::uint64_t> jobs_completed{0};
@@ -99,7 +93,7 @@ public:
   std::string render(const snapshot& s) const;
 
 private:
-  static constexpr std::size_t routes = static_cast<std::size_t>(route::count_);
+  static constexpr std::size_t routes = max_routes;
   static constexpr std::size_t methods =
       static_cast<std::size_t>(method::count_);
   static constexpr std::size_t statuses = known_statuses.size();
@@ -109,6 +103,7 @@ private:
       requests_{};
   std::array<latency_histogram, routes * statuses> latency_;
   batch_histogram batch_sizes_;
+  std::vector<std::string> route_labels_{"other"};
   std::chrono::system_clock::time_point started_;
 };
 

@@ -19,6 +19,9 @@
 # sanitizer reported. The last line printed is "N passed, F failed" summed
 # over both runs (", S skipped" added when some were skipped, ", R sanitizer
 # reports" when there were any).
+# The Release build treats warnings as errors (POSTD_WERROR). Checks on the sources
+# run as ctest tests labelled lint (include order, clang-format, luacheck).
+#
 # Environment: POSTD_BUILD_DIR (default build/release), POSTD_ASAN_BUILD_DIR
 # (default build/asan), POSTD_SKIP_SANITIZE=1 skips the sanitizer build and
 # run (CI runs it), POSTD_SKIP_BUILD=1 runs the tests of the existing builds,
@@ -207,7 +210,7 @@ show_sanitizer_reports() {
 main() {
   local rc=0 all_passed=0 all_failed=0 all_skipped=0 reports=0 sanitizer_env
   postd_install_packages
-  [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release
+  [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release -DPOSTD_WERROR=ON
   start_services
   run_suite release "$build_dir" -- "$@" || rc=1
 

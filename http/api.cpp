@@ -63,25 +63,12 @@ bool plausible_job_id(const std::string& id) {
          });
 }
 
-// Express under Nest routes with neither `strict` nor `caseSensitive`: one
-// trailing slash and the case of the letters do not matter.
-std::string route_of(std::string path) {
-  if (path.size() > 1 && path.back() == '/')
-    path.pop_back();
-  return path;
-}
-
-bool same_route(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string route_key(const std::string& method, const std::string& route,
-                      const std::string& ip) {
-  return method + " " + route + "|" + ip;
+// The throttler's key, per route and client as @nestjs/throttler keys it:
+// the route's (first) method and template, and the client's address.
+std::string route_key(route_id id, const std::string& ip) {
+  const auto& r = routes.at(metrics_index(id));
+  return std::string(r.allow.substr(0, r.allow.find(','))) + " " +
+         std::string(r.path) + "|" + ip;
 }
 
 } // namespace
@@ -98,6 +85,12 @@ api_response throttled_response(const core::throttle_decision& d) {
   return r;
 }
 
+api::api(api_settings settings, token_verifier verifier, backend& backend)
+    : settings_(std::move(settings)), verifier_(std::move(verifier)),
+      backend_(backend) {
+  metrics::process().label_routes(metrics_labels());
+}
+
 std::string api::client_ip(const api_request& req) const {
   if (settings_.trust_proxy && !req.forwarded_for.empty()) {
     auto first = req.forwarded_for.substr(0, req.forwarded_for.find(','));
@@ -111,10 +104,6 @@ std::string api::client_ip(const api_request& req) const {
 
 namespace {
 
-bool is_read(const api_request& req) {
-  return req.method == "GET" || req.method == "HEAD";
-}
-
 // Nest's 405 for a known route asked with a method it does not serve.
 api_response method_not_allowed(const api_request& req, const std::string& path,
                                 std::string allow) {
@@ -123,103 +112,65 @@ api_response method_not_allowed(const api_request& req, const std::string& path,
   return r;
 }
 
-constexpr std::string_view jobs_prefix = "/v1/post/jobs/";
-constexpr std::string_view posts_prefix = "/v1/post/";
-
-// The route a path names, ids aside: what the router dispatches on and the
-// label metrics count under.
-metrics::route classify(std::string_view route) {
-  auto under = [&](std::string_view prefix) {
-    return route.size() > prefix.size() &&
-           same_route(route.substr(0, prefix.size()), prefix) &&
-           route.find('/', prefix.size()) == std::string_view::npos;
-  };
-  if (same_route(route, "/v1/post/create"))
-    return metrics::route::create;
-  if (under(jobs_prefix))
-    return metrics::route::job_status;
-  if (same_route(route, "/v1/post"))
-    return metrics::route::posts;
-  if (under(posts_prefix))
-    return metrics::route::post;
-  if (same_route(route, "/health"))
-    return metrics::route::health;
-  if (same_route(route, "/health/queue"))
-    return metrics::route::health_queue;
-  if (same_route(route, "/health/live"))
-    return metrics::route::health_live;
-  if (same_route(route, "/health/ready"))
-    return metrics::route::health_ready;
-  if (same_route(route, "/metrics"))
-    return metrics::route::metrics;
-  return metrics::route::other;
-}
-
 } // namespace
 
 void api::handle(api_request req, respond_fn respond) {
   auto started = std::chrono::steady_clock::now();
   auto path = path_of(req.target);
-  auto route = route_of(path);
-  auto label = classify(route);
+  auto route = match_route(path);
+  auto label = metrics_index(route.id());
+  std::string_view route_path = route.matched ? route.matched->path : "other";
   auto method = metrics::method_of(req.method);
-  auto counted = [respond = std::move(respond), label, method,
+  auto counted = [respond = std::move(respond), label, route_path, method,
                   started](api_response r) {
     auto took = std::chrono::steady_clock::now() - started;
     metrics::process().request(label, method, r.status, took);
     // One line per request only at debug: at info, load writes no logs.
     if (log::enabled(spdlog::level::debug))
       log::debug("request",
-                 {{"route", metrics::route_name(label)},
+                 {{"route", route_path},
                   {"status", r.status},
                   {"latency_ms",
                    std::chrono::duration<double, std::milli>(took).count()}});
     respond(std::move(r));
   };
-  dispatch(label, std::move(req), path, route, std::move(counted));
+  dispatch(std::move(route), std::move(req), path, std::move(counted));
 }
 
-void api::dispatch(metrics::route label, api_request req,
-                   const std::string& path, const std::string& routed,
+void api::dispatch(route_match route, api_request req, const std::string& path,
                    respond_fn respond) {
-  using r = metrics::route;
-  if (label == r::other)
+  if (route.matched == nullptr)
     return respond(error_response(404, "Cannot " + req.method + " " + path));
-  if (label == r::create) {
-    if (req.method != "POST")
-      return respond(method_not_allowed(req, path, "POST"));
+  if (!route.allows(req.method))
+    return respond(
+        method_not_allowed(req, path, std::string(route.matched->allow)));
+  using r = route_id;
+  switch (route.id()) {
+  case r::create:
     return create_post(std::move(req), std::move(respond));
-  }
-  // Every other route only reads.
-  if (!is_read(req))
-    return respond(method_not_allowed(req, path, "GET, HEAD"));
-  switch (label) {
   case r::job_status:
-    return job_status(std::move(req), routed.substr(jobs_prefix.size()),
+    return job_status(std::move(req), std::move(route.param),
                       std::move(respond));
   case r::posts:
     return list_posts(std::move(req), std::move(respond));
   case r::post:
-    return get_post(std::move(req), routed.substr(posts_prefix.size()),
-                    std::move(respond));
+    return get_post(std::move(req), std::move(route.param), std::move(respond));
   case r::health:
   case r::health_ready:
-    return health(std::move(respond), label == r::health_ready);
+    return health(std::move(respond), route.id() == r::health_ready);
   case r::health_queue:
     return health_queue(std::move(respond));
   case r::health_live: // the process answers: all liveness means
     return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
   case r::metrics:
     return metrics_text(std::move(respond));
-  case r::create:
   case r::other:
-  case r::count_:
     break;
   }
 }
 
 void api::create_post(api_request req, respond_fn respond) {
-  auto key = route_key("POST", "/v1/post/create", client_ip(req));
+  auto key = route_key(route_id::create, client_ip(req));
   // Guards run before validation, as in Nest: every request counts toward
   // the limit, and a throttled client sees 429 whatever it sent.
   auto refuse = [&](api_response error) {
@@ -282,7 +233,7 @@ void api::refuse(std::string key, api_response error, respond_fn respond) {
 }
 
 void api::job_status(api_request req, std::string job_id, respond_fn respond) {
-  auto key = route_key("GET", "/v1/post/jobs/:jobId", client_ip(req));
+  auto key = route_key(route_id::job_status, client_ip(req));
   auto author = verifier_.author(req.authorization);
   if (!author)
     return refuse(std::move(key), bare_error_response(401, "Unauthorized"),
@@ -342,7 +293,7 @@ api_response posts_unavailable() {
 } // namespace
 
 void api::get_post(api_request req, std::string id, respond_fn respond) {
-  auto key = route_key("GET", "/v1/post/:id", client_ip(req));
+  auto key = route_key(route_id::post, client_ip(req));
   auto not_found = error_response(404, "Post " + id + " not found");
   // Prisma's uuid(), and any id of the same alphabet, reach the database.
   if (!plausible_job_id(id))
@@ -370,7 +321,7 @@ void api::get_post(api_request req, std::string id, respond_fn respond) {
 }
 
 void api::list_posts(api_request req, respond_fn respond) {
-  auto key = route_key("GET", "/v1/post", client_ip(req));
+  auto key = route_key(route_id::posts, client_ip(req));
   constexpr std::size_t max_limit = 100;
   actors::posts_query q;
   q.limit = 20;

@@ -13,6 +13,7 @@
 #include "core/metrics.hpp"
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
+#include "http/routes.hpp"
 
 namespace postd::http {
 
@@ -43,9 +44,8 @@ struct api_settings {
 
 class api {
 public:
-  api(api_settings settings, token_verifier verifier, backend& backend)
-      : settings_(std::move(settings)), verifier_(std::move(verifier)),
-        backend_(backend) {}
+  // Labels the process's request metrics with the route table's templates.
+  api(api_settings settings, token_verifier verifier, backend& backend);
 
   void handle(api_request req, respond_fn respond);
 
@@ -58,10 +58,9 @@ public:
   std::string client_ip(const api_request& req) const;
 
 private:
-  // Answers a request for the route `label` (classified from `routed`, the
-  // request's `path` as routed).
-  void dispatch(metrics::route label, api_request req, const std::string& path,
-                const std::string& routed, respond_fn respond);
+  // Answers a request for `route` (matched from `path`).
+  void dispatch(route_match route, api_request req, const std::string& path,
+                respond_fn respond);
   void create_post(api_request req, respond_fn respond);
   void job_status(api_request req, std::string job_id, respond_fn respond);
   void get_post(api_request req, std::string id, respond_fn respond);

@@ -4,19 +4,11 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/hex.hpp"
+
 namespace postd::http {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 std::optional<std::string> percent_decode(std::string_view in) {
   std::string out;
@@ -26,12 +18,10 @@ std::optional<std::string> percent_decode(std::string_view in) {
     if (c == '+') {
       out += ' ';
     } else if (c == '%') {
-      if (i + 2 >= in.size())
+      auto byte = core::from_hex(in.substr(i + 1, 2));
+      if (!byte || byte->size() != 1 || byte->front() == '\0')
         return std::nullopt;
-      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-        return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
+      out += *byte;
       i += 2;
     } else {
       out += c;
@@ -101,27 +91,17 @@ parse_query(std::string_view target) {
 }
 
 std::string encode_cursor(const core::post& last) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string plain = last.created_at + "|" + last.id;
-  std::string out;
-  out.reserve(plain.size() * 2);
-  for (unsigned char c : plain) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
+  return core::to_hex(last.created_at + "|" + last.id);
 }
 
 std::optional<core::post> decode_cursor(std::string_view cursor) {
-  if (cursor.empty() || cursor.size() % 2 != 0 || cursor.size() > 2 * 160)
+  if (cursor.empty() || cursor.size() % 2 != 0 ||
+      cursor.size() > std::size_t{2} * 160)
     return std::nullopt;
-  std::string plain;
-  for (std::size_t i = 0; i < cursor.size(); i += 2) {
-    int hi = hex_value(cursor[i]), lo = hex_value(cursor[i + 1]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    plain += static_cast<char>(hi * 16 + lo);
-  }
+  auto decoded = core::from_hex(cursor);
+  if (!decoded)
+    return std::nullopt;
+  const std::string& plain = *decoded;
   auto bar = plain.find('|');
   if (bar == std::string::npos)
     return std::nullopt;

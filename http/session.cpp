@@ -77,7 +77,7 @@ void session::do_read_body() {
       beast::bind_front_handler(&session::on_read, shared_from_this()));
 }
 
-void session::on_read(beast::error_code ec, std::size_t) {
+void session::on_read(beast::error_code ec, std::size_t /*bytes*/) {
   if (ec == bhttp::error::end_of_stream ||
       ec == net::error::operation_aborted || ec == beast::error::timeout ||
       ec == net::error::connection_reset || ec == net::error::eof)
@@ -149,7 +149,8 @@ void session::send(api_response r, bool close, bool head) {
       beast::bind_front_handler(&session::on_write, shared_from_this(), close));
 }
 
-void session::on_write(bool close, beast::error_code ec, std::size_t) {
+void session::on_write(bool close, beast::error_code ec,
+                       std::size_t /*bytes*/) {
   if (counted_) {
     counted_ = false;
     --in_flight_;

@@ -13,52 +13,18 @@
 #include <pqxx/pqxx>
 
 #include "core/ids.hpp"
+#include "persistence/pg_session.hpp"
+#include "persistence/sql.hpp"
 
 namespace postd::persistence {
 namespace detail {
-// Defined in the embedded_migrations.cpp that cmake/EmbedMigrations.cmake
+// Defined in the embedded_migration_files.cpp that cmake/EmbedFiles.cmake
 // generates from migrations/*/migration.sql: (folder name, file bytes).
 std::vector<std::pair<std::string_view, std::string_view>>
 embedded_migration_files();
 } // namespace detail
 
 namespace {
-
-// Prisma Migrate's own key (it takes it as a session lock): a postd migrate and
-// a `prisma migrate deploy` on a direct connection exclude each other too. The
-// transaction-level form is released at COMMIT/ROLLBACK, so PgBouncer's
-// transaction mode cannot strand it on a pooled server connection.
-constexpr const char* lock_sql = "SELECT pg_advisory_xact_lock(72707369)";
-
-// Prisma's own definition, column for column, so either tool can read the
-// other's history.
-constexpr const char* create_history_sql = R"sql(
-CREATE TABLE IF NOT EXISTS _prisma_migrations (
-    id                      VARCHAR(36) PRIMARY KEY NOT NULL,
-    checksum                VARCHAR(64) NOT NULL,
-    finished_at             TIMESTAMPTZ,
-    migration_name          VARCHAR(255) NOT NULL,
-    logs                    TEXT,
-    rolled_back_at          TIMESTAMPTZ,
-    started_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
-    applied_steps_count     INTEGER NOT NULL DEFAULT 0
-))sql";
-
-constexpr const char* history_sql = R"sql(
-SELECT migration_name, checksum,
-       finished_at IS NOT NULL, rolled_back_at IS NOT NULL
-FROM _prisma_migrations)sql";
-
-// The row goes in before the script and is completed after it, as Prisma
-// does, so started_at/finished_at bracket the script. Both commit together.
-constexpr const char* start_row_sql = R"sql(
-INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at)
-VALUES ($1, $2, $3, clock_timestamp()))sql";
-
-constexpr const char* finish_row_sql = R"sql(
-UPDATE _prisma_migrations
-SET finished_at = clock_timestamp(), applied_steps_count = 1
-WHERE id = $1)sql";
 
 std::array<unsigned char, 32> sha256(std::string_view bytes) {
   std::array<unsigned char, 32> digest{};
@@ -139,7 +105,7 @@ struct history_entry {
 
 std::map<std::string, history_entry> read_history(pqxx::work& tx) {
   std::map<std::string, history_entry> out;
-  for (const auto& r : tx.exec(history_sql)) {
+  for (const auto& r : tx.exec(sql::history)) {
     auto& entry = out[r[0].as<std::string>()];
     bool finished = r[2].as<bool>();
     bool rolled_back = r[3].as<bool>();
@@ -168,9 +134,9 @@ void refuse_failed(const std::map<std::string, history_entry>& history) {
 void apply(pqxx::work& tx, const migration& m) {
   const std::string id = core::random_uuid(); // as Prisma records them
   try {
-    tx.exec_params(start_row_sql, id, m.checksum, m.name);
+    tx.exec_params(sql::start_migration_row, id, m.checksum, m.name);
     tx.exec(m.sql); // simple query protocol: several statements at once
-    tx.exec_params(finish_row_sql, id);
+    tx.exec_params(sql::finish_migration_row, id);
   } catch (const pqxx::sql_error& e) {
     throw std::runtime_error(
         "migration " + m.name +
@@ -180,8 +146,7 @@ void apply(pqxx::work& tx, const migration& m) {
 
 migrate_report run_migrations(pqxx::work& tx,
                               const std::vector<migration>& migrations) {
-  tx.exec(lock_sql);
-  tx.exec(create_history_sql);
+  tx.exec(sql::create_history);
   const auto history = read_history(tx);
   refuse_failed(history);
   auto pending = migrations;
@@ -199,6 +164,13 @@ migrate_report run_migrations(pqxx::work& tx,
       report.modified.push_back(m.name);
   }
   return report;
+}
+
+// As Prisma does for the URL's schema. search_path already names it: the
+// migrations' unqualified names land there once it exists.
+void create_schema(pqxx::work& tx, const std::string& schema) {
+  if (!tx.exec_params1(sql::schema_exists, schema)[0].as<bool>())
+    tx.exec(sql::create_schema + tx.quote_name(schema));
 }
 
 } // namespace
@@ -233,20 +205,31 @@ std::vector<migration> load_migrations(const std::filesystem::path& dir) {
   return out;
 }
 
-migrate_report migrate(const std::string& database_url,
+migrate_report migrate(const pg_options& options,
                        const std::vector<migration>& migrations) {
   try {
-    pqxx::connection conn{database_url};
+    pqxx::connection conn{detail::conninfo(options)};
     // Notices ("relation already exists, skipping") would go to stderr,
     // around the structured log.
     pqxx::quiet_errorhandler quiet{conn};
     pqxx::work tx{conn};
+    tx.exec(detail::transaction_settings(conn, options) + sql::migrate_lock);
+    if (!options.schema.empty())
+      create_schema(tx, options.schema);
     auto report = run_migrations(tx, migrations);
     tx.commit();
     return report;
   } catch (const pqxx::pqxx_exception& e) {
     throw std::runtime_error("migrate: " + trimmed(e.base().what()));
   }
+}
+
+migrate_report migrate(const std::string& database_url,
+                       const std::vector<migration>& migrations) {
+  return migrate(
+      pg_options{.url = database_url,
+                 .statement_timeout = std::chrono::milliseconds::zero()},
+      migrations);
 }
 
 } // namespace postd::persistence

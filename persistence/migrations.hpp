@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "persistence/postgres.hpp"
+
 namespace postd::persistence {
 
 struct migration {
@@ -33,7 +35,12 @@ struct migrate_report {
 
 // Applies pending migrations in one transaction holding a transaction-level
 // advisory lock, so concurrent runs serialise (works through PgBouncer).
+// With options.schema, the schema is created if missing and the migrations
+// and their history go there (SET LOCAL search_path), as Prisma does.
 // Throws std::runtime_error with a clear message on failure.
+migrate_report migrate(const pg_options& options,
+                       const std::vector<migration>& migrations);
+// No schema, pg_options' connect timeout, no statement timeout.
 migrate_report migrate(const std::string& database_url,
                        const std::vector<migration>& migrations);
 

@@ -2,41 +2,16 @@
 
 #include <algorithm>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "persistence/post_queries.hpp"
+#include "persistence/pg_session.hpp"
+#include "persistence/sql.hpp"
 
 namespace postd::persistence {
 namespace {
-
-// Statements go through exec_params (unnamed statement, extended protocol) or
-// autocommit nontransactions: nothing outlives a transaction, as PgBouncer's
-// transaction mode requires. The whole batch travels as ONE json parameter, so
-// a batch is one statement whatever its size.
-// Timestamps are UTC as Prisma writes them; the column default
-// (CURRENT_TIMESTAMP) would follow the server's TimeZone setting instead.
-constexpr const char* insert_posts_sql = R"sql(
-INSERT INTO "Post" ("id", "content", "authorId", "images", "jobId", "createdAt", "updatedAt")
-SELECT x."id", x."content", x."authorId", x."images", x."jobId",
-       now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
-FROM jsonb_to_recordset($1::jsonb)
-  AS x("id" text, "content" text, "authorId" text, "images" text[], "jobId" text)
-ON CONFLICT ("id") DO NOTHING)sql";
-
-constexpr const char* find_post_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post" WHERE "id" = $1)sql";
-
-constexpr const char* find_post_by_job_sql = R"sql(
-SELECT "id", "content", "authorId",
-       to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId"
-FROM "Post" WHERE "jobId" = $1 AND "authorId" = $2
-ORDER BY "createdAt" DESC, "id" DESC LIMIT 1)sql";
-
-constexpr const char* ping_sql = "SELECT 1";
 
 bool has_nul(std::string_view s) {
   return s.find('\0') != std::string_view::npos;
@@ -109,9 +84,9 @@ std::string trimmed(std::string s) {
 }
 
 template <class Connection>
-std::unique_ptr<Connection> connect(const std::string& url) {
+std::unique_ptr<Connection> connect(const pg_options& options) {
   try {
-    return std::make_unique<Connection>(url);
+    return std::make_unique<Connection>(options);
   } catch (const pqxx::pqxx_exception& e) {
     throw postgres_error(
         "cannot connect to PostgreSQL: " + trimmed(e.base().what()), true);
@@ -131,8 +106,8 @@ bool ends_session(const std::exception& e) {
 // Only these errors are the rows' own doing, so retrying cannot help: data
 // exceptions (22: bad encoding, out of range), constraint violations (23),
 // program limits (54: a key too large to index). Anything else (disk full, a
-// read-only server after failover, a timeout, a missing column before
-// `postd migrate`) passes: the jobs must wait, not fail (SPEC §6).
+// read-only server after failover, statement_timeout's 57014, a missing column
+// before `postd migrate`) passes: the jobs must wait, not fail (SPEC §6).
 bool rows_at_fault(const std::exception& e) {
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
   if (sql == nullptr)
@@ -149,26 +124,61 @@ std::string describe(const std::exception& e) {
   return what;
 }
 
+// A transaction whose settings (statement timeout, search_path) go out with
+// its first statement when that takes no parameters, else just before it: one
+// extra round trip at most.
+template <class Tx> class opened_transaction {
+public:
+  opened_transaction(pqxx::connection& c, std::string settings)
+      : tx_(c), settings_(std::move(settings)) {}
+
+  pqxx::result exec(const char* statement) {
+    return tx_.exec(std::exchange(settings_, {}) + statement);
+  }
+
+  template <class... Args>
+  pqxx::result exec_params(const char* statement, Args&&... args) {
+    if (!settings_.empty())
+      tx_.exec(std::exchange(settings_, {}));
+    return tx_.exec_params(statement, std::forward<Args>(args)...);
+  }
+
+  void commit() { tx_.commit(); }
+
+private:
+  Tx tx_;
+  std::string settings_;
+};
+
 } // namespace
 
 // One libpq session. Its notices go nowhere: libpq would print them to
 // stderr, around the structured log.
 struct post_store::connection {
-  explicit connection(const std::string& url) : pq(url) {}
+  explicit connection(const pg_options& options)
+      : pq(detail::conninfo(options)),
+        settings(detail::transaction_settings(pq, options)) {}
   pqxx::connection pq;
   pqxx::quiet_errorhandler quiet{pq}; // declared after pq: dies before it
+  std::string settings;               // each transaction's SET LOCALs
 };
 
+post_store::post_store(pg_options options)
+    : options_(std::move(options)), conn_(connect<connection>(options_)) {}
+
 post_store::post_store(const std::string& database_url)
-    : url_(database_url), conn_(connect<connection>(database_url)) {}
+    : post_store(pg_options{.url = database_url}) {}
 
 post_store::~post_store() = default;
 
-template <class F> auto post_store::run(F&& f) {
+template <class Tx, class F> auto post_store::run(F&& f) {
   try {
     if (!conn_)
-      conn_ = connect<connection>(url_);
-    return f(conn_->pq);
+      conn_ = connect<connection>(options_);
+    opened_transaction<Tx> tx{conn_->pq, conn_->settings};
+    auto result = f(tx);
+    tx.commit();
+    return result;
   } catch (const postgres_error&) {
     throw;
   } catch (const pqxx::pqxx_exception& e) {
@@ -182,12 +192,10 @@ std::size_t post_store::insert_posts(const std::vector<new_post>& rows) {
   if (rows.empty())
     return 0;
   const std::string batch = batch_json(rows);
-  return run([&](pqxx::connection& c) {
-    pqxx::work tx{c};
+  return run<pqxx::work>([&](auto& tx) {
     // A conflicting row is a committed one (ON CONFLICT waits for a
     // concurrent insert of the same id to end): either way the row is there.
-    auto inserted = tx.exec_params(insert_posts_sql, batch).affected_rows();
-    tx.commit();
+    auto inserted = tx.exec_params(sql::insert_posts, batch).affected_rows();
     return static_cast<std::size_t>(inserted);
   });
 }
@@ -195,9 +203,8 @@ std::size_t post_store::insert_posts(const std::vector<new_post>& rows) {
 std::optional<post> post_store::find_post(const std::string& id) {
   if (has_nul(id))
     return std::nullopt; // no row can hold it
-  return run([&](pqxx::connection& c) -> std::optional<post> {
-    pqxx::nontransaction tx{c};
-    auto r = tx.exec_params(find_post_sql, id);
+  return run<pqxx::read_transaction>([&](auto& tx) -> std::optional<post> {
+    auto r = tx.exec_params(sql::find_post, id);
     if (r.empty())
       return std::nullopt;
     return to_post(r[0]);
@@ -208,9 +215,8 @@ std::optional<post> post_store::find_post_by_job(const std::string& job_id,
                                                  const std::string& author_id) {
   if (has_nul(job_id) || has_nul(author_id))
     return std::nullopt;
-  return run([&](pqxx::connection& c) -> std::optional<post> {
-    pqxx::nontransaction tx{c};
-    auto r = tx.exec_params(find_post_by_job_sql, job_id, author_id);
+  return run<pqxx::read_transaction>([&](auto& tx) -> std::optional<post> {
+    auto r = tx.exec_params(sql::find_post_by_job, job_id, author_id);
     if (r.empty())
       return std::nullopt;
     return to_post(r[0]);
@@ -223,8 +229,7 @@ post_store::posts_by_author(const std::string& author_id, std::size_t limit,
   if (limit == 0 || has_nul(author_id) ||
       (after && (has_nul(after->created_at) || has_nul(after->id))))
     return {};
-  return run([&](pqxx::connection& c) {
-    pqxx::nontransaction tx{c};
+  return run<pqxx::read_transaction>([&](auto& tx) {
     auto r = after ? tx.exec_params(sql::next_page, author_id,
                                     after->created_at, after->id, limit)
                    : tx.exec_params(sql::first_page, author_id, limit);
@@ -237,10 +242,7 @@ post_store::posts_by_author(const std::string& author_id, std::size_t limit,
 }
 
 void post_store::ping() {
-  run([](pqxx::connection& c) {
-    pqxx::nontransaction tx{c};
-    tx.exec(ping_sql);
-  });
+  run<pqxx::read_transaction>([](auto& tx) { return tx.exec(sql::ping); });
 }
 
 } // namespace postd::persistence

@@ -1,9 +1,11 @@
 #pragma once
 
 // The "Post" table (SPEC §4). Every call runs in its own transaction with
-// unnamed statements only, so it works through PgBouncer in transaction mode.
+// unnamed statements only, so it works through PgBouncer in transaction mode;
+// the transaction opens with the options' statement timeout and schema.
 // libpqxx exceptions never leave this adapter: they become postgres_error.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,9 +26,28 @@ public:
   using core::store_error::store_error;
 };
 
+// How postd reaches PostgreSQL; post_store and migrate take it.
+struct pg_options {
+  std::string url{}; // libpq URL or keyword/value string
+  // Prisma's ?schema= (app::config::database_schema): each transaction opens
+  // with SET LOCAL search_path TO it, as PgBouncer's transaction mode keeps no
+  // session settings. Empty: the server's own search_path.
+  std::string schema{};
+  // libpq's connect_timeout, in whole seconds rounded up, at least 1. libpq 15
+  // (Debian 12) waits 2 s when told 1 and counts with a whole-second clock, so
+  // the wait is up to a second off; per host address tried. Zero: none.
+  // Overrides a connect_timeout in url.
+  std::chrono::milliseconds connect_timeout{3000};
+  // SET LOCAL statement_timeout at the start of each transaction; a statement
+  // cut by it is a retryable postgres_error. Zero: the server's own setting.
+  std::chrono::milliseconds statement_timeout{5000};
+};
+
 class post_store {
 public:
   // Connects; throws postgres_error.
+  explicit post_store(pg_options options);
+  // The defaults of pg_options, no schema.
   explicit post_store(const std::string& database_url);
   ~post_store();
   post_store(const post_store&) = delete;
@@ -56,9 +77,10 @@ private:
   // Wraps the pqxx::connection, which libpqxx 6 declares as an alias that
   // cannot be forward-declared here.
   struct connection;
-  template <class F> auto run(F&& f);
+  // f(tx) in a transaction of type Tx opened with the options.
+  template <class Tx, class F> auto run(F&& f);
 
-  std::string url_;
+  pg_options options_;
   std::unique_ptr<connection> conn_;
 };
 

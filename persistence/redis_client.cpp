@@ -10,6 +10,8 @@
 #include <openssl/sha.h>
 #include <sys/time.h>
 
+#include "core/hex.hpp"
+
 namespace postd::persistence {
 
 namespace {
@@ -236,14 +238,8 @@ std::string script_sha1(std::string_view script) {
   std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
   SHA1(reinterpret_cast<const unsigned char*>(script.data()), script.size(),
        digest.data());
-  static constexpr std::string_view hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * digest.size());
-  for (unsigned char b : digest) {
-    out.push_back(hex[b >> 4]);
-    out.push_back(hex[b & 0x0f]);
-  }
-  return out;
+  return core::to_hex(std::string_view(
+      reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
 
 } // namespace postd::persistence

@@ -7,6 +7,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "core/hex.hpp"
+
 namespace postd::persistence {
 
 namespace {
@@ -22,14 +24,8 @@ std::string hex_digest(std::string_view key) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(),
          digest.data());
-  static constexpr std::string_view hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(32);
-  for (std::size_t i = 0; i < 16; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 0x0f]);
-  }
-  return out;
+  return core::to_hex(
+      std::string_view(reinterpret_cast<const char*>(digest.data()), 16));
 }
 
 // As rate_limiter reports them: whole ms, then seconds rounded up.

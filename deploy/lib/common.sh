@@ -239,11 +239,13 @@ _postd_apt_install() (
 )
 
 # postd_build [build_dir] [build_type]: configure (Ninja) and build.
+# postd_build [DIR [TYPE [CMAKE_ARGS...]]]
 postd_build() {
   local dir=${1:-$POSTD_REPO/build/release} type=${2:-Release} gen=(-G Ninja)
+  shift $(($# < 2 ? $# : 2))
   # A tree configured before keeps its generator (cmake refuses a change).
   [[ -f $dir/CMakeCache.txt ]] && gen=()
-  cmake -S "$POSTD_REPO" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE="$type" ||
+  cmake -S "$POSTD_REPO" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE="$type" "$@" ||
     { _postd_err "cmake configure failed in $dir"; return 1; }
   cmake --build "$dir" -j "${POSTD_BUILD_JOBS:-2}" ||
     { _postd_err "build failed in $dir"; return 1; }

@@ -27,6 +27,7 @@
 
 #include "http/auth.hpp"
 #include "persistence/redis_client.hpp"
+#include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
@@ -38,22 +39,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* secret = "fault-secret";
-
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f())
-      return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return f();
-}
-
-int shell(const std::string& script) {
-  std::string cmd = "bash -c 'source \"$POSTD_TEST_LIB\" && " + script + "'";
-  return std::system(cmd.c_str());
-}
 
 // Runs a service function; throws (failing the test) when it fails.
 void must(const std::string& script) {

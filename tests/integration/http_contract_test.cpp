@@ -22,6 +22,7 @@
 #include <pqxx/pqxx>
 
 #include "persistence/redis_client.hpp"
+#include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
@@ -195,17 +196,6 @@ std::int64_t to_int(const std::string& s) {
   } catch (const std::exception&) {
     return -1;
   }
-}
-
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f())
-      return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return f();
 }
 
 // ------------------------------------------------------------------ fixture

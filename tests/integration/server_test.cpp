@@ -17,6 +17,7 @@
 
 #include "http/auth.hpp"
 #include "persistence/redis_client.hpp"
+#include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
@@ -52,17 +53,6 @@ struct ServerTest : ::testing::Test {
                       {"Content-Type", "application/json"}});
   }
 };
-
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f())
-      return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return f();
-}
 
 } // namespace
 
@@ -417,11 +407,6 @@ TEST_F(ServerTest, ReadsPostsAndPagesAnAuthorsPosts) {
 }
 
 namespace {
-
-int shell(const std::string& script) {
-  std::string cmd = "bash -c 'source \"$POSTD_TEST_LIB\" && " + script + "'";
-  return std::system(cmd.c_str());
-}
 
 // A PgBouncer of the test's own, so one postd can lose its database without
 // disturbing the tests running beside it.

@@ -72,4 +72,9 @@ std::string scratch_database::pgbouncer_url() const {
   return url_for("POSTD_TEST_PGBOUNCER_PORT", name_);
 }
 
+int shell(const std::string& script) {
+  std::string cmd = "bash -c 'source \"$POSTD_TEST_LIB\" && " + script + "'";
+  return std::system(cmd.c_str());
+}
+
 } // namespace postd::testing

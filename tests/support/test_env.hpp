@@ -43,6 +43,10 @@ private:
   std::string name_;
 };
 
+// Runs `script` in bash with deploy/lib/common.sh sourced (POSTD_TEST_LIB),
+// e.g. "postd_stop_redis DIR"; returns its exit status.
+int shell(const std::string& script);
+
 // libpq URL of the server's maintenance database ("postgres"), direct.
 std::string admin_url();
 

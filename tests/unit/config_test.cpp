@@ -115,17 +115,59 @@ TEST(Config, ExampleEnvListsEverySetting) {
   EXPECT_EQ(listed.size(), postd::app::settings().size());
 }
 
-TEST(Config, PrismaUrlsBecomeLibpqUrls) {
-  using postd::app::libpq_url;
-  EXPECT_EQ(libpq_url("postgresql://u:p@h:5432/db"),
-            "postgresql://u:p@h:5432/db");
-  EXPECT_EQ(libpq_url("postgresql://u@h:6432/db?schema=public&pgbouncer=true"),
-            "postgresql://u@h:6432/db");
-  EXPECT_EQ(libpq_url("postgresql://u@h/db?connection_limit=5&sslmode=disable"),
-            "postgresql://u@h/db?sslmode=disable");
-  EXPECT_EQ(libpq_url("postgresql://u@h/db?schema=app"),
-            "postgresql://u@h/db?options=-csearch_path%3Dapp");
-  EXPECT_EQ(parse_config({{"DATABASE_URL", "postgresql://h/db?schema=public"}})
-                .database_url,
-            "postgresql://h/db");
+// PgBouncer refuses the startup parameter that would carry a schema
+// (options=-csearch_path=...): the schema comes apart from the URL.
+TEST(Config, PrismaUrlsBecomeLibpqUrlsAndASchema) {
+  using postd::app::parse_database_url;
+  auto parsed = [](const std::string& url) {
+    auto t = parse_database_url(url);
+    return std::pair{t.url, t.schema};
+  };
+  using result = std::pair<std::string, std::string>;
+  EXPECT_EQ(parsed("postgresql://u:p@h:5432/db"),
+            result("postgresql://u:p@h:5432/db", ""));
+  EXPECT_EQ(parsed("postgresql://u@h:6432/db?schema=public&pgbouncer=true"),
+            result("postgresql://u@h:6432/db", ""));
+  EXPECT_EQ(parsed("postgresql://u@h/db?connection_limit=5&sslmode=disable"),
+            result("postgresql://u@h/db?sslmode=disable", ""));
+  EXPECT_EQ(parsed("postgresql://u@h/db?schema=app"),
+            result("postgresql://u@h/db", "app"));
+  EXPECT_EQ(parsed("postgresql://u@h/db?sslmode=disable&schema=My%20App%22"),
+            result("postgresql://u@h/db?sslmode=disable", "My App\""));
+  EXPECT_EQ(parsed("postgresql://u@h/db?schema"),
+            result("postgresql://u@h/db", ""));
+
+  auto c = parse_config(
+      {{"DATABASE_URL", "postgresql://h/db?schema=tenant1&pgbouncer=true"}});
+  EXPECT_EQ(c.database_url, "postgresql://h/db");
+  EXPECT_EQ(c.database_schema, "tenant1");
+  c = parse_config({{"DATABASE_URL", "postgresql://h/db?schema=public"}});
+  EXPECT_EQ(c.database_url, "postgresql://h/db");
+  EXPECT_EQ(c.database_schema, "");
+
+  for (const auto* bad : {"%", "a%2", "%zz", "%00", "%-1"}) {
+    try {
+      parse_config({{"DATABASE_URL",
+                     std::string("postgresql://u:secret@h/db?schema=") + bad}});
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const config_error& e) {
+      std::string what = e.what();
+      EXPECT_EQ(what.rfind("DATABASE_URL: ", 0), 0u) << what;
+      EXPECT_EQ(what.find("secret"), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(Config, DatabaseTimeouts) {
+  auto c = parse_config({});
+  EXPECT_EQ(c.db_connect_timeout_ms, 3000);
+  EXPECT_EQ(c.db_statement_timeout_ms, 5000);
+  c = parse_config(
+      {{"DB_CONNECT_TIMEOUT_MS", "1"}, {"DB_STATEMENT_TIMEOUT_MS", "600000"}});
+  EXPECT_EQ(c.db_connect_timeout_ms, 1);
+  EXPECT_EQ(c.db_statement_timeout_ms, 600000);
+  for (const auto* name : {"DB_CONNECT_TIMEOUT_MS", "DB_STATEMENT_TIMEOUT_MS"})
+    for (const auto* bad : {"0", "600001", "-5", "1s", ""})
+      EXPECT_THROW(parse_config({{name, bad}}), config_error)
+          << name << "=" << bad;
 }

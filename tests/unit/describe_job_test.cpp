@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "core/describe_job.hpp"
 
@@ -13,9 +14,10 @@ core::job_info job(std::string state, std::string author,
   core::job_info j;
   j.id = "7";
   j.state = std::move(state);
-  j.data = std::string(R"({"postData":{"content":"x"},"userId":")")
-               .append(author)
-               .append(R"(","fileUrls":[]})");
+  j.data = nlohmann::json{{"postData", {{"content", "x"}}},
+                          {"userId", author},
+                          {"fileUrls", nlohmann::json::array()}}
+               .dump();
   j.return_value = std::move(ret);
   return j;
 }

@@ -19,6 +19,7 @@ using postd::persistence::embedded_migrations;
 using postd::persistence::load_migrations;
 using postd::persistence::migrate;
 using postd::persistence::migration;
+using postd::persistence::pg_options;
 using postd::testing::scratch_database;
 
 const char* const init_name = "20251101120000_init";
@@ -274,6 +275,45 @@ TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
   auto row = tx.exec1(R"sql(SELECT content, "jobId" IS NULL FROM "Post")sql");
   EXPECT_EQ(row[0].as<std::string>(), "from nest");
   EXPECT_TRUE(row[1].as<bool>());
+}
+
+// The old service's DATABASE_URL said ?schema=tenant1: Prisma kept its
+// tables and history there. Through PgBouncer, which refuses the startup
+// parameter Prisma used, the schema is still the one migrated.
+TEST(Migrations, DatabaseOfTheOldServiceInItsPrismaSchema) {
+  scratch_database db;
+  exec(db.direct_url(), "CREATE SCHEMA tenant1");
+  const auto old_service = db.direct_url() + "?options=-csearch_path%3Dtenant1";
+  migrate_as_old_service(old_service);
+
+  auto report =
+      migrate(pg_options{.url = db.pgbouncer_url(), .schema = "tenant1"},
+              embedded_migrations());
+  EXPECT_EQ(report.applied,
+            (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
+  EXPECT_EQ(report.already_applied, 2u);
+  EXPECT_EQ(recorded(old_service),
+            (std::map<std::string, int>{{init_name, 1},
+                                        {indexes_name, 1},
+                                        {job_id_name, 1},
+                                        {job_id_not_unique_name, 1}}));
+  EXPECT_TRUE(table_exists(db.direct_url(), "tenant1.\"Post\""));
+  EXPECT_FALSE(table_exists(db.direct_url(), "public.\"Post\""));
+  EXPECT_FALSE(table_exists(db.direct_url(), "public._prisma_migrations"));
+}
+
+// A new tenant's schema is created, as Prisma does, and nothing goes to
+// public; without a schema nothing changes.
+TEST(Migrations, ASchemaIsCreatedAndMigratedAlone) {
+  scratch_database db;
+  const pg_options tenant{.url = db.pgbouncer_url(), .schema = "tenant2"};
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).applied.size(), 4u);
+  EXPECT_TRUE(table_exists(db.direct_url(), "tenant2._prisma_migrations"));
+  EXPECT_FALSE(table_exists(db.direct_url(), "public._prisma_migrations"));
+  EXPECT_EQ(migrate(db.pgbouncer_url(), embedded_migrations()).applied.size(),
+            4u); // public had none yet
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied, 4u);
+  EXPECT_TRUE(table_exists(db.direct_url(), "public.\"Post\""));
 }
 
 TEST(Migrations, ModifiedChecksumIsReportedNotReapplied) {

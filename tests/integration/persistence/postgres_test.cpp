@@ -1,5 +1,6 @@
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -13,14 +14,16 @@
 
 #include "core/ids.hpp"
 #include "persistence/migrations.hpp"
-#include "persistence/post_queries.hpp"
+#include "persistence/pg_session.hpp"
 #include "persistence/postgres.hpp"
+#include "persistence/sql.hpp"
 #include "support/test_env.hpp"
 
 namespace {
 
 using postd::core::new_post_id;
 using postd::persistence::new_post;
+using postd::persistence::pg_options;
 using postd::persistence::post;
 using postd::persistence::post_store;
 using postd::persistence::postgres_error;
@@ -360,18 +363,46 @@ TEST_F(PostgresStore, Ping) {
   direct.ping();
 }
 
+// A loopback socket on a free port, listening (the kernel completes
+// handshakes) or not (connections are refused). Closed with the object.
+class loopback_socket {
+public:
+  explicit loopback_socket(bool listen)
+      : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        (listen && ::listen(fd_, 16) != 0)) {
+      close();
+      throw std::runtime_error("cannot set up a loopback socket");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~loopback_socket() { close(); }
+  loopback_socket(const loopback_socket&) = delete;
+  loopback_socket& operator=(const loopback_socket&) = delete;
+  void close() {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+  std::string url() const {
+    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) +
+           "/postgres";
+  }
+
+private:
+  int fd_;
+  int port_ = 0;
+};
+
 TEST(PostgresConnect, AClosedPortThrowsConnectionLost) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd); // bound, never listened: nothing answers there now
-  auto url = "postgresql://postgres@127.0.0.1:" +
-             std::to_string(ntohs(addr.sin_port)) + "/postgres";
+  loopback_socket closed{false};
+  closed.close(); // bound, never listened: nothing answers there now
+  auto url = closed.url();
   try {
     post_store store{url};
     FAIL() << "connected to a closed port";
@@ -418,6 +449,260 @@ TEST_F(PostgresStore, InsertRateOf256RowBatchesThroughPgBouncer) {
             << " s = " << static_cast<long>(rate) << " rows/s\n";
   RecordProperty("rows_per_second", static_cast<int>(rate));
   EXPECT_EQ(count_rows(), batches * 256);
+}
+
+// libpq's connect_timeout bounds a connect to a server that never answers
+// (the kernel accepts the TCP connection, no one reads the startup packet).
+TEST(PostgresConnect, AServerThatNeverAnswersTimesOut) {
+  loopback_socket silent{true};
+  auto attempt = [&](const auto& connect) {
+    auto start = std::chrono::steady_clock::now();
+    try {
+      connect();
+      ADD_FAILURE() << "connected to a server that never answers";
+    } catch (const postgres_error& e) {
+      EXPECT_TRUE(e.connection_lost());
+      EXPECT_NE(std::string(e.what()).find("timeout"), std::string::npos)
+          << e.what();
+    } catch (const std::runtime_error& e) { // migrate's
+      EXPECT_NE(std::string(e.what()).find("timeout"), std::string::npos)
+          << e.what();
+    }
+    return std::chrono::steady_clock::now() - start;
+  };
+  // 1 ms rounds up to 1 s, which libpq 15 makes 2 s; it measures with a
+  // whole-second clock, hence the margins.
+  const pg_options options{.url = silent.url(),
+                           .connect_timeout = std::chrono::milliseconds{1}};
+  for (auto took : {attempt([&] { post_store store{options}; }), attempt([&] {
+                      postd::persistence::migrate(options, {});
+                    })}) {
+    EXPECT_GE(took, std::chrono::milliseconds{900});
+    EXPECT_LT(took, std::chrono::milliseconds{3500});
+  }
+}
+
+TEST(PgSession, ConnectTimeoutGoesIntoTheUrlInWholeSeconds) {
+  using postd::persistence::detail::conninfo;
+  auto with = [](std::string url, int ms) {
+    return conninfo(
+        pg_options{.url = std::move(url),
+                   .connect_timeout = std::chrono::milliseconds{ms}});
+  };
+  EXPECT_EQ(with("postgresql://u@h/db", 3000),
+            "postgresql://u@h/db?connect_timeout=3");
+  EXPECT_EQ(with("postgresql://u@h/db", 2001),
+            "postgresql://u@h/db?connect_timeout=3");
+  EXPECT_EQ(with("postgresql://u@h/db", 1),
+            "postgresql://u@h/db?connect_timeout=1");
+  EXPECT_EQ(with("postgresql://u@h/db", 0), "postgresql://u@h/db");
+  EXPECT_EQ(with("postgres://u@h/db?sslmode=disable&connect_timeout=9", 3000),
+            "postgres://u@h/db?sslmode=disable&connect_timeout=9&"
+            "connect_timeout=3"); // the last one wins in libpq
+  EXPECT_EQ(with("postgresql://u@h/db?", 3000),
+            "postgresql://u@h/db?connect_timeout=3");
+  EXPECT_EQ(with("host=h dbname=db", 3000),
+            "host=h dbname=db connect_timeout=3");
+  EXPECT_EQ(with("", 3000), "connect_timeout=3");
+}
+
+// A statement cut by statement_timeout is the database's state, not the rows'
+// fault: retryable, and the store works on with the same connection.
+TEST_F(PostgresStore, AStatementPastTheTimeoutIsRetryable) {
+  post_store store{
+      pg_options{.url = db_.pgbouncer_url(),
+                 .statement_timeout = std::chrono::milliseconds{300}}};
+  auto r = row("job-slow", "author-1");
+  pqxx::connection blocker_conn{db_.direct_url()};
+  auto blocker = std::make_unique<pqxx::work>(blocker_conn);
+  blocker->exec(R"(LOCK TABLE "Post" IN ACCESS EXCLUSIVE MODE)");
+
+  auto expect_timeout = [](const char* what, const auto& call) {
+    SCOPED_TRACE(what);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      call();
+      ADD_FAILURE() << "succeeded while the table was locked";
+    } catch (const postgres_error& e) {
+      EXPECT_TRUE(e.connection_lost()) << e.what();
+      EXPECT_NE(std::string(e.what()).find("57014"), std::string::npos)
+          << e.what();
+    }
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, std::chrono::milliseconds{300});
+    EXPECT_LT(took, std::chrono::milliseconds{3000});
+  };
+  expect_timeout("insert", [&] { store.insert_posts({r}); });
+  expect_timeout("find", [&] { store.find_post(r.id); });
+  expect_timeout("find by job",
+                 [&] { store.find_post_by_job("job-slow", "author-1"); });
+  expect_timeout("page",
+                 [&] { store.posts_by_author("author-1", 5, std::nullopt); });
+  store.ping(); // touches no table
+
+  blocker->abort();
+  EXPECT_EQ(store.insert_posts({r}), 1u);
+  EXPECT_EQ(store.find_post(r.id)->job_id, "job-slow");
+  // The store's default (5 s) does not cut an ordinary call.
+  EXPECT_EQ(store_->find_post(r.id)->job_id, "job-slow");
+}
+
+// SET LOCAL ends with each transaction: the pooled server connections
+// PgBouncer hands to other clients keep the server's settings.
+TEST_F(PostgresStore, SettingsDoNotLeakThroughPgBouncer) {
+  post_store store{
+      pg_options{.url = db_.pgbouncer_url(),
+                 .schema = "public",
+                 .statement_timeout = std::chrono::milliseconds{1234}}};
+  for (int i = 0; i < 20; ++i)
+    store.ping();
+  store.insert_posts({row("job-1", "author-1")});
+  pqxx::connection conn{db_.pgbouncer_url()};
+  for (int i = 0; i < 20; ++i) {
+    pqxx::work tx{conn};
+    EXPECT_EQ(tx.exec1("SHOW statement_timeout")[0].as<std::string>(), "0");
+    EXPECT_EQ(tx.exec1("SHOW search_path")[0].as<std::string>(),
+              "\"$user\", public");
+  }
+}
+
+std::string scalar(const std::string& url, const std::string& sql) {
+  pqxx::connection conn{url};
+  pqxx::nontransaction tx{conn};
+  auto v = tx.exec1(sql)[0];
+  return v.is_null() ? "NULL" : v.as<std::string>();
+}
+
+// How many relations (tables, indexes, sequences...) each schema holds, the
+// system ones left out.
+std::map<std::string, int> relations_by_schema(const std::string& url) {
+  pqxx::connection conn{url};
+  pqxx::nontransaction tx{conn};
+  std::map<std::string, int> out;
+  for (const auto& r : tx.exec(R"(
+        SELECT n.nspname, count(*) FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+        GROUP BY n.nspname)"))
+    out[r[0].as<std::string>()] = r[1].as<int>();
+  return out;
+}
+
+// The old service's DATABASE_URL=...?schema=tenant1 (app::parse_database_url
+// keeps the schema apart): migrations, history, rows and reads all in
+// tenant1, through PgBouncer, which refuses or ignores the startup parameter
+// that used to carry it.
+TEST(PostgresSchema, APrismaSchemaHoldsEverythingThroughPgBouncer) {
+  postd::testing::scratch_database db;
+  const pg_options tenant{.url = db.pgbouncer_url(), .schema = "tenant1"};
+  auto report = postd::persistence::migrate(
+      tenant, postd::persistence::embedded_migrations());
+  EXPECT_EQ(report.applied.size(), 4u);
+  EXPECT_EQ(postd::persistence::migrate(
+                tenant, postd::persistence::embedded_migrations())
+                .already_applied,
+            4u);
+
+  post_store store{tenant};
+  std::vector<new_post> batch;
+  for (int i = 0; i < 5; ++i)
+    batch.push_back(new_post{new_post_id(),
+                             "job-" + std::to_string(i),
+                             "post " + std::to_string(i),
+                             "author-1",
+                             {}});
+  EXPECT_EQ(store.insert_posts(batch), 5u);
+  EXPECT_EQ(store.find_post(batch[2].id)->content, "post 2");
+  EXPECT_EQ(store.find_post_by_job("job-3", "author-1")->id, batch[3].id);
+  EXPECT_EQ(store.posts_by_author("author-1", 10, std::nullopt).size(), 5u);
+  store.ping();
+
+  const auto direct = db.direct_url();
+  EXPECT_EQ(scalar(direct, R"(SELECT count(*) FROM tenant1."Post")"), "5");
+  EXPECT_EQ(scalar(direct, "SELECT count(*) FROM tenant1._prisma_migrations"),
+            "4");
+  auto relations = relations_by_schema(direct);
+  EXPECT_EQ(relations.count("public"), 0u) << "something landed in public";
+  EXPECT_GT(relations["tenant1"], 5); // "Post", its indexes, the history
+
+  // Without the schema, the same database has no "Post" to read: the
+  // store's search_path was its own, not the server connection's.
+  post_store plain{db.pgbouncer_url()};
+  try {
+    plain.find_post(batch[0].id);
+    FAIL() << "found a post in public";
+  } catch (const postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost()); // not migrated there: wait, not fail
+    EXPECT_NE(std::string(e.what()).find("42P01"), std::string::npos)
+        << e.what();
+  }
+}
+
+// quote_name: the schema is an identifier, whatever its spelling.
+TEST(PostgresSchema, ANameThatNeedsQuoting) {
+  postd::testing::scratch_database db;
+  const pg_options tenant{.url = db.pgbouncer_url(),
+                          .schema = "Tenant \"Two\"; DROP"};
+  postd::persistence::migrate(tenant,
+                              postd::persistence::embedded_migrations());
+  post_store store{tenant};
+  auto p = new_post{new_post_id(), "job-1", "quoted", "author-1", {}};
+  EXPECT_EQ(store.insert_posts({p}), 1u);
+  EXPECT_EQ(store.find_post(p.id)->content, "quoted");
+  EXPECT_EQ(scalar(db.direct_url(),
+                   R"(SELECT count(*) FROM "Tenant ""Two""; DROP"."Post")"),
+            "1");
+  EXPECT_EQ(relations_by_schema(db.direct_url()).count("public"), 0u);
+}
+
+// A role that owns its schema but may not create schemas (the database's
+// CREATE privilege) migrates into it: CREATE SCHEMA IF NOT EXISTS alone
+// would be refused.
+TEST(PostgresSchema, AnExistingSchemaNeedsNoCreatePrivilege) {
+  struct scratch_role {
+    std::string name = postd::testing::unique_name("postd_role");
+    scratch_role() {
+      pqxx::connection conn{postd::testing::admin_url()};
+      pqxx::nontransaction tx{conn};
+      tx.exec("CREATE ROLE " + tx.quote_name(name) + " LOGIN");
+    }
+    ~scratch_role() {
+      try {
+        pqxx::connection conn{postd::testing::admin_url()};
+        pqxx::nontransaction tx{conn};
+        tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(name));
+      } catch (const std::exception& e) {
+        std::cerr << "cannot drop role " << name << ": " << e.what() << "\n";
+      }
+    }
+  } role; // outlives the database, which holds its objects
+  postd::testing::scratch_database db;
+  {
+    pqxx::connection conn{db.direct_url()};
+    pqxx::nontransaction tx{conn};
+    tx.exec("CREATE SCHEMA tenant3 AUTHORIZATION " + tx.quote_name(role.name));
+  }
+  // The same server and database, as that role.
+  auto url = db.direct_url();
+  auto at = url.find('@');
+  url = "postgresql://" + role.name + url.substr(at);
+
+  auto report =
+      postd::persistence::migrate(pg_options{.url = url, .schema = "tenant3"},
+                                  postd::persistence::embedded_migrations());
+  EXPECT_EQ(report.applied.size(), 4u);
+  EXPECT_EQ(scalar(db.direct_url(), R"(SELECT count(*) FROM tenant3."Post")"),
+            "0");
+  // A missing one it may not create is a clear error.
+  try {
+    postd::persistence::migrate(pg_options{.url = url, .schema = "tenant4"},
+                                postd::persistence::embedded_migrations());
+    FAIL() << "created a schema without the privilege";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("permission denied"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 } // namespace

@@ -37,7 +37,7 @@ protected:
     return {limit, ttl, prefix_};
   }
   core::throttle_decision hit(const rate_limit_settings& s,
-                                const std::string& key) {
+                              const std::string& key) {
     auto d = hit_batch(redis_, s, {key});
     EXPECT_EQ(d.size(), 1u);
     return d.at(0);

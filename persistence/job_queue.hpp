@@ -1,0 +1,64 @@
+#pragma once
+
+// The queue operations the actors use, as an interface: bull_job_queue
+// implements them over Redis in Bull 4's layout (see bull_queue.hpp for what
+// each one does); actor tests use an in-memory fake. A queue is bound to one
+// set of keys. Every operation throws redis_error when Redis could not be
+// reached or answered with an error (nothing of the call is then known to
+// have happened).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "persistence/bull_queue.hpp"
+
+namespace postd::persistence {
+
+class job_queue {
+public:
+  virtual ~job_queue() = default;
+
+  virtual const queue_keys& keys() const = 0;
+
+  // The enqueue actor.
+  virtual std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
+                                           std::int64_t max_waiting) = 0;
+
+  // The writers.
+  virtual std::vector<active_job>
+  take_jobs(std::size_t max, const std::string& token,
+            std::chrono::milliseconds lock_for,
+            std::chrono::milliseconds block_for) = 0;
+  virtual std::vector<std::string>
+  release_jobs(const std::vector<std::string>& job_ids,
+               const std::string& token) = 0;
+  virtual std::vector<std::string>
+  extend_locks(const std::vector<std::string>& job_ids,
+               const std::string& token,
+               std::chrono::milliseconds lock_for) = 0;
+  virtual std::vector<std::string>
+  complete_jobs(const std::vector<completion>& done, const std::string& token,
+                std::int64_t keep_completed) = 0;
+  virtual std::vector<failure_outcome>
+  fail_jobs(const std::vector<failure>& failed, const std::string& token,
+            int backoff_ms, std::int64_t keep_failed) = 0;
+  virtual std::int64_t promote_delayed(std::int64_t now_ms) = 0;
+  virtual stalled_jobs recover_stalled(int max_stalled_count,
+                                       std::chrono::milliseconds interval,
+                                       std::int64_t keep_failed) = 0;
+
+  // The monitor and the readers.
+  virtual job_counts count_jobs() = 0;
+  virtual std::optional<job_info> get_job(const std::string& job_id) = 0;
+};
+
+// Each call makes a queue with its own connection: an actor calls it once
+// at start, so a restarted actor starts on a fresh connection.
+using job_queue_factory = std::function<std::unique_ptr<job_queue>()>;
+
+} // namespace postd::persistence

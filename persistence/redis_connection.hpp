@@ -1,0 +1,90 @@
+#pragma once
+
+// The one reconnecting Redis connection every actor uses, so they all treat
+// errors alike: connect on demand (within a connect timeout), a timeout on
+// every command (the writers' blocking take excepted), reconnect with capped
+// backoff, and a single error policy. Not thread-safe: one owner (an actor).
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "core/backoff.hpp"
+#include "persistence/redis_client.hpp"
+
+namespace postd::persistence {
+
+struct redis_connection_options {
+  redis_options redis; // host, port, password; the timeouts come from below
+  // REDIS_TIMEOUT_MS: connect timeout and per-command socket timeout.
+  std::chrono::milliseconds timeout{3000};
+  // After a failed connect or a dropped connection, no new connect is tried
+  // before this backoff has passed (fail fast meanwhile). Zero for owners
+  // that pace their own retries (the writer's retry backoff, the monitor's
+  // tick), so a retry always finds a connect attempt.
+  std::chrono::milliseconds reconnect_base{100};
+  std::chrono::milliseconds reconnect_cap{5000};
+  std::string owner; // the logs' "actor" field
+  // Runs on each new connection before it is used (the monitor's durability
+  // check; Sentinel's role check will go here). A redis_error it throws
+  // counts as a failed connect.
+  std::function<void(redis_client&)> on_connect;
+};
+
+// True when an error means this connection should be given up: hiredis
+// broke it (I/O error, timeout, protocol error), or the server cannot serve
+// writes here now (READONLY: a replica, e.g. after a failover; LOADING;
+// MASTERDOWN), where a new connection may reach the right server. Other
+// error replies (OOM, WRONGTYPE, script errors) leave a healthy connection.
+bool drops_connection(const redis_error& e, bool client_broken);
+
+class redis_connection {
+public:
+  using clock = std::chrono::steady_clock;
+
+  explicit redis_connection(
+      redis_connection_options opts,
+      std::function<clock::time_point()> now = [] { return clock::now(); });
+
+  // Calls f(redis_client&) on the connection, connecting first if needed.
+  // Throws redis_error when no connection can be had now (in the backoff
+  // after a failure, or the connect failed) and rethrows f's redis_error
+  // after applying the error policy. Every error counts in redis_errors.
+  template <class F> decltype(auto) run(F&& f) {
+    redis_client& client = connected_client();
+    try {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, redis_client&>>) {
+        f(client);
+        succeeded();
+      } else {
+        decltype(auto) result = f(client);
+        succeeded();
+        return result;
+      }
+    } catch (const redis_error& e) {
+      failed(e);
+      throw;
+    }
+  }
+
+  bool connected() const noexcept { return client_.has_value(); }
+  const redis_connection_options& options() const noexcept { return opts_; }
+
+private:
+  redis_client& connected_client();
+  void succeeded();
+  void failed(const redis_error& e);
+  void report(const redis_error& e, bool dropped);
+
+  redis_connection_options opts_;
+  std::function<clock::time_point()> now_;
+  std::optional<redis_client> client_;
+  core::backoff reconnect_;
+  clock::time_point next_connect_{};
+  bool outage_ = false; // warned already: later errors at debug level
+};
+
+} // namespace postd::persistence

@@ -1,0 +1,112 @@
+#pragma once
+
+// Every SQL statement postd sends, in one place. post_store (postgres.cpp) runs
+// them through PgBouncer in transaction mode: unnamed statements only, nothing
+// that outlives a transaction. The tests use the same constants (the EXPLAIN
+// test checks the very page queries the adapter runs).
+
+namespace postd::persistence::sql {
+
+// Opening each transaction, with a number or a quote_name()d schema appended.
+// SET LOCAL, because PgBouncer's transaction mode hands the server connection
+// to other clients after COMMIT: a session SET would leak to them, and would be
+// missing on the next server connection we get.
+inline constexpr const char* set_statement_timeout =
+    "SET LOCAL statement_timeout = ";
+inline constexpr const char* set_search_path = "SET LOCAL search_path TO ";
+
+// ---- "Post" (post_store) ----
+
+// A post as post_store reads it, in to_post()'s column order. Timestamps are
+// handed out as ISO-8601 UTC with milliseconds; a timestamp input ignores the
+// trailing 'Z', so the page cursor takes the string back.
+// (A macro: only adjacent literals concatenate into one constant.)
+#define POSTD_SQL_POST_COLUMNS                                                 \
+  R"sql(SELECT "id", "content", "authorId",)sql"                               \
+  R"sql( to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId")sql"   \
+  R"sql( FROM "Post")sql"
+
+// The whole batch travels as ONE json parameter, so a batch is one statement
+// whatever its size. Timestamps are UTC as Prisma writes them; the column
+// default (CURRENT_TIMESTAMP) would follow the server's TimeZone instead.
+inline constexpr const char* insert_posts = R"sql(
+INSERT INTO "Post" ("id", "content", "authorId", "images", "jobId", "createdAt", "updatedAt")
+SELECT x."id", x."content", x."authorId", x."images", x."jobId",
+       now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+FROM jsonb_to_recordset($1::jsonb)
+  AS x("id" text, "content" text, "authorId" text, "images" text[], "jobId" text)
+ON CONFLICT ("id") DO NOTHING)sql";
+
+inline constexpr const char* find_post = POSTD_SQL_POST_COLUMNS R"sql(
+WHERE "id" = $1)sql";
+
+// Job ids repeat after Redis loses its state: only the newest row can be the
+// job Redis knew.
+inline constexpr const char* find_post_by_job = POSTD_SQL_POST_COLUMNS R"sql(
+WHERE "jobId" = $1 AND "authorId" = $2
+ORDER BY "createdAt" DESC, "id" DESC LIMIT 1)sql";
+
+// Both pages walk "Post_authorId_createdAt_idx" backwards; id breaks ties of
+// equal "createdAt" (a batch shares one now()).
+inline constexpr const char* first_page = POSTD_SQL_POST_COLUMNS R"sql(
+WHERE "authorId" = $1
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $2)sql";
+
+inline constexpr const char* next_page = POSTD_SQL_POST_COLUMNS R"sql(
+WHERE "authorId" = $1 AND ("createdAt", "id") < ($2::timestamp(3), $3)
+ORDER BY "createdAt" DESC, "id" DESC
+LIMIT $4)sql";
+
+#undef POSTD_SQL_POST_COLUMNS
+
+inline constexpr const char* ping = "SELECT 1";
+
+// ---- migrations (migrations.cpp) ----
+
+// Prisma Migrate's own key (it takes it as a session lock): a postd migrate and
+// a `prisma migrate deploy` on a direct connection exclude each other too. The
+// transaction-level form is released at COMMIT/ROLLBACK, so PgBouncer's
+// transaction mode cannot strand it on a pooled server connection.
+inline constexpr const char* migrate_lock =
+    "SELECT pg_advisory_xact_lock(72707369)";
+
+// Asked before creating the URL's schema: CREATE SCHEMA IF NOT EXISTS checks
+// the database's CREATE privilege even when the schema exists, which a role
+// that owns only its schema lacks.
+inline constexpr const char* schema_exists =
+    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
+// + quote_name(schema); IF NOT EXISTS against another tool creating it now.
+inline constexpr const char* create_schema = "CREATE SCHEMA IF NOT EXISTS ";
+
+// Prisma's own definition, column for column, so either tool can read the
+// other's history.
+inline constexpr const char* create_history = R"sql(
+CREATE TABLE IF NOT EXISTS _prisma_migrations (
+    id                      VARCHAR(36) PRIMARY KEY NOT NULL,
+    checksum                VARCHAR(64) NOT NULL,
+    finished_at             TIMESTAMPTZ,
+    migration_name          VARCHAR(255) NOT NULL,
+    logs                    TEXT,
+    rolled_back_at          TIMESTAMPTZ,
+    started_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
+    applied_steps_count     INTEGER NOT NULL DEFAULT 0
+))sql";
+
+inline constexpr const char* history = R"sql(
+SELECT migration_name, checksum,
+       finished_at IS NOT NULL, rolled_back_at IS NOT NULL
+FROM _prisma_migrations)sql";
+
+// The row goes in before the script and is completed after it, as Prisma
+// does, so started_at/finished_at bracket the script. Both commit together.
+inline constexpr const char* start_migration_row = R"sql(
+INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at)
+VALUES ($1, $2, $3, clock_timestamp()))sql";
+
+inline constexpr const char* finish_migration_row = R"sql(
+UPDATE _prisma_migrations
+SET finished_at = clock_timestamp(), applied_steps_count = 1
+WHERE id = $1)sql";
+
+} // namespace postd::persistence::sql

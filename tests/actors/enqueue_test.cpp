@@ -1,0 +1,145 @@
+// The enqueue actor on the deterministic scheduler with an in-memory queue:
+// what arrives together goes out in one add_jobs call, and each request is
+// answered from the queue's result for its own job.
+
+#define CAF_SUITE enqueue
+#include <nlohmann/json.hpp>
+
+#include "actor_fixture.hpp"
+#include "actors/enqueue.hpp"
+#include "fakes.hpp"
+
+using namespace postd;
+using postd::actors::create_status;
+
+namespace {
+
+struct fixture : testing::actor_fixture {
+  std::shared_ptr<testing::fake_queue_state> queue =
+      std::make_shared<testing::fake_queue_state>();
+  std::shared_ptr<std::vector<actors::create_outcome>> replies =
+      std::make_shared<std::vector<actors::create_outcome>>();
+
+  actors::enqueue_actor spawn_enqueue(std::size_t max_batch = 512) {
+    actors::enqueue_settings s;
+    s.make_queue = testing::fake_queue_factory(queue);
+    s.attempts = 5;
+    s.backoff_ms = 250;
+    s.max_batch = max_batch;
+    return sys.spawn(actors::enqueue, s);
+  }
+  actors::create_request request(const std::string& author,
+                                 const std::string& content,
+                                 const std::string& idem = "") {
+    auto out = replies;
+    actors::create_request r;
+    r.throttle_key = "ip:" + author;
+    r.post = {author, content, idem};
+    r.throttle = {true, 100, 42, 60, 0};
+    r.reply = [out](actors::create_outcome o) { out->push_back(std::move(o)); };
+    return r;
+  }
+};
+
+int status(const actors::create_outcome& o) {
+  return static_cast<int>(o.status);
+}
+constexpr int queued = static_cast<int>(create_status::queued);
+constexpr int duplicate = static_cast<int>(create_status::duplicate);
+constexpr int queue_full = static_cast<int>(create_status::queue_full);
+constexpr int unavailable = static_cast<int>(create_status::unavailable);
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(enqueue_tests, fixture)
+
+CAF_TEST(requests that arrive together go out in one batch) {
+  auto enq = spawn_enqueue();
+  sched.run();
+  // All three are in the mailbox before the actor runs: the flush the first
+  // one schedules is queued behind the other two.
+  self->send(enq, request("alice", "one", "k-1"));
+  self->send(enq, request("bob", "two"));
+  self->send(enq, request("alice", "three"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(queue->added.size(), 1u);
+  const auto& jobs = queue->added[0];
+  CAF_REQUIRE_EQUAL(jobs.size(), 3u);
+  CAF_CHECK_EQUAL(jobs[0].author, "alice");
+  CAF_CHECK_EQUAL(jobs[0].idempotency_key, "k-1");
+  CAF_CHECK_EQUAL(jobs[1].author, "bob");
+  CAF_CHECK_EQUAL(jobs[1].idempotency_key, "");
+  CAF_CHECK_EQUAL(jobs[2].author, "alice");
+  for (const auto& j : jobs) {
+    CAF_CHECK_EQUAL(j.attempts, 5);
+    CAF_CHECK_EQUAL(j.backoff_ms, 250);
+  }
+  auto data = nlohmann::json::parse(jobs[1].data);
+  CAF_CHECK_EQUAL(data["postData"]["content"].get<std::string>(), "two");
+  CAF_CHECK_EQUAL(data["userId"].get<std::string>(), "bob");
+  CAF_CHECK_EQUAL(data["postId"].get<std::string>().size(), 36u);
+  // Each request gets its own job's id, in order, and its throttle decision.
+  CAF_REQUIRE_EQUAL(replies->size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAF_CHECK_EQUAL(status((*replies)[i]), queued);
+    CAF_CHECK_EQUAL((*replies)[i].job_id, std::to_string(i + 1));
+    CAF_CHECK_EQUAL((*replies)[i].throttle.remaining, 42);
+  }
+}
+
+CAF_TEST(a batch is capped at max_batch and the rest follows at once) {
+  auto enq = spawn_enqueue(2);
+  sched.run();
+  for (int i = 0; i < 5; ++i)
+    self->send(enq, request("alice", "post " + std::to_string(i)));
+  sched.run();
+  CAF_REQUIRE_EQUAL(queue->added.size(), 3u);
+  CAF_CHECK_EQUAL(queue->added[0].size(), 2u);
+  CAF_CHECK_EQUAL(queue->added[1].size(), 2u);
+  CAF_CHECK_EQUAL(queue->added[2].size(), 1u);
+  CAF_CHECK_EQUAL(replies->size(), 5u);
+}
+
+CAF_TEST(each request is answered from its own job s result) {
+  queue->statuses = {persistence::add_status::added,
+                     persistence::add_status::duplicate,
+                     persistence::add_status::queue_full};
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "new"));
+  self->send(enq, request("alice", "again", "k"));
+  self->send(enq, request("carol", "too many"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(replies->size(), 3u);
+  CAF_CHECK_EQUAL(status((*replies)[0]), queued);
+  CAF_CHECK_EQUAL((*replies)[0].job_id, "1");
+  CAF_CHECK_EQUAL(status((*replies)[1]), duplicate);
+  CAF_CHECK_EQUAL((*replies)[1].job_id, "2");
+  // queue_full: nothing was written; HTTP answers it 503.
+  CAF_CHECK_EQUAL(status((*replies)[2]), queue_full);
+  CAF_CHECK_EQUAL((*replies)[2].job_id, "");
+}
+
+CAF_TEST(redis down answers unavailable and recovers without a restart) {
+  queue->down = true;
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "one"));
+  self->send(enq, request("bob", "two"));
+  sched.run();
+  CAF_CHECK_EQUAL(queue->added.size(), 0u);
+  CAF_REQUIRE_EQUAL(replies->size(), 2u);
+  for (const auto& r : *replies) {
+    CAF_CHECK_EQUAL(status(r), unavailable);
+    CAF_CHECK_EQUAL(r.job_id, "");
+  }
+  queue->down = false;
+  self->send(enq, request("alice", "three"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(replies->size(), 3u);
+  CAF_CHECK_EQUAL(status((*replies)[2]), queued);
+  CAF_CHECK_EQUAL((*replies)[2].job_id, "1");
+  CAF_CHECK_EQUAL(queue->queues_made, 1); // the queue's connection reconnects
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
