@@ -1,12 +1,12 @@
 #include "core/ids.hpp"
 
-#include <chrono>
-
 #include <boost/uuid/name_generator_sha1.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
 
 namespace postd::core {
 
@@ -23,10 +23,7 @@ boost::uuids::uuid random_bits() {
 
 std::string new_post_id() {
   auto id = random_bits();
-  const auto ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const auto ms = static_cast<std::uint64_t>(epoch_ms());
   for (int i = 0; i < 6; ++i)
     id.data[i] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
   id.data[6] = static_cast<std::uint8_t>((id.data[6] & 0x0f) | 0x70);

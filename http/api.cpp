@@ -118,7 +118,7 @@ void api::handle(api_request req, respond_fn respond) {
   auto started = std::chrono::steady_clock::now();
   auto path = path_of(req.target);
   auto route = match_route(path);
-  auto label = metrics_index(route.id());
+  auto label = route.index();
   std::string_view route_path = route.matched ? route.matched->path : "other";
   auto method = metrics::method_of(req.method);
   auto counted = [respond = std::move(respond), label, route_path, method,

@@ -52,6 +52,12 @@ struct route_match {
   std::string param;              // the ':' segment's value, case kept
 
   route_id id() const { return matched ? matched->id : route_id::other; }
+  // The route's place in `routes` (routes.size() for none): its metrics
+  // index, without searching the table again.
+  std::size_t index() const {
+    return matched ? static_cast<std::size_t>(matched - routes.data())
+                   : routes.size();
+  }
   // Whether the route serves `method` (false when nothing matched).
   bool allows(std::string_view method) const;
 };

@@ -53,4 +53,8 @@ TEST(Routes, MetricsLabelsAreTheTemplatesThenOther) {
   EXPECT_EQ(labels[metrics_index(route_id::job_status)],
             "/v1/post/jobs/:jobId");
   EXPECT_EQ(labels[metrics_index(route_id::other)], "other");
+  for (const auto* path : {"/v1/post/jobs/7", "/metrics", "/v1/post/create"})
+    EXPECT_EQ(match_route(path).index(), metrics_index(match_route(path).id()))
+        << path;
+  EXPECT_EQ(match_route("/nope").index(), metrics_index(route_id::other));
 }
