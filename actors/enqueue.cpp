@@ -69,7 +69,7 @@ std::string job_data(const create_post& post, const std::string& post_id) {
 
 enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
-        enqueue_settings settings) {
+        const enqueue_settings& settings) {
   self->state.queue = settings.make_queue();
   return {
       [self](create_request& req) {

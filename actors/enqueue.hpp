@@ -36,6 +36,6 @@ struct enqueue_state {
 // and while the connection backs off, batches fail fast the same way.
 enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
-        enqueue_settings settings);
+        const enqueue_settings& settings);
 
 } // namespace postd::actors

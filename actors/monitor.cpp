@@ -19,7 +19,7 @@ dependency_status probe_queue(monitor_state& st,
                               persistence::job_counts& counts) {
   auto start = clock::now();
   try {
-    counts = st.queue->count_jobs();
+    counts = st.watched.queue->count_jobs();
     return {true, {}, ms_since(start)};
   } catch (const persistence::redis_error& e) {
     return {false, e.what(), ms_since(start)};
@@ -29,12 +29,10 @@ dependency_status probe_queue(monitor_state& st,
 dependency_status probe_database(monitor_state& st, const monitor_settings& s) {
   auto start = clock::now();
   try {
-    if (!st.db)
-      st.db = s.make_store();
-    st.db->ping();
+    st.watched.store(s).ping();
     return {true, {}, ms_since(start)};
   } catch (const core::store_error& e) {
-    st.db.reset();
+    st.watched.db.reset();
     return {false, e.what(), ms_since(start)};
   }
 }
@@ -53,9 +51,9 @@ void log_change(const char* what, const dependency_status& before,
 
 monitor_actor::behavior_type
 monitor(monitor_actor::stateful_pointer<monitor_state> self,
-        monitor_settings settings) {
+        const monitor_settings& settings) {
   if (settings.what == monitored::queue)
-    self->state.queue = settings.make_queue();
+    self->state.watched.queue = settings.make_queue();
   self->send(self, tick_atom::value);
   return {
       [self, settings](tick_atom) {

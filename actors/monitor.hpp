@@ -3,28 +3,24 @@
 #include <chrono>
 #include <memory>
 
+#include "actors/connections.hpp"
 #include "actors/health_board.hpp"
 #include "actors/protocol.hpp"
-#include "persistence/job_queue.hpp"
-#include "persistence/post_store.hpp"
 
 namespace postd::actors {
 
 enum class monitored { queue, database };
 
-struct monitor_settings {
+// Of the factories, the one for what it watches is used: the queue's at
+// start, the store's again after each failed check.
+struct monitor_settings : connection_factories {
   monitored what = monitored::queue;
-  // The one it watches is used: the queue is made at start, the store
-  // again after each failed check.
-  persistence::job_queue_factory make_queue;
-  persistence::post_store_factory make_store;
   std::chrono::milliseconds interval{500};
   std::shared_ptr<health_board> board;
 };
 
 struct monitor_state {
-  std::unique_ptr<persistence::job_queue> queue;
-  std::unique_ptr<persistence::post_store_api> db;
+  connections watched; // only the one it watches is made
   static inline const char* name = "monitor";
 };
 
@@ -35,6 +31,6 @@ struct monitor_state {
 // only its own.
 monitor_actor::behavior_type
 monitor(monitor_actor::stateful_pointer<monitor_state> self,
-        monitor_settings settings);
+        const monitor_settings& settings);
 
 } // namespace postd::actors

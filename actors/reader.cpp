@@ -18,73 +18,75 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
       !job || (job->state == "completed" &&
                core::post_id_of_return_value(job->return_value).empty());
   if (need_row) {
-    if (!st.db)
-      st.db = s.make_store();
     // The job's own post first: after Redis lost its state, the author's
     // rows with this jobId may belong to an earlier job of the same number.
     if (job)
       if (auto data = nlohmann::json::parse(job->data, nullptr, false);
           data.is_object())
-        row = st.db->find_post(core::post_id_of_job(
+        row = st.store(s).find_post(core::post_id_of_job(
             data, st.queue->keys().base(), job->id, job->timestamp_ms));
     if (!row)
-      row = st.db->find_post_by_job(q.job_id, q.author);
+      row = st.store(s).find_post_by_job(q.job_id, q.author);
   }
   return core::describe_job(q.author, job, row);
 }
 
 posts_page find_posts(reader_state& st, const reader_settings& s,
                       const posts_query& q) {
-  if (!st.db)
-    st.db = s.make_store();
+  auto& db = st.store(s);
   posts_page page;
   page.outcome = posts_page::result::found;
   if (!q.post_id.empty()) {
-    if (auto p = st.db->find_post(q.post_id))
+    if (auto p = db.find_post(q.post_id))
       page.items.push_back(std::move(*p));
     else
       page.outcome = posts_page::result::not_found;
   } else {
-    page.items = st.db->posts_by_author(q.author_id, q.limit, q.after);
+    page.items = db.posts_by_author(q.author_id, q.limit, q.after);
   }
   return page;
+}
+
+// Replies with what `lookup` finds or, when Redis or PostgreSQL failed, with
+// `unavailable`. A lost database connection is dropped, to be made again by
+// the next query; the Redis connection decided whether to keep itself.
+template <class Query, class Lookup>
+void answer(reader_state& st, Query& q, Lookup lookup, std::string_view failed,
+            nlohmann::json fields) {
+  try {
+    q.reply(lookup());
+    return;
+  } catch (const persistence::redis_error& e) {
+    fields["error"] = e.what();
+  } catch (const core::store_error& e) {
+    if (e.connection_lost())
+      st.db.reset();
+    fields["error"] = e.what();
+  }
+  log::warn(failed, fields);
+  using answer_type = decltype(lookup());
+  answer_type unavailable;
+  unavailable.outcome = answer_type::result::unavailable;
+  q.reply(std::move(unavailable));
 }
 
 } // namespace
 
 reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,
-       reader_settings settings) {
+       const reader_settings& settings) {
   self->state.queue = settings.make_queue();
   return {
       [self, settings](job_query& q) {
         auto& st = self->state;
-        try {
-          q.reply(lookup_job(st, settings, q));
-          return;
-        } catch (const persistence::redis_error& e) {
-          // The connection decided whether to keep itself.
-          log::warn("job lookup failed",
-                    {{"job_id", q.job_id}, {"error", e.what()}});
-        } catch (const core::store_error& e) {
-          if (e.connection_lost())
-            st.db.reset();
-          log::warn("job lookup failed",
-                    {{"job_id", q.job_id}, {"error", e.what()}});
-        }
-        q.reply(job_lookup{job_lookup::result::unavailable, {}, 0, {}, {}});
+        answer(st, q, [&] { return lookup_job(st, settings, q); },
+               "job lookup failed", {{"job_id", q.job_id}});
       },
       [self, settings](posts_query& q) {
         auto& st = self->state;
-        try {
-          q.reply(find_posts(st, settings, q));
-          return;
-        } catch (const core::store_error& e) {
-          if (e.connection_lost())
-            st.db.reset();
-          log::warn("post lookup failed", {{"error", e.what()}});
-        }
-        q.reply(posts_page{});
+        answer(
+            st, q, [&] { return find_posts(st, settings, q); },
+            "post lookup failed", nlohmann::json::object());
       },
   };
 }

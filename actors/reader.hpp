@@ -1,21 +1,13 @@
 #pragma once
 
-#include <memory>
-
+#include "actors/connections.hpp"
 #include "actors/protocol.hpp"
-#include "persistence/job_queue.hpp"
-#include "persistence/post_store.hpp"
 
 namespace postd::actors {
 
-struct reader_settings {
-  persistence::job_queue_factory make_queue;  // called once, at start
-  persistence::post_store_factory make_store; // after a lost connection
-};
+using reader_settings = connection_factories;
 
-struct reader_state {
-  std::unique_ptr<persistence::job_queue> queue;
-  std::unique_ptr<persistence::post_store_api> db; // null: connect anew
+struct reader_state : connections {
   static inline const char* name = "reader";
 };
 
@@ -24,6 +16,6 @@ struct reader_state {
 // the next query; a query that fails answers `unavailable`.
 reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,
-       reader_settings settings);
+       const reader_settings& settings);
 
 } // namespace postd::actors

@@ -13,7 +13,7 @@ constexpr std::chrono::milliseconds max_sweep_interval{10000};
 
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
-         throttle_settings settings, enqueue_actor enqueue) {
+         throttle_settings settings, const enqueue_actor& enqueue) {
   self->state.limiter = core::rate_limiter{settings.limit, settings.ttl};
   auto sweep_every = std::min(settings.ttl, max_sweep_interval);
   self->delayed_send(self, sweep_every, sweep_atom::value);
@@ -76,15 +76,17 @@ decide(redis_throttle_state& st, const std::vector<pending_hit>& batch) {
                 {{"error", e.what()}});
     st.failing_open = true;
   }
-  return std::vector<core::throttle_decision>(
-      batch.size(), open_decision(st.store->limits()));
+  std::vector<core::throttle_decision> open(batch.size(),
+                                            open_decision(st.store->limits()));
+  return open;
 }
 
 } // namespace
 
 throttle_actor::behavior_type
 redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
-               redis_throttle_settings settings, enqueue_actor enqueue) {
+               const redis_throttle_settings& settings,
+               const enqueue_actor& enqueue) {
   self->state.store = settings.make_store();
   auto push = [self](pending_hit hit) {
     if (self->state.pending.push(std::move(hit)))

@@ -27,7 +27,7 @@ struct throttle_state {
 // refused ones are answered at once.
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
-         throttle_settings settings, enqueue_actor enqueue);
+         throttle_settings settings, const enqueue_actor& enqueue);
 
 struct redis_throttle_settings {
   persistence::rate_limit_store_factory make_store; // holds the limits
@@ -50,6 +50,7 @@ struct redis_throttle_state {
 // jobs and posts should not fail only because the limiter cannot count.
 throttle_actor::behavior_type
 redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
-               redis_throttle_settings settings, enqueue_actor enqueue);
+               const redis_throttle_settings& settings,
+               const enqueue_actor& enqueue);
 
 } // namespace postd::actors

@@ -141,7 +141,7 @@ void release_held(writer_state& st) {
 
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
-       writer_settings settings) {
+       const writer_settings& settings) {
   self->state.token = core::random_uuid();
   self->state.queue = settings.make_queue();
   self->set_exit_handler([self](const caf::exit_msg& em) {

@@ -7,18 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "actors/connections.hpp"
 #include "actors/protocol.hpp"
 #include "core/backoff.hpp"
-#include "persistence/job_queue.hpp"
-#include "persistence/post_store.hpp"
 
 namespace postd::actors {
 
-struct writer_settings {
-  // Called at each start (a restarted writer gets a fresh Redis connection)
-  // and, for the store, after a lost database connection.
-  persistence::job_queue_factory make_queue;
-  persistence::post_store_factory make_store;
+struct writer_settings : connection_factories {
   std::size_t batch = 256;
   int backoff_ms = 1000;
   std::int64_t keep_completed = 1000;
@@ -40,10 +35,8 @@ struct writer_settings {
   std::shared_ptr<std::atomic<std::uint64_t>> progress;
 };
 
-struct writer_state {
-  std::unique_ptr<persistence::job_queue> queue;
-  std::unique_ptr<persistence::post_store_api> db; // null: connect anew
-  std::vector<persistence::active_job> held;       // taken, not yet finished
+struct writer_state : connections {
+  std::vector<persistence::active_job> held; // taken, not yet finished
   std::string token;
   std::chrono::steady_clock::time_point next_stalled_check{};
   std::chrono::steady_clock::time_point next_promote{};
@@ -61,6 +54,6 @@ struct writer_state {
 // alive), so an outage never uses up a job's attempts.
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
-       writer_settings settings);
+       const writer_settings& settings);
 
 } // namespace postd::actors

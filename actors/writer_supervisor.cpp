@@ -43,7 +43,7 @@ void schedule_calm_check(self_ptr self) {
 } // namespace
 
 writer_supervisor_actor::behavior_type
-writer_supervisor(self_ptr self, writer_supervisor_settings settings) {
+writer_supervisor(self_ptr self, const writer_supervisor_settings& settings) {
   auto& st = self->state;
   st.policy = core::restart_policy{settings.writers, settings.max_restarts,
                                    settings.period};

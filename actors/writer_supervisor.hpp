@@ -43,6 +43,6 @@ struct writer_supervisor_state {
 // (shutdown) stops every writer first.
 writer_supervisor_actor::behavior_type writer_supervisor(
     writer_supervisor_actor::stateful_pointer<writer_supervisor_state> self,
-    writer_supervisor_settings settings);
+    const writer_supervisor_settings& settings);
 
 } // namespace postd::actors

@@ -11,7 +11,7 @@ namespace postd::app {
 namespace {
 
 std::string default_threads() {
-  return std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  return std::to_string(std::max(1U, std::thread::hardware_concurrency()));
 }
 
 [[noreturn]] void bad(const std::string& name, const std::string& why,
@@ -32,6 +32,20 @@ std::int64_t integer(const std::string& name, const std::string& text,
   return v;
 }
 
+double decimal(const std::string& name, const std::string& text, double min,
+               double max) {
+  double v = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc{} || ptr != end || !(v >= min) ||
+      !(v <= max))
+    bad(name,
+        "must be a number from " + std::to_string(min) + " to " +
+            std::to_string(max),
+        text);
+  return v;
+}
+
 bool boolean(const std::string& name, const std::string& text) {
   std::string t = text;
   std::transform(t.begin(), t.end(), t.begin(),
@@ -41,17 +55,6 @@ bool boolean(const std::string& name, const std::string& text) {
   if (t == "false" || t == "0" || t == "no")
     return false;
   bad(name, "must be true or false", text);
-}
-
-std::string one_of(const std::string& name, const std::string& text,
-                   std::initializer_list<const char*> allowed) {
-  for (const char* a : allowed)
-    if (text == a)
-      return text;
-  std::string list;
-  for (const char* a : allowed)
-    list += (list.empty() ? "" : ", ") + std::string(a);
-  bad(name, "must be one of " + list, text);
 }
 
 std::string non_empty(const std::string& name, const std::string& text) {
@@ -84,115 +87,236 @@ std::string percent_decoded(const std::string& text) {
 }
 
 constexpr std::int64_t i32_max = 2147483647;
+constexpr std::int64_t one_hour_ms = 3600000;
+constexpr std::int64_t ten_minutes_ms = 600000;
+constexpr std::int64_t sixty_four_mib = std::int64_t{64} << 20;
+
+// The kinds of setting. Each returns the whole entry, so a setting's name,
+// default, range and help are written once, next to each other.
+
+template <class Field>
+setting_info integer_setting(std::string name, std::string default_value,
+                             std::int64_t min, std::int64_t max,
+                             Field config::*field, std::string help) {
+  auto range = std::to_string(min) + ".." + std::to_string(max);
+  auto apply = [name, min, max, field](config& c, const std::string& text) {
+    c.*field = static_cast<Field>(integer(name, text, min, max));
+  };
+  return {std::move(name),  std::move(default_value), "",
+          std::move(range), std::move(help),          apply};
+}
+
+setting_info text_setting(std::string name, std::string default_value,
+                          std::string config::*field, bool may_be_empty,
+                          std::string help) {
+  auto apply = [name, field, may_be_empty](config& c, const std::string& text) {
+    c.*field = may_be_empty ? text : non_empty(name, text);
+  };
+  return {std::move(name), std::move(default_value), "",
+          "text",          std::move(help),          apply};
+}
+
+setting_info
+choice_setting(std::string name, std::string default_value,
+               std::initializer_list<const char*> allowed,
+               std::function<void(config&, const std::string&)> store,
+               std::string help) {
+  std::string range;
+  for (const char* a : allowed)
+    range.append(range.empty() ? "" : "|").append(a);
+  auto apply =
+      [name, allowed = std::vector<std::string>(allowed.begin(), allowed.end()),
+       store = std::move(store)](config& c, const std::string& text) {
+        if (std::find(allowed.begin(), allowed.end(), text) == allowed.end()) {
+          std::string list;
+          for (const auto& a : allowed)
+            list.append(list.empty() ? "" : ", ").append(a);
+          bad(name, "must be one of " + list, text);
+        }
+        store(c, text);
+      };
+  return {std::move(name),  std::move(default_value), "",
+          std::move(range), std::move(help),          apply};
+}
+
+setting_info boolean_setting(std::string name, std::string default_value,
+                             bool config::*field, std::string help) {
+  auto apply = [name, field](config& c, const std::string& text) {
+    c.*field = boolean(name, text);
+  };
+  return {std::move(name), std::move(default_value), "",
+          "true|false",    std::move(help),          apply};
+}
+
+std::vector<setting_info> all_settings() {
+  auto threads = integer_setting("HTTP_THREADS", default_threads(), 1, 256,
+                                 &config::http_threads, "HTTP I/O threads");
+  threads.shown_default = "number of cores";
+  return {
+      integer_setting("PORT", "3000", 0, 65535, &config::port,
+                      "HTTP listen port (0: any free port, named in the "
+                      "start log line)"),
+      text_setting("HOST", "0.0.0.0", &config::host, false,
+                   "HTTP listen address"),
+      {"DATABASE_URL", "", "", "URL",
+       "libpq (or Prisma) URL of PostgreSQL or PgBouncer (required for serve "
+       "and migrate)",
+       [](config& c, const std::string& text) {
+         auto target = parse_database_url(text);
+         c.database_url = target.url;
+         c.database_schema = target.schema;
+       }},
+      integer_setting("DB_CONNECT_TIMEOUT_MS", "3000", 1, ten_minutes_ms,
+                      &config::db_connect_timeout_ms,
+                      "PostgreSQL connect timeout, rounded up to whole "
+                      "seconds (libpq 15 waits at least 2 s)"),
+      integer_setting("DB_STATEMENT_TIMEOUT_MS", "5000", 1, ten_minutes_ms,
+                      &config::db_statement_timeout_ms,
+                      "PostgreSQL statement timeout, set per transaction "
+                      "(not for migrate)"),
+      text_setting("REDIS_HOST", "localhost", &config::redis_host, false,
+                   "the queue's Redis host"),
+      integer_setting("REDIS_PORT", "6379", 1, 65535, &config::redis_port,
+                      "the queue's Redis port"),
+      text_setting("REDIS_PASSWORD", "", &config::redis_password, true,
+                   "Redis password (AUTH), empty for none"),
+      integer_setting("REDIS_TIMEOUT_MS", "3000", 1, ten_minutes_ms,
+                      &config::redis_timeout_ms,
+                      "Redis connect and command timeout (the writers' "
+                      "blocking take excepted)"),
+      integer_setting("THROTTLE_TTL", "60000", 1, i32_max,
+                      &config::throttle_ttl_ms,
+                      "rate-limit window in milliseconds"),
+      integer_setting("THROTTLE_LIMIT", "100", 1, i32_max,
+                      &config::throttle_limit,
+                      "requests per window, per client IP and route"),
+      choice_setting(
+          "THROTTLE_STORE", "memory", {"memory", "redis"},
+          [](config& c, const std::string& v) {
+            c.throttle =
+                v == "redis" ? throttle_store::redis : throttle_store::memory;
+          },
+          "memory (per instance) or redis (shared by all instances)"),
+      boolean_setting("TRUST_PROXY", "false", &config::trust_proxy,
+                      "take the client IP from X-Forwarded-For"),
+      text_setting("JWT_SECRET", "", &config::jwt_secret, true,
+                   "HS256 key for Bearer tokens (required for serve and "
+                   "token)"),
+      text_setting("QUEUE_NAME", "post-creation", &config::queue_name, false,
+                   "Bull queue name"),
+      text_setting("QUEUE_PREFIX", "bull", &config::queue_prefix, false,
+                   "Bull key prefix"),
+      integer_setting("QUEUE_MAX_WAITING", "1000000", 1, std::int64_t{1} << 40,
+                      &config::queue_max_waiting,
+                      "waiting jobs above which create answers 503"),
+      integer_setting("JOB_ATTEMPTS", "3", 1, 100, &config::job_attempts,
+                      "attempts per job"),
+      integer_setting("JOB_BACKOFF_MS", "1000", 0, one_hour_ms,
+                      &config::job_backoff_ms,
+                      "exponential backoff base in milliseconds"),
+      integer_setting("KEEP_COMPLETED", "1000", 0, i32_max,
+                      &config::keep_completed,
+                      "completed job ids kept in Redis"),
+      integer_setting("KEEP_FAILED", "10000", 0, i32_max, &config::keep_failed,
+                      "failed job ids kept in Redis"),
+      integer_setting("WRITERS", "4", 0, 256, &config::writers,
+                      "writer actors (0: an ingest-only instance)"),
+      integer_setting("WRITER_BATCH", "256", 1, 10000, &config::writer_batch,
+                      "max jobs one writer persists per transaction"),
+      threads,
+      integer_setting("MAX_BODY_BYTES", "65536", 64, sixty_four_mib,
+                      &config::max_body_bytes, "largest accepted request body"),
+      integer_setting("MAX_CONTENT_CHARS", "10000", 1, sixty_four_mib,
+                      &config::max_content_chars,
+                      "longest accepted post content, in characters"),
+      integer_setting("HTTP_READ_TIMEOUT_MS", "30000", 100, one_hour_ms,
+                      &config::http_read_timeout_ms,
+                      "a whole request must arrive within this; also the "
+                      "keep-alive idle limit"),
+      integer_setting("REQUEST_TIMEOUT_MS", "5000", 100, ten_minutes_ms,
+                      &config::request_timeout_ms,
+                      "a request unanswered this long gets 503 \"request "
+                      "timed out\" with Retry-After"),
+      integer_setting("MAX_CONNECTIONS", "10000", 1, 1000000,
+                      &config::max_connections,
+                      "open client connections; past it new ones are closed "
+                      "at once"),
+      integer_setting("SHUTDOWN_GRACE_MS", "10000", 0, one_hour_ms,
+                      &config::shutdown_grace_ms, "drain time on SIGTERM"),
+      choice_setting(
+          "LOG_LEVEL", "info",
+          {"trace", "debug", "info", "warn", "error", "off"},
+          [](config& c, const std::string& v) { c.log_level = v; },
+          "the least severe log line written"),
+      choice_setting(
+          "LOG_FORMAT", "json", {"json", "text"},
+          [](config& c, const std::string& v) { c.log_format = v; },
+          "logs on stdout, one JSON object or one text line each"),
+  };
+}
+
+std::vector<setting_info> all_fault_knobs() {
+  return {
+      {"POSTD_FAULT_WRITER_CRASH_RATE", "", "", "0..1",
+       "the chance a writer crashes around a batch's write",
+       [](config& c, const std::string& text) {
+         c.fault_writer_crash_rate =
+             decimal("POSTD_FAULT_WRITER_CRASH_RATE", text, 0, 1);
+       }},
+      integer_setting("POSTD_FAULT_LOCK_MS", "", 100, one_hour_ms,
+                      &config::fault_lock_ms,
+                      "the writers' job lock and stalled-check interval, "
+                      "short so a killed instance's jobs come back soon"),
+  };
+}
 
 } // namespace
 
-const std::vector<setting_info>& settings() {
-  static const std::vector<setting_info> all = {
-      {"PORT", "3000", "HTTP listen port"},
-      {"HOST", "0.0.0.0", "HTTP listen address"},
-      {"DATABASE_URL", "", "libpq URL of PostgreSQL or PgBouncer (required)"},
-      {"DB_CONNECT_TIMEOUT_MS", "3000",
-       "PostgreSQL connect timeout, rounded up to whole seconds (libpq 15 "
-       "waits at least 2 s)"},
-      {"DB_STATEMENT_TIMEOUT_MS", "5000",
-       "PostgreSQL statement timeout, set per transaction (not for migrate)"},
-      {"REDIS_HOST", "localhost", "the queue's Redis host"},
-      {"REDIS_PORT", "6379", "the queue's Redis port"},
-      {"REDIS_PASSWORD", "", "Redis password (AUTH), empty for none"},
-      {"REDIS_TIMEOUT_MS", "3000",
-       "Redis connect and command timeout (the writers' blocking take "
-       "excepted)"},
-      {"THROTTLE_TTL", "60000", "rate-limit window in milliseconds"},
-      {"THROTTLE_LIMIT", "100", "requests per window, per client IP and route"},
-      {"THROTTLE_STORE", "memory", "memory (per instance) or redis (shared)"},
-      {"TRUST_PROXY", "false", "take the client IP from X-Forwarded-For"},
-      {"JWT_SECRET", "", "HS256 key for Bearer tokens (required for serve)"},
-      {"QUEUE_NAME", "post-creation", "Bull queue name"},
-      {"QUEUE_PREFIX", "bull", "Bull key prefix"},
-      {"QUEUE_MAX_WAITING", "1000000",
-       "waiting jobs above which create answers 503"},
-      {"JOB_ATTEMPTS", "3", "attempts per job"},
-      {"JOB_BACKOFF_MS", "1000", "exponential backoff base in milliseconds"},
-      {"KEEP_COMPLETED", "1000", "completed job ids kept in Redis"},
-      {"KEEP_FAILED", "10000", "failed job ids kept in Redis"},
-      {"WRITERS", "4", "writer actors (0: an ingest-only instance)"},
-      {"WRITER_BATCH", "256", "max jobs one writer persists per transaction"},
-      {"HTTP_THREADS", default_threads(), "HTTP I/O threads"},
-      {"MAX_BODY_BYTES", "65536", "largest accepted request body"},
-      {"MAX_CONTENT_CHARS", "10000",
-       "longest accepted post content, in characters"},
-      {"HTTP_READ_TIMEOUT_MS", "30000",
-       "a whole request must arrive within this; also the keep-alive idle "
-       "limit"},
-      {"SHUTDOWN_GRACE_MS", "10000", "drain time on SIGTERM"},
-      {"LOG_LEVEL", "info", "trace, debug, info, warn, error or off"},
-      {"LOG_FORMAT", "json", "json or text"},
-  };
+const std::vector<setting_info>& fault_knobs() {
+  static const std::vector<setting_info> all = all_fault_knobs();
   return all;
 }
 
-config parse_config(const std::map<std::string, std::string>& values) {
-  auto get = [&](const std::string& name) {
-    if (auto it = values.find(name); it != values.end())
-      return it->second;
-    for (const auto& s : settings())
-      if (s.name == name)
-        return s.default_value;
-    return std::string{};
+const std::vector<setting_info>& settings() {
+  static const std::vector<setting_info> all = all_settings();
+  return all;
+}
+
+std::string settings_table() {
+  std::size_t name_w = 4;
+  std::size_t default_w = 7;
+  std::size_t range_w = 5;
+  for (const auto& s : settings()) {
+    name_w = std::max(name_w, s.name.size());
+    default_w = std::max(default_w, s.documented_default().size());
+    range_w = std::max(range_w, s.range.size());
+  }
+  std::string out;
+  auto row = [&](const std::string& name, const std::string& def,
+                 const std::string& range, const std::string& help) {
+    auto pad = [&](const std::string& text, std::size_t width) {
+      out.append(text).append(width + 2 - text.size(), ' ');
+    };
+    pad(name, name_w);
+    pad(def, default_w);
+    pad(range, range_w);
+    out.append(help).append("\n");
   };
+  row("NAME", "DEFAULT", "RANGE", "MEANING");
+  for (const auto& s : settings())
+    row(s.name, s.documented_default(), s.range, s.help);
+  return out;
+}
+
+config parse_config(const std::map<std::string, std::string>& values) {
   config c;
-  c.port = static_cast<std::uint16_t>(integer("PORT", get("PORT"), 1, 65535));
-  c.host = non_empty("HOST", get("HOST"));
-  auto database = parse_database_url(get("DATABASE_URL"));
-  c.database_url = database.url;
-  c.database_schema = database.schema;
-  c.db_connect_timeout_ms = static_cast<int>(integer(
-      "DB_CONNECT_TIMEOUT_MS", get("DB_CONNECT_TIMEOUT_MS"), 1, 600000));
-  c.db_statement_timeout_ms = static_cast<int>(integer(
-      "DB_STATEMENT_TIMEOUT_MS", get("DB_STATEMENT_TIMEOUT_MS"), 1, 600000));
-  c.redis_host = non_empty("REDIS_HOST", get("REDIS_HOST"));
-  c.redis_port =
-      static_cast<int>(integer("REDIS_PORT", get("REDIS_PORT"), 1, 65535));
-  c.redis_password = get("REDIS_PASSWORD");
-  c.redis_timeout_ms = static_cast<int>(
-      integer("REDIS_TIMEOUT_MS", get("REDIS_TIMEOUT_MS"), 1, 600000));
-  c.throttle_ttl_ms = integer("THROTTLE_TTL", get("THROTTLE_TTL"), 1, i32_max);
-  c.throttle_limit =
-      integer("THROTTLE_LIMIT", get("THROTTLE_LIMIT"), 1, i32_max);
-  c.throttle = one_of("THROTTLE_STORE", get("THROTTLE_STORE"),
-                      {"memory", "redis"}) == "redis"
-                   ? throttle_store::redis
-                   : throttle_store::memory;
-  c.trust_proxy = boolean("TRUST_PROXY", get("TRUST_PROXY"));
-  c.jwt_secret = get("JWT_SECRET");
-  c.queue_name = non_empty("QUEUE_NAME", get("QUEUE_NAME"));
-  c.queue_prefix = non_empty("QUEUE_PREFIX", get("QUEUE_PREFIX"));
-  c.queue_max_waiting = integer("QUEUE_MAX_WAITING", get("QUEUE_MAX_WAITING"),
-                                1, std::int64_t{1} << 40);
-  c.job_attempts =
-      static_cast<int>(integer("JOB_ATTEMPTS", get("JOB_ATTEMPTS"), 1, 100));
-  c.job_backoff_ms = static_cast<int>(
-      integer("JOB_BACKOFF_MS", get("JOB_BACKOFF_MS"), 0, 3600000));
-  c.keep_completed =
-      integer("KEEP_COMPLETED", get("KEEP_COMPLETED"), 0, i32_max);
-  c.keep_failed = integer("KEEP_FAILED", get("KEEP_FAILED"), 0, i32_max);
-  c.writers = static_cast<int>(integer("WRITERS", get("WRITERS"), 0, 256));
-  c.writer_batch =
-      static_cast<int>(integer("WRITER_BATCH", get("WRITER_BATCH"), 1, 10000));
-  c.http_threads =
-      static_cast<int>(integer("HTTP_THREADS", get("HTTP_THREADS"), 1, 256));
-  c.max_body_bytes = static_cast<std::size_t>(
-      integer("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64, 64 * 1024 * 1024));
-  c.max_content_chars = static_cast<std::size_t>(integer(
-      "MAX_CONTENT_CHARS", get("MAX_CONTENT_CHARS"), 1, 64 * 1024 * 1024));
-  c.http_read_timeout_ms = static_cast<int>(integer(
-      "HTTP_READ_TIMEOUT_MS", get("HTTP_READ_TIMEOUT_MS"), 100, 3600000));
-  c.shutdown_grace_ms = static_cast<int>(
-      integer("SHUTDOWN_GRACE_MS", get("SHUTDOWN_GRACE_MS"), 0, 3600000));
-  c.log_level = one_of("LOG_LEVEL", get("LOG_LEVEL"),
-                       {"trace", "debug", "info", "warn", "error", "off"});
-  c.log_format = one_of("LOG_FORMAT", get("LOG_FORMAT"), {"json", "text"});
+  for (const auto& s : settings()) {
+    auto it = values.find(s.name);
+    s.apply(c, it != values.end() ? it->second : s.default_value);
+  }
+  for (const auto& knob : fault_knobs())
+    if (auto it = values.find(knob.name); it != values.end())
+      knob.apply(c, it->second);
   return c;
 }
 
@@ -237,9 +361,10 @@ void require(const config& c, bool database, bool jwt_secret) {
 
 std::map<std::string, std::string> values_from_environment() {
   std::map<std::string, std::string> values;
-  for (const auto& s : settings())
-    if (const char* v = std::getenv(s.name.c_str()))
-      values[s.name] = v;
+  for (const auto* list : {&settings(), &fault_knobs()})
+    for (const auto& s : *list)
+      if (const char* v = std::getenv(s.name.c_str()))
+        values[s.name] = v;
   return values;
 }
 

@@ -17,38 +17,47 @@ namespace postd::app {
 
 enum class throttle_store { memory, redis };
 
+// The values postd runs with. Defaults, ranges and help live in one place,
+// settings() (config.cpp): a config comes from parse_config, never from
+// these zero-initialised members.
 struct config {
-  std::string host = "0.0.0.0";
-  std::uint16_t port = 3000;
+  std::string host;
+  std::uint16_t port = 0;      // 0: any free port (the start log line names it)
   std::string database_url;    // as libpq takes it (parse_database_url)
   std::string database_schema; // Prisma's ?schema=, empty for the default
-  int db_connect_timeout_ms = 3000;
-  int db_statement_timeout_ms = 5000;
-  std::string redis_host = "localhost";
-  int redis_port = 6379;
+  int db_connect_timeout_ms = 0;
+  int db_statement_timeout_ms = 0;
+  std::string redis_host;
+  int redis_port = 0;
   std::string redis_password;
-  int redis_timeout_ms = 3000;
-  std::int64_t throttle_ttl_ms = 60000;
-  std::int64_t throttle_limit = 100;
+  int redis_timeout_ms = 0;
+  std::int64_t throttle_ttl_ms = 0;
+  std::int64_t throttle_limit = 0;
   throttle_store throttle = throttle_store::memory;
   bool trust_proxy = false;
   std::string jwt_secret;
-  std::string queue_name = "post-creation";
-  std::string queue_prefix = "bull";
-  std::int64_t queue_max_waiting = 1000000;
-  int job_attempts = 3;
-  int job_backoff_ms = 1000;
-  std::int64_t keep_completed = 1000;
-  std::int64_t keep_failed = 10000;
-  int writers = 4;
-  int writer_batch = 256;
-  int http_threads = 1;
-  std::size_t max_body_bytes = 65536;
-  std::size_t max_content_chars = 10000;
-  int http_read_timeout_ms = 30000;
-  int shutdown_grace_ms = 10000;
-  std::string log_level = "info";
-  std::string log_format = "json";
+  std::string queue_name;
+  std::string queue_prefix;
+  std::int64_t queue_max_waiting = 0;
+  int job_attempts = 0;
+  int job_backoff_ms = 0;
+  std::int64_t keep_completed = 0;
+  std::int64_t keep_failed = 0;
+  int writers = 0;
+  int writer_batch = 0;
+  int http_threads = 0;
+  std::size_t max_body_bytes = 0;
+  std::size_t max_content_chars = 0;
+  int http_read_timeout_ms = 0;
+  int request_timeout_ms = 0;
+  int max_connections = 0;
+  int shutdown_grace_ms = 0;
+  std::string log_level;
+  std::string log_format;
+
+  // Test-only fault knobs (fault_knobs()); zero: off.
+  double fault_writer_crash_rate = 0;
+  int fault_lock_ms = 0;
 };
 
 // A setting is missing or invalid; what() is the one line to print,
@@ -58,24 +67,48 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// One setting, spelled once: the environment variable (and its flag), its
+// default, the values it takes, its help, and how a value lands in a config.
+// `postd --help-env`, the flags' help, parse_config and the tests that hold
+// example-env and the README's table to it all read this list.
 struct setting_info {
   std::string name;          // environment variable, e.g. "THROTTLE_TTL"
   std::string default_value; // as text; empty when required or empty
+  std::string shown_default; // how the docs show a computed default, else ""
+  std::string range;         // e.g. "1..65535", "memory|redis", "text"
   std::string help;
+  // Parses `value` (throws config_error naming the variable) into `c`.
+  std::function<void(config& c, const std::string& value)> apply;
+
+  // The default as README and --help-env show it.
+  const std::string& documented_default() const {
+    return shown_default.empty() ? default_value : shown_default;
+  }
 };
 
 // Every setting, in the order example-env lists them.
 const std::vector<setting_info>& settings();
 
+// Knobs for fault-injection tests, not settings: POSTD_FAULT_* variables,
+// absent from --help-env, example-env and the README's table, off unless
+// set. postd names each one set in a warning line at start; a bad value is
+// a config_error like a setting's.
+const std::vector<setting_info>& fault_knobs();
+
+// `postd --help-env`: one line per setting (name, default, range, help).
+std::string settings_table();
+
 // Builds a config from raw values keyed by variable name; unknown names
-// are ignored, absent ones take their default. Throws config_error.
+// are ignored, absent settings take their default, absent knobs stay off.
+// Throws config_error.
 config parse_config(const std::map<std::string, std::string>& values);
 
 // Requirements that depend on the command: `serve` needs JWT_SECRET and
 // DATABASE_URL, `migrate` needs DATABASE_URL, `token` needs JWT_SECRET.
 void require(const config& c, bool database, bool jwt_secret);
 
-// The values of every known setting present in the process environment.
+// The values of every setting and fault knob present in the process
+// environment.
 std::map<std::string, std::string> values_from_environment();
 
 // DATABASE_URL split into what libpq accepts and Prisma's schema: the old

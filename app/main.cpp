@@ -45,9 +45,7 @@ int run_migrate(const app::config& c, const std::string& dir) {
   }
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   app::block_signals();
   CLI::App cli{"postd: accepts posts at high rates and persists them reliably"};
   cli.fallthrough();
@@ -57,9 +55,16 @@ int main(int argc, char** argv) {
   std::map<std::string, CLI::Option*> flag_options;
   for (const auto& s : app::settings()) {
     auto* opt = cli.add_option(app::flag_name(s.name), flag_values[s.name],
-                               s.help + " [env " + s.name + "]");
+                               s.help + " [env " + s.name + ", default " +
+                                   (s.documented_default().empty()
+                                        ? "empty"
+                                        : s.documented_default()) +
+                                   ", " + s.range + "]");
     flag_options[s.name] = opt;
   }
+  bool help_env = false;
+  cli.add_flag("--help-env", help_env,
+               "list every setting: variable, default, range, meaning");
 
   auto* serve_cmd =
       cli.add_subcommand("serve", "run the HTTP server (the default)");
@@ -85,6 +90,11 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  if (help_env) {
+    std::cout << app::settings_table();
+    return 0;
+  }
+
   auto values = app::values_from_environment();
   for (const auto& [name, opt] : flag_options)
     if (opt->count() > 0)
@@ -100,6 +110,11 @@ int main(int argc, char** argv) {
     std::cerr << "postd: " << e.what() << "\n";
     return 2;
   }
+  for (const auto& knob : app::fault_knobs())
+    if (auto it = values.find(knob.name); it != values.end())
+      std::cerr << "postd: warning: " << knob.name << "=" << it->second
+                << " is set: a fault-injection knob for tests (" << knob.help
+                << "), never for production\n";
 
   if (token_cmd->parsed()) {
     http::token_verifier tokens{config.jwt_secret};
@@ -111,4 +126,14 @@ int main(int argc, char** argv) {
   (void)serve_cmd;
   log::init(config.log_level, config.log_format);
   return app::serve(config);
+}
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "postd: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -48,7 +48,8 @@ persistence::queue_keys queue_keys(const config& c) {
 }
 
 persistence::job_queue_factory
-queue_factory(const config& c, persistence::redis_connection_options redis) {
+queue_factory(const config& c,
+              const persistence::redis_connection_options& redis) {
   return [redis, keys = queue_keys(c)] {
     return std::make_unique<persistence::bull_job_queue>(redis, keys);
   };
@@ -89,9 +90,11 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
     (what == actors::monitored::queue ? h.queue_monitor : h.database_monitor) =
         sys.spawn<caf::detached>(
             actors::monitor,
-            actors::monitor_settings{what, queue_factory(c, monitor_redis),
-                                     store_factory(c),
-                                     std::chrono::milliseconds{500}, board});
+            actors::monitor_settings{
+                {queue_factory(c, monitor_redis), store_factory(c)},
+                what,
+                std::chrono::milliseconds{500},
+                board});
   actors::writer_settings w;
   w.make_queue =
       queue_factory(c, redis_options(c, "writer", reconnect::paced_by_actor));
@@ -100,23 +103,11 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;
-  // Fault-injection tests only, deliberately not settings (README): the
-  // chance a writer crashes around a batch's write, and a short job lock
-  // (also the stalled-check interval) so a killed instance's jobs come back
-  // quickly.
-  if (const char* v = std::getenv("POSTD_FAULT_WRITER_CRASH_RATE")) {
-    char* end = nullptr;
-    double rate = std::strtod(v, &end);
-    if (end != v && *end == '\0' && rate > 0 && rate <= 1)
-      w.fault_rate = rate;
-  }
-  if (const char* v = std::getenv("POSTD_FAULT_LOCK_MS")) {
-    char* end = nullptr;
-    double ms = std::strtod(v, &end);
-    if (end != v && *end == '\0' && ms >= 100 && ms <= 3600000) {
-      w.lock_for = std::chrono::milliseconds{static_cast<long long>(ms)};
-      w.stalled_interval = w.lock_for;
-    }
+  // Fault-injection tests only (config's fault_knobs()).
+  w.fault_rate = c.fault_writer_crash_rate;
+  if (c.fault_lock_ms > 0) {
+    w.lock_for = std::chrono::milliseconds{c.fault_lock_ms};
+    w.stalled_interval = w.lock_for;
   }
   actors::writer_supervisor_settings ws;
   ws.writers = c.writers;
@@ -211,7 +202,9 @@ int serve(const config& c) {
             .port = c.port,
             .threads = c.http_threads,
             .max_body_bytes = c.max_body_bytes,
-            .read_timeout = std::chrono::milliseconds{c.http_read_timeout_ms}},
+            .read_timeout = std::chrono::milliseconds{c.http_read_timeout_ms},
+            .request_timeout = std::chrono::milliseconds{c.request_timeout_ms},
+            .max_connections = c.max_connections},
         api);
   } catch (const std::exception& e) {
     std::cerr << "postd: " << e.what() << "\n";

@@ -29,21 +29,19 @@ inline void event(spdlog::level::level_enum lvl, std::string_view msg,
     spdlog::log(lvl, "{}", render(lvl, msg, fields));
 }
 
-inline void info(std::string_view msg,
-                 const nlohmann::json& f = nlohmann::json::object()) {
-  event(spdlog::level::info, msg, f);
-}
-inline void warn(std::string_view msg,
-                 const nlohmann::json& f = nlohmann::json::object()) {
-  event(spdlog::level::warn, msg, f);
-}
-inline void error(std::string_view msg,
-                  const nlohmann::json& f = nlohmann::json::object()) {
-  event(spdlog::level::err, msg, f);
-}
-inline void debug(std::string_view msg,
-                  const nlohmann::json& f = nlohmann::json::object()) {
-  event(spdlog::level::debug, msg, f);
-}
+// log::info("msg", {{"field", value}}) and so on: one callable a level.
+struct level_logger {
+  spdlog::level::level_enum level;
+  void
+  operator()(std::string_view msg,
+             const nlohmann::json& fields = nlohmann::json::object()) const {
+    event(level, msg, fields);
+  }
+};
+
+inline constexpr level_logger debug{spdlog::level::debug};
+inline constexpr level_logger info{spdlog::level::info};
+inline constexpr level_logger warn{spdlog::level::warn};
+inline constexpr level_logger error{spdlog::level::err};
 
 } // namespace postd::log

@@ -198,6 +198,18 @@ std::string registry::render(const snapshot& s) const {
           "Redis errors seen by the enqueue actor and the writers.",
           redis_errors);
   counter("postd_throttled_total", "Requests refused with 429.", throttled);
+  counter("postd_requests_timed_out_total",
+          "Requests answered 503 after REQUEST_TIMEOUT_MS without an answer.",
+          requests_timed_out);
+  counter("postd_requests_dropped_total",
+          "Requests answered 503 because their answer was lost inside postd.",
+          requests_dropped);
+  counter("postd_connections_refused_total",
+          "Connections closed at once because MAX_CONNECTIONS were open.",
+          connections_refused);
+  header(out, "postd_connections_open", "gauge", "Client connections open.");
+  line(out, "postd_connections_open", "",
+       std::to_string(connections_open.load(std::memory_order_relaxed)));
 
   header(out, "process_resident_memory_bytes", "gauge",
          "Resident memory size in bytes.");

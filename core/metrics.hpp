@@ -76,6 +76,13 @@ public:
   std::atomic<std::uint64_t> db_errors{0};
   std::atomic<std::uint64_t> redis_errors{0};
   std::atomic<std::uint64_t> throttled{0};
+  // The HTTP front: requests answered 503 by their deadline or because
+  // their answer was lost inside postd; connections refused over
+  // MAX_CONNECTIONS, and open now.
+  std::atomic<std::uint64_t> requests_timed_out{0};
+  std::atomic<std::uint64_t> requests_dropped{0};
+  std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::int64_t> connections_open{0};
   void batch(std::size_t jobs) {
     batch_sizes_.observe(static_cast<double>(jobs));
   }

@@ -15,16 +15,21 @@
 # halt_on_error the process exits 1, which fails the test that ran it.)
 # Suppressions (third-party code only): tests/sanitizers/{ubsan,lsan}.supp.
 #
-# Exits non-zero when a test fails in either run, when no test ran, or when a
-# sanitizer reported. The last line printed is "N passed, F failed" summed
-# over both runs (", S skipped" added when some were skipped, ", R sanitizer
-# reports" when there were any).
+# Exits non-zero when a test fails in either run, when no test ran, when a
+# sanitizer reported, or when clang-tidy found anything. The last line printed
+# is "N passed, F failed" summed over both runs and clang-tidy (", S skipped"
+# added when some were skipped, ", R sanitizer reports" when there were any).
 # The Release build treats warnings as errors (POSTD_WERROR). Checks on the sources
 # run as ctest tests labelled lint (include order, clang-format, luacheck).
+# Right after the Release build, clang-tidy (tests/lint/clang_tidy.sh, ~10 min
+# on 2 cores) checks core/ persistence/ actors/ http/ app/ with that tree's
+# compile_commands.json (CMakeLists.txt always exports it); it counts as one
+# test in the summary: a finding is a failed test and fails the run.
 #
 # Environment: POSTD_BUILD_DIR (default build/release), POSTD_ASAN_BUILD_DIR
 # (default build/asan), POSTD_SKIP_SANITIZE=1 skips the sanitizer build and
-# run (CI runs it), POSTD_SKIP_BUILD=1 runs the tests of the existing builds,
+# run (CI runs it), POSTD_SKIP_TIDY=1 skips clang-tidy (CI runs it; for quick
+# local runs), POSTD_SKIP_BUILD=1 runs the tests of the existing builds,
 # POSTD_TEST_KEEP=1 keeps the temporary directory (service logs, sanitizer
 # reports) after the run.
 set -euo pipefail
@@ -195,6 +200,20 @@ run_suite() {
   fi
 }
 
+# clang-tidy over the sources with the compile commands of build tree DIR,
+# counted as one test in all_passed or all_failed; sets tidy_failed.
+run_tidy() {
+  local dir=$1
+  printf 'postd: clang-tidy (%s)\n' "$dir"
+  if tests/lint/clang_tidy.sh "$dir" "${POSTD_BUILD_JOBS:-2}"; then
+    all_passed=$((all_passed + 1))
+  else
+    printf 'postd: clang-tidy failed, see above\n' >&2
+    all_failed=$((all_failed + 1))
+    tidy_failed=1
+  fi
+}
+
 # Print the sanitizer reports in DIR on stderr; sets reports to their number.
 show_sanitizer_reports() {
   local dir=$1 f
@@ -208,9 +227,14 @@ show_sanitizer_reports() {
 }
 
 main() {
-  local rc=0 all_passed=0 all_failed=0 all_skipped=0 reports=0 sanitizer_env
+  local rc=0 all_passed=0 all_failed=0 all_skipped=0 reports=0 tidy_failed=0
+  local sanitizer_env
   postd_install_packages
   [[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release -DPOSTD_WERROR=ON
+  if [[ ${POSTD_SKIP_TIDY:-0} != 1 ]]; then
+    run_tidy "$build_dir" || true
+    ((tidy_failed == 0)) || rc=1
+  fi
   start_services
   run_suite release "$build_dir" -- "$@" || rc=1
 
@@ -232,6 +256,7 @@ main() {
   summary="$all_passed passed, $all_failed failed"
   ((all_skipped == 0)) || summary+=", $all_skipped skipped"
   ((reports == 0)) || summary+=", $reports sanitizer reports"
+  ((tidy_failed == 0)) || summary="postd: clang-tidy had findings (1 failed)"$'\n'"$summary"
   return "$rc"
 }
 

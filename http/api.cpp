@@ -149,21 +149,20 @@ void api::dispatch(route_match route, api_request req, const std::string& path,
   case r::create:
     return create_post(std::move(req), std::move(respond));
   case r::job_status:
-    return job_status(std::move(req), std::move(route.param),
-                      std::move(respond));
+    return job_status(req, std::move(route.param), std::move(respond));
   case r::posts:
-    return list_posts(std::move(req), std::move(respond));
+    return list_posts(req, std::move(respond));
   case r::post:
-    return get_post(std::move(req), std::move(route.param), std::move(respond));
+    return get_post(req, std::move(route.param), std::move(respond));
   case r::health:
   case r::health_ready:
-    return health(std::move(respond), route.id() == r::health_ready);
+    return health(respond, route.id() == r::health_ready);
   case r::health_queue:
-    return health_queue(std::move(respond));
+    return health_queue(respond);
   case r::health_live: // the process answers: all liveness means
     return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
   case r::metrics:
-    return metrics_text(std::move(respond));
+    return metrics_text(respond);
   case r::other:
     break;
   }
@@ -191,7 +190,8 @@ void api::create_post(api_request req, respond_fn respond) {
   actors::create_post post{std::move(*author), std::move(v.body->content),
                            std::move(req.idempotency_key)};
   backend_.create(
-      std::move(key), std::move(post), [respond](actors::create_outcome o) {
+      std::move(key), std::move(post),
+      [respond](const actors::create_outcome& o) {
         using actors::create_status;
         switch (o.status) {
         case create_status::queued:
@@ -232,7 +232,8 @@ void api::refuse(std::string key, api_response error, respond_fn respond) {
                     });
 }
 
-void api::job_status(api_request req, std::string job_id, respond_fn respond) {
+void api::job_status(const api_request& req, std::string job_id,
+                     respond_fn respond) {
   auto key = route_key(route_id::job_status, client_ip(req));
   auto author = verifier_.author(req.authorization);
   if (!author)
@@ -292,7 +293,7 @@ api_response posts_unavailable() {
 
 } // namespace
 
-void api::get_post(api_request req, std::string id, respond_fn respond) {
+void api::get_post(const api_request& req, std::string id, respond_fn respond) {
   auto key = route_key(route_id::post, client_ip(req));
   auto not_found = error_response(404, "Post " + id + " not found");
   // Prisma's uuid(), and any id of the same alphabet, reach the database.
@@ -320,7 +321,7 @@ void api::get_post(api_request req, std::string id, respond_fn respond) {
   });
 }
 
-void api::list_posts(api_request req, respond_fn respond) {
+void api::list_posts(const api_request& req, respond_fn respond) {
   auto key = route_key(route_id::posts, client_ip(req));
   constexpr std::size_t max_limit = 100;
   actors::posts_query q;
@@ -328,11 +329,11 @@ void api::list_posts(api_request req, respond_fn respond) {
   std::vector<std::string> problems;
   auto params = parse_query(req.target);
   if (!params) {
-    problems.push_back("query string is malformed");
+    problems.emplace_back("query string is malformed");
   } else {
     auto author = params->find("authorId");
     if (author == params->end() || author->second.empty())
-      problems.push_back("authorId should not be empty");
+      problems.emplace_back("authorId should not be empty");
     else
       q.author_id = author->second;
     if (auto limit = params->find("limit"); limit != params->end()) {
@@ -342,12 +343,12 @@ void api::list_posts(api_request req, respond_fn respond) {
                                 [](char c) { return c >= '0' && c <= '9'; });
       q.limit = digits ? std::stoul(v) : 0;
       if (q.limit < 1 || q.limit > max_limit)
-        problems.push_back("limit must be an integer from 1 to 100");
+        problems.emplace_back("limit must be an integer from 1 to 100");
     }
     if (auto cursor = params->find("cursor"); cursor != params->end()) {
       q.after = decode_cursor(cursor->second);
       if (!q.after)
-        problems.push_back("cursor is not one this API handed out");
+        problems.emplace_back("cursor is not one this API handed out");
     }
   }
   if (!problems.empty())
@@ -382,7 +383,7 @@ void api::list_posts(api_request req, respond_fn respond) {
       });
 }
 
-void api::health(respond_fn respond, bool readiness) const {
+void api::health(const respond_fn& respond, bool readiness) const {
   auto view = backend_.health();
   ojson info = ojson::object();
   ojson error = ojson::object();
@@ -394,7 +395,7 @@ void api::health(respond_fn respond, bool readiness) const {
     ojson entry;
     if (s.up && live) {
       entry = {{"status", "up"}};
-      for (auto& [k, v] : up_fields.items())
+      for (const auto& [k, v] : up_fields.items())
         entry[k] = v;
       info[name] = entry;
     } else {
@@ -436,7 +437,7 @@ void api::health(respond_fn respond, bool readiness) const {
   respond(no_cache(std::move(r)));
 }
 
-void api::metrics_text(respond_fn respond) const {
+void api::metrics_text(const respond_fn& respond) const {
   auto view = backend_.health();
   auto writers = backend_.writers();
   metrics::registry::snapshot s;
@@ -460,7 +461,7 @@ void api::metrics_text(respond_fn respond) const {
   respond(no_cache(std::move(r)));
 }
 
-void api::health_queue(respond_fn respond) const {
+void api::health_queue(const respond_fn& respond) const {
   auto view = backend_.health();
   if (!view->queue.up || !fresh(*view, settings_.stale_after))
     return respond(no_cache(error_response(

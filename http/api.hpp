@@ -62,16 +62,17 @@ private:
   void dispatch(route_match route, api_request req, const std::string& path,
                 respond_fn respond);
   void create_post(api_request req, respond_fn respond);
-  void job_status(api_request req, std::string job_id, respond_fn respond);
-  void get_post(api_request req, std::string id, respond_fn respond);
-  void list_posts(api_request req, respond_fn respond);
+  void job_status(const api_request& req, std::string job_id,
+                  respond_fn respond);
+  void get_post(const api_request& req, std::string id, respond_fn respond);
+  void list_posts(const api_request& req, respond_fn respond);
   // Counts the request toward the limit; when refused answers 429, else
   // answers `error` with the rate-limit headers.
   void refuse(std::string key, api_response error, respond_fn respond);
   // /health (and /health/ready, which also fails while draining).
-  void health(respond_fn respond, bool readiness) const;
-  void health_queue(respond_fn respond) const;
-  void metrics_text(respond_fn respond) const;
+  void health(const respond_fn& respond, bool readiness) const;
+  void health_queue(const respond_fn& respond) const;
+  void metrics_text(const respond_fn& respond) const;
 
   api_settings settings_;
   token_verifier verifier_;

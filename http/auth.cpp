@@ -1,6 +1,10 @@
 #include "http/auth.hpp"
 
+#include <cctype>
+
+#include <jwt/base64.hpp>
 #include <jwt/jwt.hpp>
+#include <nlohmann/json.hpp>
 
 namespace postd::http {
 
@@ -30,6 +34,45 @@ std::optional<std::string> claim_as_id(const nlohmann::json& payload,
   return std::nullopt;
 }
 
+// A JWS in compact form: three base64url parts (padding tolerated) joined by
+// dots. Anything else is refused before cpp-jwt sees it: its base64 decoder
+// indexes a table with a signed char, so a byte >= 0x80 reads outside it.
+bool compact_jws_shape(std::string_view token) {
+  int dots = 0;
+  for (char ch : token) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '.')
+      ++dots;
+    else if (!std::isalnum(c) && c != '-' && c != '_' && c != '=')
+      return false;
+  }
+  return dots == 2;
+}
+
+// cpp-jwt reads exp, nbf and iat as unsigned 64-bit integers while it
+// verifies: a float beyond that range (1e300) would be undefined behaviour.
+// Checked on the payload first; true when they are absent or in range.
+bool time_claims_in_range(std::string_view token) {
+  auto first = token.find('.');
+  auto second = token.find('.', first + 1);
+  auto payload = nlohmann::json::parse(
+      jwt::base64_uri_decode(token.data() + first + 1, second - first - 1),
+      nullptr, false);
+  if (!payload.is_object())
+    return false;
+  for (const char* claim : {"exp", "nbf", "iat"}) {
+    auto it = payload.find(claim);
+    if (it == payload.end() || it->is_number_integer())
+      continue;
+    if (!it->is_number_float())
+      return false;
+    double v = it->get<double>();
+    if (!(v >= 0 && v < 1e15)) // about 31 million years
+      return false;
+  }
+  return true;
+}
+
 } // namespace
 
 std::optional<std::string>
@@ -39,7 +82,7 @@ token_verifier::author(std::string_view authorization) const {
   auto token = authorization.substr(bearer.size());
   while (!token.empty() && token.front() == ' ')
     token.remove_prefix(1);
-  if (token.empty() || token.size() > 8192)
+  if (token.empty() || token.size() > 8192 || !compact_jws_shape(token))
     return std::nullopt;
   auto now = std::chrono::system_clock::now();
   {
@@ -58,6 +101,8 @@ token_verifier::author(std::string_view authorization) const {
 std::optional<std::string>
 token_verifier::verify_token(std::string_view token) const {
   try {
+    if (!time_claims_in_range(token))
+      return std::nullopt;
     using namespace jwt::params;
     std::error_code ec;
     auto obj =

@@ -6,7 +6,7 @@ namespace postd::http {
 
 namespace {
 
-api_response make(unsigned status, nlohmann::ordered_json body) {
+api_response make(unsigned status, const nlohmann::ordered_json& body) {
   api_response r;
   r.status = status;
   r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -57,6 +57,16 @@ api_response error_response(unsigned status,
   return make(status, {{"statusCode", status},
                        {"message", messages},
                        {"error", reason_phrase(status)}});
+}
+
+api_response unanswered_response(const std::string& message, bool create) {
+  nlohmann::ordered_json body{
+      {"statusCode", 503}, {"message", message}, {"error", reason_phrase(503)}};
+  if (create)
+    body["mayHaveBeenQueued"] = true;
+  auto r = make(503, body);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 api_response bare_error_response(unsigned status, const std::string& message) {

@@ -21,4 +21,11 @@ api_response error_response(unsigned status,
 // Nest's ThrottlerException and UnauthorizedException send it.
 api_response bare_error_response(unsigned status, const std::string& message);
 
+// A request that got no answer in time ("request timed out") or whose answer
+// was lost on the way ("request dropped": an actor stopped with it): 503 with
+// Retry-After. For a create, "mayHaveBeenQueued": true, since the job may
+// have reached Redis before the answer was lost; a retry with the same
+// Idempotency-Key then answers its jobId instead of queueing it again.
+api_response unanswered_response(const std::string& message, bool create);
+
 } // namespace postd::http

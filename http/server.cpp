@@ -1,10 +1,12 @@
 #include "http/server.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "http/session.hpp"
 
 namespace postd::http {
@@ -41,19 +43,61 @@ struct server::impl {
     acceptor.async_accept(
         net::make_strand(ioc),
         [this](beast::error_code ec, net::ip::tcp::socket socket) {
-          if (ec) {
-            if (ec == net::error::operation_aborted || !acceptor.is_open())
-              return;
-            log::warn("accept failed", {{"error", ec.message()}});
-          } else {
-            socket.set_option(net::ip::tcp::no_delay(true), ec);
-            std::make_shared<session>(std::move(socket), api_, settings,
-                                      in_flight)
-                ->run();
-          }
+          if (ec == net::error::operation_aborted || !acceptor.is_open())
+            return;
+          if (ec && ec != net::error::connection_aborted)
+            return accept_failed(ec);
+          if (!ec)
+            admit(std::move(socket));
           do_accept();
         });
   }
+
+  // A connection over MAX_CONNECTIONS is closed at once (the socket goes
+  // out of scope), counted, and warned about once per episode.
+  void admit(net::ip::tcp::socket socket) {
+    auto& m = metrics::process();
+    if (m.connections_open.load(std::memory_order_relaxed) >=
+        settings.max_connections) {
+      m.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (!over_limit)
+        log::warn("connection limit reached: closing new connections",
+                  {{"max_connections", settings.max_connections}});
+      over_limit = true;
+      return;
+    }
+    if (over_limit)
+      log::info("below the connection limit again");
+    over_limit = false;
+    beast::error_code ec;
+    socket.set_option(net::ip::tcp::no_delay(true), ec);
+    std::make_shared<session>(std::move(socket), api_, settings, in_flight)
+        ->run();
+    if (accept_backoff.count() > 0) {
+      log::info("accepting again", {{"failed_accepts", failed_accepts}});
+      accept_backoff = {};
+      failed_accepts = 0;
+    }
+  }
+
+  // accept() failing (EMFILE, ENFILE, ENOBUFS, ...) would fail again at
+  // once: wait 10 ms, doubling to 1 s while it lasts, one warning for it.
+  void accept_failed(const beast::error_code& ec) {
+    ++failed_accepts;
+    if (accept_backoff.count() == 0) {
+      log::warn("accept failing: backing off", {{"error", ec.message()}});
+      accept_backoff = std::chrono::milliseconds{10};
+    } else {
+      accept_backoff = std::min(accept_backoff * 2, max_accept_backoff);
+    }
+    retry_timer.expires_after(accept_backoff);
+    retry_timer.async_wait([this](beast::error_code timer_ec) {
+      if (!timer_ec && acceptor.is_open())
+        do_accept();
+    });
+  }
+
+  static constexpr std::chrono::milliseconds max_accept_backoff{1000};
 
   server_settings settings;
   net::io_context ioc;
@@ -61,6 +105,11 @@ struct server::impl {
   api& api_;
   std::atomic<int> in_flight{0};
   std::vector<std::thread> threads;
+  // On the acceptor's strand only.
+  net::steady_timer retry_timer{acceptor.get_executor()};
+  std::chrono::milliseconds accept_backoff{0}; // 0: accepting normally
+  long long failed_accepts = 0;
+  bool over_limit = false;
 };
 
 server::server(server_settings settings, api& api)
@@ -89,6 +138,7 @@ void server::stop_accepting() {
   net::post(impl_->acceptor.get_executor(), [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->retry_timer.cancel();
   });
 }
 

@@ -21,6 +21,10 @@ struct server_settings {
   std::size_t max_header_bytes = 8192;
   // A whole request must arrive within this; also the keep-alive idle limit.
   std::chrono::milliseconds read_timeout{30000};
+  // A dispatched request unanswered after this gets 503 "request timed out".
+  std::chrono::milliseconds request_timeout{5000};
+  // Open client connections; past it a new one is closed at once.
+  int max_connections = 10000;
 };
 
 class server {

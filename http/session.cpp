@@ -1,14 +1,18 @@
 #include "http/session.hpp"
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/reply_once.hpp"
 #include "http/errors.hpp"
+#include "http/wire.hpp"
 
 namespace postd::http {
 
 session::session(net::ip::tcp::socket&& socket, api& api,
                  const server_settings& settings, std::atomic<int>& in_flight)
     : stream_(std::move(socket)), api_(api), settings_(settings),
-      in_flight_(in_flight) {
+      in_flight_(in_flight), deadline_(stream_.get_executor()) {
+  metrics::process().connections_open.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -17,6 +21,10 @@ session::session(net::ip::tcp::socket&& socket, api& api,
       addr = addr.to_v6().to_v4();
     peer_ip_ = addr.to_string();
   }
+}
+
+session::~session() {
+  metrics::process().connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void session::run() {
@@ -102,45 +110,46 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   version_ = req.version();
   bool close = !req.keep_alive();
   bool head = req.method() == bhttp::verb::head;
-  api_request in;
-  in.method = std::string(req.method_string());
-  in.target = std::string(req.target());
-  in.authorization = std::string(req[bhttp::field::authorization]);
-  in.content_type = std::string(req[bhttp::field::content_type]);
-  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
-    in.has_idempotency_key = true;
-    in.idempotency_key = std::string(it->value());
-  }
-  in.forwarded_for = std::string(req["X-Forwarded-For"]);
-  in.peer_ip = peer_ip_;
-  in.body = std::move(req.body());
+  auto in = to_api_request(std::move(req), peer_ip_);
+  bool create = in.method == "POST" &&
+                in.target.substr(0, in.target.find('?')) == "/v1/post/create";
   ++in_flight_;
   counted_ = true;
-  // The reply may come from an actor thread: only post back to our strand.
-  api_.handle(std::move(in),
-              [self = shared_from_this(), close, head](api_response r) {
-                auto ex = self->stream_.get_executor();
-                net::post(ex, [self, r = std::move(r), close, head]() mutable {
-                  self->send(std::move(r), close, head);
-                });
-              });
+
+  // One answer, whichever comes first: the API's (possibly from an actor
+  // thread: it only posts back to our strand), the fallback when every copy
+  // of the reply is dropped unanswered, or the deadline.
+  auto claim = std::make_shared<core::answer_claim>();
+  auto self = shared_from_this();
+  core::reply_once<api_response> respond{
+      claim,
+      [self, close, head](api_response r) {
+        net::post(self->stream_.get_executor(),
+                  [self, r = std::move(r), close, head]() mutable {
+                    self->send(std::move(r), close, head);
+                  });
+      },
+      [create] {
+        metrics::process().requests_dropped.fetch_add(
+            1, std::memory_order_relaxed);
+        return unanswered_response("request dropped", create);
+      }};
+  deadline_.expires_after(settings_.request_timeout);
+  deadline_.async_wait([self, claim, close, head,
+                        create](beast::error_code ec) {
+    if (ec || !claim->claim())
+      return; // answered in time
+    log::debug("request timed out");
+    self->send(unanswered_response("request timed out", create), close, head);
+  });
+  api_.handle(std::move(in), std::move(respond));
 }
 
 void session::send(api_response r, bool close, bool head) {
-  auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-      static_cast<bhttp::status>(r.status), version_);
-  res->set(bhttp::field::server, "postd");
-  res->set(bhttp::field::content_type, r.content_type);
-  for (auto& [name, value] : r.headers)
-    res->set(name, value);
-  res->keep_alive(!close);
-  if (head) {
-    res->content_length(r.body.size());
-  } else {
-    res->body() = std::move(r.body);
-    res->prepare_payload();
-  }
+  auto res = std::make_shared<beast_response>(
+      to_beast_response(std::move(r), version_, close, head));
   response_ = res;
+  deadline_.cancel();
   // A fresh deadline: the read's may have run out while the request was
   // handled, and a client that never reads its answer must not hold us.
   stream_.expires_after(settings_.read_timeout);

@@ -12,6 +12,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -29,6 +30,9 @@ class session : public std::enable_shared_from_this<session> {
 public:
   session(net::ip::tcp::socket&& socket, api& api,
           const server_settings& settings, std::atomic<int>& in_flight);
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
 
   void run();
 
@@ -52,6 +56,9 @@ private:
   unsigned version_ = 11;
   bool counted_ = false; // a dispatched request awaits its response
   std::shared_ptr<bhttp::response<bhttp::string_body>> response_;
+  // REQUEST_TIMEOUT_MS of the dispatched request; it and the reply race
+  // for one answer_claim, so the request is answered once either way.
+  net::steady_timer deadline_;
 };
 
 } // namespace postd::http

@@ -19,9 +19,8 @@ bool valid_idempotency_key(std::string_view key) {
                      [](char c) { return c >= 0x20 && c <= 0x7E; });
 }
 
-bool is_json_content_type(std::string_view ct) {
-  auto semi = ct.find(';');
-  auto type = ct.substr(0, semi);
+bool is_json_content_type(std::string_view content_type) {
+  auto type = content_type.substr(0, content_type.find(';'));
   while (!type.empty() && type.back() == ' ')
     type.remove_suffix(1);
   while (!type.empty() && type.front() == ' ')
@@ -39,20 +38,21 @@ validation_result validate_create_body(std::string_view body,
   // nlohmann's parser rejects ill-formed UTF-8 inside strings.
   auto doc = nlohmann::json::parse(body, nullptr, false);
   if (doc.is_discarded()) {
-    r.messages.push_back("request body is not valid JSON (or not valid UTF-8)");
+    r.messages.emplace_back(
+        "request body is not valid JSON (or not valid UTF-8)");
     return r;
   }
   if (!doc.is_object()) {
-    r.messages.push_back("request body must be a JSON object");
+    r.messages.emplace_back("request body must be a JSON object");
     return r;
   }
   for (const auto& [key, value] : doc.items())
     if (key != "content")
-      r.messages.push_back("property " + key + " should not exist");
+      r.messages.emplace_back("property " + key + " should not exist");
   auto it = doc.find("content");
   if (it == doc.end() || !it->is_string()) {
     if (it != doc.end() && !it->is_null())
-      r.messages.push_back("content must be a string");
+      r.messages.emplace_back("content must be a string");
     else
       r.messages.insert(r.messages.end(), {"content must not be empty",
                                            "content must be a string"});
@@ -61,12 +61,12 @@ validation_result validate_create_body(std::string_view body,
   const auto& content = it->get_ref<const std::string&>();
   auto chars = utf8_length(content);
   if (chars == 0)
-    r.messages.push_back("content must not be empty");
+    r.messages.emplace_back("content must not be empty");
   if (chars > max_chars)
-    r.messages.push_back("content must be shorter than or equal to " +
-                         std::to_string(max_chars) + " characters");
+    r.messages.emplace_back("content must be shorter than or equal to " +
+                            std::to_string(max_chars) + " characters");
   if (content.find('\0') != std::string::npos)
-    r.messages.push_back("content must not contain NUL characters");
+    r.messages.emplace_back("content must not contain NUL characters");
   if (r.messages.empty())
     r.body = create_body{content};
   return r;

@@ -51,6 +51,17 @@ const redisReply& array_of(const redisReply* r, std::string_view what,
   return *r;
 }
 
+// An array reply of job ids (or other strings).
+std::vector<std::string> strings_of(const redisReply* r,
+                                    std::string_view what) {
+  const auto& arr = array_of(r, what);
+  std::vector<std::string> out;
+  out.reserve(arr.elements);
+  for (std::size_t i = 0; i < arr.elements; ++i)
+    out.push_back(reply_string(arr.element[i]));
+  return out;
+}
+
 // Hash fields written by other producers may hold anything: 0 when not an
 // integer, so one odd job cannot stop a batch that is already locked.
 std::int64_t lenient_integer(const redisReply* r) {
@@ -216,11 +227,7 @@ std::vector<std::string> release_jobs(redis_client& redis,
                   keys.key("meta-paused"), keys.key("stalled")},
                  a),
       "release_jobs");
-  const auto& arr = array_of(r.get(), "release_jobs");
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < arr.elements; ++i)
-    out.push_back(reply_string(arr.element[i]));
-  return out;
+  return strings_of(r.get(), "release_jobs");
 }
 
 std::vector<std::string> extend_locks(redis_client& redis,
@@ -237,11 +244,7 @@ std::vector<std::string> extend_locks(redis_client& redis,
     a.push_back(id);
   }
   auto r = checked(redis.eval(extend_locks_script, k, a), "extend_locks");
-  const auto& arr = array_of(r.get(), "extend_locks");
-  std::vector<std::string> lost;
-  for (std::size_t i = 0; i < arr.elements; ++i)
-    lost.push_back(reply_string(arr.element[i]));
-  return lost;
+  return strings_of(r.get(), "extend_locks");
 }
 
 std::int64_t completed_to_keep(const std::string& opts,
@@ -281,11 +284,7 @@ std::vector<std::string> complete_jobs(redis_client& redis,
                                keys.key("stalled")},
                               a),
                    "complete_jobs");
-  const auto& arr = array_of(r.get(), "complete_jobs");
-  std::vector<std::string> lost;
-  for (std::size_t i = 0; i < arr.elements; ++i)
-    lost.push_back(reply_string(arr.element[i]));
-  return lost;
+  return strings_of(r.get(), "complete_jobs");
 }
 
 std::vector<failure_outcome> fail_jobs(redis_client& redis,
@@ -407,12 +406,8 @@ stalled_jobs recover_stalled(redis_client& redis, const queue_keys& keys,
       "recover_stalled");
   const auto& arr = array_of(r.get(), "recover_stalled", 2);
   stalled_jobs out;
-  const auto& failed = array_of(arr.element[0], "recover_stalled");
-  for (std::size_t i = 0; i < failed.elements; ++i)
-    out.failed.push_back(reply_string(failed.element[i]));
-  const auto& requeued = array_of(arr.element[1], "recover_stalled");
-  for (std::size_t i = 0; i < requeued.elements; ++i)
-    out.requeued.push_back(reply_string(requeued.element[i]));
+  out.failed = strings_of(arr.element[0], "recover_stalled");
+  out.requeued = strings_of(arr.element[1], "recover_stalled");
   return out;
 }
 
@@ -447,8 +442,8 @@ std::vector<std::string> durability_warnings(std::string_view info) {
                   ", not noeviction: when Redis is full it evicts keys, "
                   "queued jobs among them");
   if (auto aof = info_field(info, "aof_enabled"); aof && *aof != "1")
-    out.push_back("Redis runs without AOF (appendonly no): a Redis crash "
-                  "loses jobs acknowledged since its last snapshot");
+    out.emplace_back("Redis runs without AOF (appendonly no): a Redis crash "
+                     "loses jobs acknowledged since its last snapshot");
   return out;
 }
 

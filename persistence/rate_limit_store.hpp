@@ -17,10 +17,12 @@ namespace postd::persistence {
 class rate_limit_store {
 public:
   virtual ~rate_limit_store() = default;
-  virtual const rate_limit_settings& limits() const = 0;
   // One decision per key, in order; throws redis_error when it cannot count.
   virtual std::vector<core::throttle_decision>
   hit_batch(const std::vector<std::string>& keys) = 0;
+  // What it counts against; also what the throttle answers while it cannot
+  // count (it fails open).
+  virtual const rate_limit_settings& limits() const = 0;
 };
 
 using rate_limit_store_factory =

@@ -61,7 +61,7 @@ void reply_deleter::operator()(redisReply* r) const noexcept {
   freeReplyObject(r);
 }
 
-redis_client::redis_client(const redis_options& opts) : opts_(opts) {
+redis_client::redis_client(redis_options opts) : opts_(std::move(opts)) {
   ctx_ = redisConnectWithTimeout(opts_.host.c_str(), opts_.port,
                                  to_timeval(opts_.connect_timeout));
   if (ctx_ == nullptr)

@@ -72,10 +72,10 @@ class redis_client {
 public:
   // Connects and authenticates; throws redis_error on failure. A moved-from
   // client is broken().
-  explicit redis_client(const redis_options& opts);
+  explicit redis_client(redis_options opts);
   ~redis_client();
-  redis_client(redis_client&&) noexcept;
-  redis_client& operator=(redis_client&&) noexcept;
+  redis_client(redis_client&& other) noexcept;
+  redis_client& operator=(redis_client&& other) noexcept;
   redis_client(const redis_client&) = delete;
   redis_client& operator=(const redis_client&) = delete;
 

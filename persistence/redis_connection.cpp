@@ -1,5 +1,6 @@
 #include "persistence/redis_connection.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <string_view>
@@ -35,10 +36,9 @@ bool drops_connection(const redis_error& e, bool client_broken) {
     return true;
   static constexpr std::array<std::string_view, 3> wrong_server{
       "READONLY", "LOADING", "MASTERDOWN"};
-  for (auto word : wrong_server)
-    if (has_word(e.what(), word))
-      return true;
-  return false;
+  return std::ranges::any_of(wrong_server, [&](std::string_view word) {
+    return has_word(e.what(), word);
+  });
 }
 
 redis_connection::redis_connection(redis_connection_options opts,

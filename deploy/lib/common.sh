@@ -39,6 +39,14 @@ _postd_tail_log() {
   tail -n "${2:-20}" "$1" | sed 's/^/    /' >&2
 }
 
+# A service that failed to start: MESSAGE, then the last lines of its LOG.
+# Returns 1.
+_postd_start_failed() {
+  _postd_err "$1"
+  _postd_tail_log "$2"
+  return 1
+}
+
 # Absolute form of a path (it need not exist yet).
 _postd_abspath() { realpath -m -- "$1"; }
 
@@ -306,7 +314,7 @@ postd_start_redis() {
   rm -f "$dir/redis.pid"
   log_size=$(stat -c %s "$dir/redis.log" 2>/dev/null) || log_size=0
   redis-server "$dir/redis.conf" >/dev/null ||
-    { _postd_err "redis-server failed to start"; _postd_tail_log "$dir/redis.log"; return 1; }
+    { _postd_start_failed "redis-server failed to start" "$dir/redis.log"; return; }
   for ((i = 0; i < timeout * 10; i++)); do
     reply=$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) || true
     [[ $reply == PONG ]] && return 0
@@ -319,9 +327,8 @@ postd_start_redis() {
     fi
     sleep 0.1
   done
-  _postd_err "Redis failed to start on 127.0.0.1:$port (waited up to ${timeout}s for PONG)"
-  _postd_tail_log "$dir/redis.log"
-  return 1
+  _postd_start_failed "Redis failed to start on 127.0.0.1:$port (waited up to ${timeout}s for PONG)" \
+    "$dir/redis.log"
 }
 
 # postd_stop_redis DIR: stop the Redis started from DIR (AOF flushed on TERM).
@@ -379,9 +386,7 @@ postd_start_postgres() {
   if ! _postd_as_service_user "$POSTD_PG_BIN/pg_ctl" start -w -s -t "${POSTD_PG_TIMEOUT:-60}" \
     -D "$dir" -l "$dir/server.log" \
     -o "-p $port -c listen_addresses=127.0.0.1 -c max_connections=200 -c unix_socket_directories='$sock'"; then
-    _postd_err "PostgreSQL failed to start on 127.0.0.1:$port"
-    _postd_tail_log "$dir/server.log"
-    return 1
+    _postd_start_failed "PostgreSQL failed to start on 127.0.0.1:$port" "$dir/server.log"
   fi
 }
 
@@ -423,7 +428,7 @@ postd_start_pgbouncer() {
   if ((EUID == 0)); then chown "$POSTD_SERVICE_USER:" "$dir/pgbouncer.ini" "$dir/userlist.txt" || return 1; fi
   rm -f "$dir/pgbouncer.pid"
   out=$(_postd_as_service_user pgbouncer -d -q "$dir/pgbouncer.ini" 2>&1) ||
-    { printf '%s\n' "$out" >&2; _postd_err "pgbouncer failed to start"; _postd_tail_log "$dir/pgbouncer.log"; return 1; }
+    { printf '%s\n' "$out" >&2; _postd_start_failed "pgbouncer failed to start" "$dir/pgbouncer.log"; return; }
   for ((i = 0; i < timeout * 10; i++)); do
     if PGCONNECT_TIMEOUT=2 psql -X -q -w -h 127.0.0.1 -p "$port" -U postgres -d postgres \
       -tAc 'select 1' >/dev/null 2>&1; then
@@ -431,9 +436,8 @@ postd_start_pgbouncer() {
     fi
     sleep 0.1
   done
-  _postd_err "PgBouncer on 127.0.0.1:$port did not serve 'select 1' within ${timeout}s"
-  _postd_tail_log "$dir/pgbouncer.log"
-  return 1
+  _postd_start_failed "PgBouncer on 127.0.0.1:$port did not serve 'select 1' within ${timeout}s" \
+    "$dir/pgbouncer.log"
 }
 
 # postd_stop_pgbouncer DIR: stop the PgBouncer started from DIR.

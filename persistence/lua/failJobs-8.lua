@@ -17,10 +17,10 @@
 ]]
 --- @include "includes/rcall"
 --- @include "includes/badType"
---- @include "includes/addJobWithPriority"
 --- @include "includes/decodeTable"
 --- @include "includes/getTargetQueueList"
 --- @include "includes/keepCount"
+--- @include "includes/pushReadyJob"
 --- @include "includes/removeJob"
 --- @include "includes/serverTimeMs"
 --- @include "includes/trim"
@@ -86,13 +86,7 @@ for i = 5, #ARGV, 2 do
       else
         -- retryJob-7
         local target = getTargetQueueList(KEYS[7], KEYS[5], KEYS[6])
-        local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
-        if priority == 0 then
-          rcall("LPUSH", target, jobId)
-        else
-          addJobWithPriority(KEYS[8], priority, jobId, target)
-        end
-        rcall("PUBLISH", KEYS[5] .. "ing@" .. token, jobId)
+        pushReadyJob(jobKey, jobId, target, KEYS[8], KEYS[5], token)
       end
       out[#out + 1] = 0
     else

@@ -13,8 +13,8 @@
 ]]
 --- @include "includes/rcall"
 --- @include "includes/badType"
---- @include "includes/addJobWithPriority"
 --- @include "includes/getTargetQueueList"
+--- @include "includes/pushReadyJob"
 --- @include "includes/serverTimeMs"
 
 local bad = badType(KEYS[1], "zset") or badType(KEYS[2], "list") or
@@ -32,13 +32,7 @@ local moved = 0
 for _, jobId in ipairs(due) do
   local jobKey = ARGV[1] .. jobId
   if rcall("TYPE", jobKey)["ok"] == "hash" then
-    local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
-    if priority == 0 then
-      rcall("LPUSH", target, jobId)
-    else
-      addJobWithPriority(KEYS[5], priority, jobId, target)
-    end
-    rcall("PUBLISH", KEYS[2] .. "ing@" .. ARGV[3], jobId)
+    pushReadyJob(jobKey, jobId, target, KEYS[5], KEYS[2], ARGV[3])
     rcall("HSET", jobKey, "delay", 0)
     moved = moved + 1
   end

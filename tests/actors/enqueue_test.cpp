@@ -5,21 +5,15 @@
 #define CAF_SUITE enqueue
 #include <nlohmann/json.hpp>
 
-#include "actor_fixture.hpp"
 #include "actors/enqueue.hpp"
-#include "fakes.hpp"
+#include "services_fixture.hpp"
 
 using namespace postd;
 using postd::actors::create_status;
 
 namespace {
 
-struct fixture : testing::actor_fixture {
-  std::shared_ptr<testing::fake_queue_state> queue =
-      std::make_shared<testing::fake_queue_state>();
-  std::shared_ptr<std::vector<actors::create_outcome>> replies =
-      std::make_shared<std::vector<actors::create_outcome>>();
-
+struct fixture : testing::services_fixture {
   actors::enqueue_actor spawn_enqueue(std::size_t max_batch = 512) {
     actors::enqueue_settings s;
     s.make_queue = testing::fake_queue_factory(queue);
@@ -28,15 +22,13 @@ struct fixture : testing::actor_fixture {
     s.max_batch = max_batch;
     return sys.spawn(actors::enqueue, s);
   }
+  // As the throttle actor passes it on: keyed by the author, with its
+  // decision.
   actors::create_request request(const std::string& author,
                                  const std::string& content,
-                                 const std::string& idem = "") {
-    auto out = replies;
-    actors::create_request r;
-    r.throttle_key = "ip:" + author;
-    r.post = {author, content, idem};
+                                 const std::string& idem = "") const {
+    auto r = create("ip:" + author, {author, content, idem});
     r.throttle = {true, 100, 42, 60, 0};
-    r.reply = [out](actors::create_outcome o) { out->push_back(std::move(o)); };
     return r;
   }
 };
@@ -79,11 +71,11 @@ CAF_TEST(requests that arrive together go out in one batch) {
   CAF_CHECK_EQUAL(data["userId"].get<std::string>(), "bob");
   CAF_CHECK_EQUAL(data["postId"].get<std::string>().size(), 36u);
   // Each request gets its own job's id, in order, and its throttle decision.
-  CAF_REQUIRE_EQUAL(replies->size(), 3u);
+  CAF_REQUIRE_EQUAL(outcomes->size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
-    CAF_CHECK_EQUAL(status((*replies)[i]), queued);
-    CAF_CHECK_EQUAL((*replies)[i].job_id, std::to_string(i + 1));
-    CAF_CHECK_EQUAL((*replies)[i].throttle.remaining, 42);
+    CAF_CHECK_EQUAL(status((*outcomes)[i]), queued);
+    CAF_CHECK_EQUAL((*outcomes)[i].job_id, std::to_string(i + 1));
+    CAF_CHECK_EQUAL((*outcomes)[i].throttle.remaining, 42);
   }
 }
 
@@ -97,7 +89,7 @@ CAF_TEST(a batch is capped at max_batch and the rest follows at once) {
   CAF_CHECK_EQUAL(queue->added[0].size(), 2u);
   CAF_CHECK_EQUAL(queue->added[1].size(), 2u);
   CAF_CHECK_EQUAL(queue->added[2].size(), 1u);
-  CAF_CHECK_EQUAL(replies->size(), 5u);
+  CAF_CHECK_EQUAL(outcomes->size(), 5u);
 }
 
 CAF_TEST(each request is answered from its own job s result) {
@@ -110,14 +102,14 @@ CAF_TEST(each request is answered from its own job s result) {
   self->send(enq, request("alice", "again", "k"));
   self->send(enq, request("carol", "too many"));
   sched.run();
-  CAF_REQUIRE_EQUAL(replies->size(), 3u);
-  CAF_CHECK_EQUAL(status((*replies)[0]), queued);
-  CAF_CHECK_EQUAL((*replies)[0].job_id, "1");
-  CAF_CHECK_EQUAL(status((*replies)[1]), duplicate);
-  CAF_CHECK_EQUAL((*replies)[1].job_id, "2");
+  CAF_REQUIRE_EQUAL(outcomes->size(), 3u);
+  CAF_CHECK_EQUAL(status((*outcomes)[0]), queued);
+  CAF_CHECK_EQUAL((*outcomes)[0].job_id, "1");
+  CAF_CHECK_EQUAL(status((*outcomes)[1]), duplicate);
+  CAF_CHECK_EQUAL((*outcomes)[1].job_id, "2");
   // queue_full: nothing was written; HTTP answers it 503.
-  CAF_CHECK_EQUAL(status((*replies)[2]), queue_full);
-  CAF_CHECK_EQUAL((*replies)[2].job_id, "");
+  CAF_CHECK_EQUAL(status((*outcomes)[2]), queue_full);
+  CAF_CHECK_EQUAL((*outcomes)[2].job_id, "");
 }
 
 CAF_TEST(redis down answers unavailable and recovers without a restart) {
@@ -128,17 +120,17 @@ CAF_TEST(redis down answers unavailable and recovers without a restart) {
   self->send(enq, request("bob", "two"));
   sched.run();
   CAF_CHECK_EQUAL(queue->added.size(), 0u);
-  CAF_REQUIRE_EQUAL(replies->size(), 2u);
-  for (const auto& r : *replies) {
+  CAF_REQUIRE_EQUAL(outcomes->size(), 2u);
+  for (const auto& r : *outcomes) {
     CAF_CHECK_EQUAL(status(r), unavailable);
     CAF_CHECK_EQUAL(r.job_id, "");
   }
   queue->down = false;
   self->send(enq, request("alice", "three"));
   sched.run();
-  CAF_REQUIRE_EQUAL(replies->size(), 3u);
-  CAF_CHECK_EQUAL(status((*replies)[2]), queued);
-  CAF_CHECK_EQUAL((*replies)[2].job_id, "1");
+  CAF_REQUIRE_EQUAL(outcomes->size(), 3u);
+  CAF_CHECK_EQUAL(status((*outcomes)[2]), queued);
+  CAF_CHECK_EQUAL((*outcomes)[2].job_id, "1");
   CAF_CHECK_EQUAL(queue->queues_made, 1); // the queue's connection reconnects
 }
 

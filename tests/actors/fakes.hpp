@@ -143,12 +143,20 @@ private:
   std::shared_ptr<fake_queue_state> st_;
 };
 
+// A factory that makes a new Fake over the shared state at each call (a new
+// "connection", as after a reconnect or a restart) and counts the calls in
+// `made`, a member of that state.
+template <class Fake, class State>
+auto counting_factory(std::shared_ptr<State> st, int& made) {
+  return [st, &made] {
+    ++made;
+    return std::make_unique<Fake>(st);
+  };
+}
+
 inline persistence::job_queue_factory
 fake_queue_factory(std::shared_ptr<fake_queue_state> st) {
-  return [st] {
-    ++st->queues_made;
-    return std::make_unique<fake_queue>(st);
-  };
+  return counting_factory<fake_queue>(st, st->queues_made);
 }
 
 struct fake_database {
@@ -207,10 +215,7 @@ private:
 
 inline persistence::post_store_factory
 fake_store_factory(std::shared_ptr<fake_database> db) {
-  return [db] {
-    ++db->stores_made;
-    return std::make_unique<fake_store>(db);
-  };
+  return counting_factory<fake_store>(db, db->stores_made);
 }
 
 // Counts hits per key with no window at all: enough to see which decisions

@@ -4,23 +4,18 @@
 // store cannot count, requests go through (fail open).
 
 #define CAF_SUITE throttle
-#include "actor_fixture.hpp"
 #include "actors/enqueue.hpp"
 #include "actors/throttle.hpp"
-#include "fakes.hpp"
+#include "services_fixture.hpp"
 
 using namespace postd;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct fixture : testing::actor_fixture {
-  std::shared_ptr<testing::fake_queue_state> queue =
-      std::make_shared<testing::fake_queue_state>();
+struct fixture : testing::services_fixture {
   std::shared_ptr<std::vector<core::throttle_decision>> decisions =
       std::make_shared<std::vector<core::throttle_decision>>();
-  std::shared_ptr<std::vector<actors::create_outcome>> outcomes =
-      std::make_shared<std::vector<actors::create_outcome>>();
   actors::enqueue_actor enqueue;
 
   fixture() {
@@ -33,14 +28,6 @@ struct fixture : testing::actor_fixture {
   actors::throttle_request check(const std::string& key) {
     auto out = decisions;
     return {key, [out](core::throttle_decision d) { out->push_back(d); }};
-  }
-  actors::create_request create(const std::string& key) {
-    auto out = outcomes;
-    actors::create_request r;
-    r.throttle_key = key;
-    r.post = {"alice", "hello", ""};
-    r.reply = [out](actors::create_outcome o) { out->push_back(std::move(o)); };
-    return r;
   }
   const core::throttle_decision& last() const { return decisions->back(); }
 };

@@ -6,20 +6,15 @@
 #define CAF_SUITE writer_supervisor
 #include <algorithm>
 
-#include "actor_fixture.hpp"
 #include "actors/writer_supervisor.hpp"
-#include "fakes.hpp"
+#include "services_fixture.hpp"
 
 using namespace postd;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct fixture : testing::actor_fixture {
-  std::shared_ptr<testing::fake_queue_state> queue =
-      std::make_shared<testing::fake_queue_state>();
-  std::shared_ptr<testing::fake_database> db =
-      std::make_shared<testing::fake_database>();
+struct fixture : testing::services_fixture {
   std::shared_ptr<actors::health_board> board =
       std::make_shared<actors::health_board>();
   actors::writer_supervisor_actor sup;

@@ -13,12 +13,14 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
@@ -30,6 +32,7 @@
 #include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
+#include "support/start_server.hpp"
 #include "support/test_env.hpp"
 
 using namespace postd;
@@ -79,6 +82,9 @@ public:
          "/redis.pid)\" && _postd_wait_gone \"$(cat " + dir_ +
          "/redis.pid)\" redis-server 10");
   }
+  // SIGSTOP / SIGCONT: a hung Redis (connections open, no answers).
+  void pause() { must("kill -STOP \"$(cat " + dir_ + "/redis.pid)\""); }
+  void resume() { must("kill -CONT \"$(cat " + dir_ + "/redis.pid)\""); }
   // Points a postd's environment at this Redis.
   void serve(env_map& e) const {
     e["REDIS_HOST"] = options().host;
@@ -101,9 +107,13 @@ private:
 // PgBouncer in front, like production, and one database migrated by postd.
 class private_postgres {
 public:
-  private_postgres()
+  // `crash_safe`: a COMMIT waits for its WAL to reach the OS
+  // (synchronous_commit on), so a kill -9 of PostgreSQL loses no committed
+  // row; otherwise the quick settings, for tests that only stop it cleanly.
+  explicit private_postgres(bool crash_safe = false)
       : dir_(service_dir("pg")), bouncer_dir_(service_dir("pgb")),
-        port_(free_port()), bouncer_port_(free_port()) {
+        port_(free_port()), bouncer_port_(free_port()),
+        crash_safe_(crash_safe) {
     start();
     must("postd_start_pgbouncer " + bouncer_dir_ + " " +
          std::to_string(bouncer_port_) + " " + std::to_string(port_));
@@ -120,10 +130,24 @@ public:
   private_postgres& operator=(const private_postgres&) = delete;
 
   void start() {
+    // fsync off either way: the machine does not crash in these tests.
     must("postd_start_postgres " + dir_ + " " + std::to_string(port_) +
-         " fsync=off synchronous_commit=off full_page_writes=off");
+         " fsync=off full_page_writes=off" +
+         (crash_safe_ ? "" : " synchronous_commit=off"));
   }
   void stop() { shell("postd_stop_postgres " + dir_); }
+  // Sends SIG`sig` to the postmaster and every process it forked (STOP:
+  // hung, CONT, KILL: crashed; KILL also waits until they are gone).
+  void signal_all(const std::string& sig) {
+    const std::string pm = "\"$(head -1 " + dir_ + "/postmaster.pid)\"";
+    must("pm=" + pm + "; kill -" + sig + " $(pgrep -P \"$pm\") \"$pm\"" +
+         (sig == "KILL" ? " && _postd_wait_gone \"$pm\" postgres 10" : ""));
+  }
+  void restart_bouncer() {
+    must("postd_stop_pgbouncer " + bouncer_dir_);
+    must("postd_start_pgbouncer " + bouncer_dir_ + " " +
+         std::to_string(bouncer_port_) + " " + std::to_string(port_));
+  }
   std::string direct_url() const { return url_to(port_, db_); }
   std::string pgbouncer_url() const { return url_to(bouncer_port_, db_); }
 
@@ -133,15 +157,21 @@ private:
   }
   std::string dir_, bouncer_dir_;
   int port_, bouncer_port_;
+  bool crash_safe_;
   std::string db_ = unique_name("postd_fault");
 };
 
 // Client threads posting creates to `port` until `target` were answered
-// 202 (or the deadline passes), each with a content of its own, recording
-// every acknowledged content and its jobId.
+// 202 (or the deadline passes), each post with a content and an
+// Idempotency-Key of its own, recording every acknowledged content and its
+// jobId. A post not answered 202 is sent again, with the same key, until it
+// is: as a careful client does, so a lost answer never makes a second post.
 class load {
 public:
-  load(int port, int target, int threads = 4) : port_(port), target_(target) {
+  // `pace`: a pause after each acknowledged post, to spread a load in time.
+  load(int port, int target, int threads = 4,
+       std::chrono::milliseconds pace = {})
+      : port_(port), target_(target), pace_(pace) {
     for (int t = 0; t < threads; ++t)
       threads_.emplace_back([this, t] { run(t); });
   }
@@ -150,6 +180,7 @@ public:
   load& operator=(const load&) = delete;
 
   void set_port(int port) { port_ = port; }
+  int target() const { return target_; }
   int acked() const { return acked_count_; }
   // Blocks until `n` creates were acknowledged (or the timeout passes).
   bool wait_acked(int n, std::chrono::milliseconds timeout) {
@@ -165,15 +196,26 @@ public:
     std::lock_guard lock{mu_};
     return acked_;
   }
-  int unknown() const { return unknown_; } // no answer: may be queued
+  // Posts given up unacknowledged (the load ended) although one of their
+  // sends may have queued them: its bytes went out and the answer was lost
+  // (connection reset, no answer in time) or was a 503. Refused connections
+  // queue nothing and do not count.
+  int maybe_queued() const {
+    std::lock_guard lock{mu_};
+    return static_cast<int>(abandoned_maybe_queued_);
+  }
+  // Sends that got no HTTP answer (refused, reset, timed out).
+  int unanswered() const { return unanswered_; }
   std::map<unsigned, int> statuses() const {
     std::lock_guard lock{mu_};
     return statuses_;
   }
   std::string summary() const {
     std::lock_guard lock{mu_};
-    std::string s = "acked " + std::to_string(acked_.size()) + ", no answer " +
-                    std::to_string(unknown_.load());
+    std::string s = "acked " + std::to_string(acked_.size()) + ", unanswered " +
+                    std::to_string(unanswered_.load()) +
+                    ", given up maybe queued " +
+                    std::to_string(abandoned_maybe_queued_);
     for (const auto& [status, n] : statuses_)
       s += ", " + std::to_string(status) + ": " + std::to_string(n);
     return s;
@@ -184,16 +226,18 @@ private:
     const std::string token =
         http::token_verifier{secret}.issue("user" + std::to_string(t), 600s);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    for (int i = 0;
-         acked_count_ < target_ && std::chrono::steady_clock::now() < deadline;
-         ++i) {
+    int i = 0;
+    bool maybe_queued = false; // by an earlier send of post i
+    while (acked_count_ < target_ &&
+           std::chrono::steady_clock::now() < deadline) {
       const std::string content =
           "post " + std::to_string(t) + "/" + std::to_string(i);
       try {
         auto r = http_call(port_, "POST", "/v1/post/create",
                            nlohmann::json{{"content", content}}.dump(),
                            {{"Authorization", "Bearer " + token},
-                            {"Content-Type", "application/json"}},
+                            {"Content-Type", "application/json"},
+                            {"Idempotency-Key", "key " + content}},
                            5s);
         std::lock_guard lock{mu_};
         ++statuses_[r.status];
@@ -203,31 +247,44 @@ private:
             duplicate_ack_ = id;
           acked_.emplace(content, id);
           ++acked_count_;
+          ++i;
+          maybe_queued = false;
+          if (pace_.count() > 0)
+            std::this_thread::sleep_for(pace_);
           continue;
         }
-      } catch (const boost::system::system_error&) {
-        // Refused or reset: postd is down. Possibly queued if it was reset
-        // after the request went out.
-        ++unknown_;
+        maybe_queued = maybe_queued || r.status == 503;
+      } catch (const boost::system::system_error& e) {
+        ++unanswered_;
+        // Reset or closed after the request went out: maybe queued.
+        maybe_queued =
+            maybe_queued || e.code() != boost::asio::error::connection_refused;
       } catch (const std::runtime_error&) {
-        ++unknown_; // no whole answer in time
+        ++unanswered_; // no whole answer in time
+        maybe_queued = true;
       }
       std::this_thread::sleep_for(20ms); // not acknowledged: do not spin
     }
+    std::lock_guard lock{mu_};
+    if (maybe_queued)
+      ++abandoned_maybe_queued_;
   }
 
   std::atomic<int> port_;
   const int target_;
+  const std::chrono::milliseconds pace_;
   std::vector<std::thread> threads_;
   mutable std::mutex mu_;
   std::map<std::string, std::string> acked_;
   std::set<std::string> job_ids_;
   std::map<unsigned, int> statuses_;
+  std::size_t abandoned_maybe_queued_ = 0;
   std::atomic<int> acked_count_{0};
-  std::atomic<int> unknown_{0};
+  std::atomic<int> unanswered_{0};
 
 public:
-  // A jobId answered 202 twice: impossible while Redis keeps its state.
+  // A jobId answered 202 for two posts: impossible while Redis keeps its
+  // state.
   std::string duplicate_ack_;
 };
 
@@ -290,16 +347,14 @@ rows_by_content(pqxx::connection& conn) {
 
 // The guarantee, per post (each create has a content of its own): once the
 // queue is drained, every acknowledged post is exactly one row carrying its
-// jobId, nothing is active or failed. `maybe_queued`: creates answered
-// otherwise that may have been queued all the same; with the requests that
-// got no answer, at most that many rows may exist for posts nobody was
-// answered 202 for, and none twice.
+// jobId, nothing is active or failed; rows for posts nobody was answered
+// 202 for only as many as the load gave up while they may have been queued
+// (none, unless it ended mid-outage), and none twice.
 void expect_exactly_once(const std::string& db_url,
                          const persistence::redis_options& redis,
                          const std::string& queue, const load& l,
                          const server_process& server,
-                         std::chrono::milliseconds drain = 25s,
-                         int maybe_queued = 0) {
+                         std::chrono::milliseconds drain = 25s) {
   const auto acked = l.acked_posts();
   EXPECT_EQ(l.duplicate_ack_, "") << "one jobId answered 202 twice";
   pqxx::connection conn{db_url};
@@ -341,7 +396,7 @@ void expect_exactly_once(const std::string& db_url,
   EXPECT_TRUE(wrong_job.empty())
       << wrong_job.size() << " row(s) carry another jobId than the 202 "
       << "gave, e.g. " << wrong_job.front();
-  const auto may_exist = static_cast<std::size_t>(l.unknown() + maybe_queued);
+  const auto may_exist = static_cast<std::size_t>(l.maybe_queued());
   EXPECT_LE(extra.size(), may_exist)
       << "rows for posts nobody was answered 202 for, beyond the " << may_exist
       << " requests that may have been queued";
@@ -352,10 +407,25 @@ void expect_exactly_once(const std::string& db_url,
             << std::endl;
 }
 
+// A fault the clients must not see: every create was answered, 202.
+void expect_every_answer_was_202(const load& l) {
+  EXPECT_EQ(l.unanswered(), 0) << l.summary();
+  auto statuses = l.statuses();
+  EXPECT_EQ(statuses.size(), 1u) << l.summary();
+  EXPECT_EQ(statuses[202], l.acked()) << l.summary();
+}
+
 struct FaultTest : ::testing::Test {
   std::string queue = unique_name("fq");
   std::chrono::steady_clock::time_point started =
       std::chrono::steady_clock::now();
+
+  // postd's environment for a load on `db`: the test's own `settings`, and
+  // fault_env's for what they leave out.
+  env_map env_for(const scratch_database& db, env_map settings = {}) const {
+    settings.merge(fault_env(postd_env(db, queue, secret)));
+    return settings;
+  }
 
   void migrate(const env_map& e) {
     auto r = run_postd({"migrate"}, e);
@@ -368,6 +438,24 @@ struct FaultTest : ::testing::Test {
                      .count()
               << " ms: " << what << std::endl;
   }
+  // How every load test ends: the load runs out (its in-flight creates
+  // too), each acknowledged post becomes exactly one row (see
+  // expect_exactly_once), and postd stops cleanly.
+  void expect_load_stored_once(load& l, const std::string& db_url,
+                               const persistence::redis_options& redis,
+                               server_process& server,
+                               std::chrono::milliseconds drain = 25s) const {
+    l.join();
+    mark("load done: " + l.summary());
+    EXPECT_GE(static_cast<int>(l.acked_posts().size()), l.target());
+    expect_exactly_once(db_url, redis, queue, l, server, drain);
+    mark("drained");
+    EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  }
+
+  void redis_fault_mid_load(const std::vector<std::string>& directives,
+                            const std::function<void(private_redis&)>& fault);
+  void redis_killed_mid_load(const std::vector<std::string>& directives);
 };
 
 } // namespace
@@ -375,12 +463,16 @@ struct FaultTest : ::testing::Test {
 // postd killed with -9 while its writers hold batches: the jobs it had
 // taken keep their (short) locks until they expire, then the next
 // instance's stalled check puts them back and it writes each once; those
-// whose row was written before the kill are not written twice.
+// whose row was written before the kill are not written twice. PostgreSQL
+// stops a moment before the kill, so the writers surely hold taken jobs
+// (in `active`) when it comes.
 TEST_F(FaultTest, KillNineMidLoadLosesAndDoublesNothing) {
-  scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
-  e["POSTD_FAULT_LOCK_MS"] = "2000"; // lock and stalled check: 30 s in Bull
-  e["WRITER_BATCH"] = "64";
+  private_postgres pg;
+  scratch_database unused; // the posts go to `pg`
+  // The lock and the stalled check: 30 s in Bull.
+  const auto e = env_for(unused, {{"DATABASE_URL", pg.pgbouncer_url()},
+                                  {"POSTD_FAULT_LOCK_MS", "2000"},
+                                  {"WRITER_BATCH", "64"}});
   migrate(e);
   auto first = std::make_unique<server_process>(e);
   ASSERT_TRUE(first->wait_healthy(20s)) << first->output();
@@ -388,29 +480,22 @@ TEST_F(FaultTest, KillNineMidLoadLosesAndDoublesNothing) {
   constexpr int n = 2000;
   load l{first->port(), n};
   ASSERT_TRUE(l.wait_acked(n / 3, 20s)) << l.summary();
-  // Kill while some batch is taken (active), if one shows up within 2 s.
+  pg.stop();
   persistence::redis_client redis{test_redis()};
-  eventually(
-      [&] {
-        return redis.command({"LLEN", "bull:" + queue + ":active"})->integer >
-               0;
-      },
-      2s);
+  ASSERT_TRUE(eventually([&] {
+    return redis.command({"LLEN", "bull:" + queue + ":active"})->integer > 0;
+  })) << "no writer holds a job";
   EXPECT_EQ(first->stop(SIGKILL), 128 + SIGKILL);
   auto stranded = queue_counts(test_redis(), queue).active;
   mark("killed -9 after " + std::to_string(l.acked()) + " acks; " +
        std::to_string(stranded) + " job(s) left active by it");
+  EXPECT_GT(stranded, 0) << "the kill must strand taken jobs";
+  pg.start();
 
-  server_process second{e};
-  ASSERT_TRUE(second.wait_healthy(20s)) << second.output();
+  START_SERVER(second, e);
   l.set_port(second.port());
   mark("second postd healthy");
-  l.join();
-  mark("load done: " + l.summary());
-  EXPECT_GE(static_cast<int>(l.acked_posts().size()), n); // in-flight too
-  expect_exactly_once(db.direct_url(), test_redis(), queue, l, second);
-  mark("drained");
-  EXPECT_EQ(second.stop(SIGTERM), 0) << second.output();
+  expect_load_stored_once(l, pg.direct_url(), test_redis(), second);
 }
 
 // PostgreSQL (behind its PgBouncer) stopped for 10 s mid-load: creates keep
@@ -427,8 +512,7 @@ TEST_F(FaultTest, PostgresDownTenSecondsThenBack) {
                       {"HTTP_THREADS", "2"},
                       {"LOG_LEVEL", "warn"}});
   migrate(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
 
   constexpr int n = 2500;
   load l{server.port(), n};
@@ -442,54 +526,109 @@ TEST_F(FaultTest, PostgresDownTenSecondsThenBack) {
   mark("PostgreSQL started; " + std::to_string(during) +
        " acks while it was down");
   EXPECT_GT(during, 100) << "creates must not need PostgreSQL; " << l.summary();
-  l.join();
-  mark("load done: " + l.summary());
-  EXPECT_GE(static_cast<int>(l.acked_posts().size()), n); // in-flight too
-  expect_exactly_once(pg.direct_url(), test_redis(), queue, l, server);
-  mark("drained");
-  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  expect_load_stored_once(l, pg.direct_url(), test_redis(), server);
+  expect_every_answer_was_202(l);
 }
 
-// Redis (AOF, fsync on every write) killed with -9 mid-load and started
-// again on the same files: creates during the outage get 503 (not
-// acknowledged), and every job answered 202 before or after survives the
-// restart and becomes exactly one row.
-TEST_F(FaultTest, RedisRestartWithAofAlwaysKeepsEveryAcknowledgedJob) {
-  private_redis redis{{"appendonly yes", "appendfsync always"}};
+// A fault of Redis (`directives` added to deploy/redis.conf) mid-load:
+// `fault` breaks it and brings it back; creates meanwhile are not
+// acknowledged (503, or no answer in time) and are retried with their
+// Idempotency-Key, and every post answered 202 before, during or after
+// becomes exactly one row.
+void FaultTest::redis_fault_mid_load(
+    const std::vector<std::string>& directives,
+    const std::function<void(private_redis&)>& fault) {
+  private_redis redis{directives};
   scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
+  // A writer whose take ran (and was written) but whose reply was lost
+  // holds nothing it knows of: those jobs wait in `active` for their lock
+  // to expire and the stalled check, as after a kill -9 of postd.
+  auto e = env_for(db, {{"POSTD_FAULT_LOCK_MS", "2000"}});
   redis.serve(e);
-  // A writer whose take ran (and was fsynced) but whose reply was lost in
-  // the kill holds nothing it knows of: those jobs wait in `active` for
-  // their lock to expire and the stalled check, as after a kill -9 of postd.
-  e["POSTD_FAULT_LOCK_MS"] = "2000";
   migrate(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
 
   constexpr int n = 2000;
   load l{server.port(), n};
   ASSERT_TRUE(l.wait_acked(n / 3, 20s)) << l.summary();
-  redis.kill9();
-  mark("Redis killed -9 after " + std::to_string(l.acked()) + " acks");
+  fault(redis);
+  EXPECT_GT(l.statuses()[503] + l.unanswered(), 0)
+      << "creates while Redis is out are not acknowledged; " << l.summary();
+  // A create whose script ran but whose reply was lost is answered 503 (or
+  // not at all) although the job exists (a whole enqueue batch shares one
+  // script): its retry, with the same Idempotency-Key, gets that job's id,
+  // so it is still one post.
+  expect_load_stored_once(l, db.direct_url(), redis.options(), server, 40s);
+}
+
+// Redis killed with -9 and started again on the same files after 2 s.
+// Redis writes the AOF before it replies, so a process crash loses no
+// acknowledged job with appendfsync always or with the shipped everysec.
+void FaultTest::redis_killed_mid_load(
+    const std::vector<std::string>& directives) {
+  redis_fault_mid_load(directives, [this](private_redis& redis) {
+    redis.kill9();
+    mark("Redis killed -9");
+    std::this_thread::sleep_for(2s);
+    redis.start();
+    mark("Redis started again (AOF replayed)");
+  });
+}
+
+TEST_F(FaultTest, RedisRestartWithAofAlwaysKeepsEveryAcknowledgedJob) {
+  redis_killed_mid_load({"appendonly yes", "appendfsync always"});
+}
+
+// deploy/redis.conf as shipped: appendonly yes, appendfsync everysec.
+TEST_F(FaultTest, RedisKilledWithTheShippedConfigKeepsEveryAcknowledgedJob) {
+  redis_killed_mid_load({});
+}
+
+// Redis hung (SIGSTOP: connections open, nothing answers) for 10 s.
+TEST_F(FaultTest, RedisHungTenSecondsMidLoad) {
+  redis_fault_mid_load({}, [this](private_redis& redis) {
+    redis.pause();
+    mark("Redis hung (SIGSTOP)");
+    std::this_thread::sleep_for(10s);
+    redis.resume();
+    mark("Redis runs again (SIGCONT)");
+  });
+}
+
+// PostgreSQL hung (SIGSTOP) for 5 s, then killed with -9 (every process)
+// and started again, then its PgBouncer restarted, all under load: creates
+// need only Redis, so every one is answered 202, and every post becomes one
+// row once the writers get through again.
+TEST_F(FaultTest, PostgresHungKilledAndPgBouncerRestartedMidLoad) {
+  private_postgres pg{/*crash_safe=*/true};
+  scratch_database unused; // the posts go to `pg`
+  // Bull's 30 s job lock: a writer stuck in a call to the hung server
+  // cannot renew its locks meanwhile (no client-side bound on a libpq call
+  // yet), and a job whose lock lapsed twice would be failed as stalled.
+  auto e = env_for(unused, {{"DATABASE_URL", pg.pgbouncer_url()}});
+  migrate(e);
+  START_SERVER(server, e);
+
+  constexpr int n = 2500; // at the pace below: past the faults
+  load l{server.port(), n, /*threads=*/4, /*pace=*/5ms};
+  ASSERT_TRUE(l.wait_acked(400, 20s)) << l.summary();
+  pg.signal_all("STOP");
+  mark("PostgreSQL hung (SIGSTOP) after " + std::to_string(l.acked()) +
+       " acks");
+  std::this_thread::sleep_for(5s);
+  pg.signal_all("CONT");
   std::this_thread::sleep_for(2s);
-  int during = l.acked();
-  auto refused = l.statuses()[503];
-  redis.start();
-  mark("Redis started again (AOF replayed)");
-  EXPECT_GT(refused, 0) << "creates while Redis is down answer 503; "
-                        << l.summary();
-  l.join();
-  mark("load done: " + l.summary() + "; acks before the restart " +
-       std::to_string(during));
-  EXPECT_GE(static_cast<int>(l.acked_posts().size()), n); // in-flight too
-  // A create whose script ran (and was fsynced) but whose reply was lost in
-  // the kill is answered 503 although the job exists (a whole enqueue batch
-  // shares one script): those may become rows, acknowledged ones must.
-  expect_exactly_once(db.direct_url(), redis.options(), queue, l, server, 25s,
-                      l.statuses()[503]);
-  mark("drained");
-  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  pg.signal_all("KILL");
+  mark("PostgreSQL killed -9 after " + std::to_string(l.acked()) + " acks");
+  std::this_thread::sleep_for(1s);
+  pg.start();
+  mark("PostgreSQL started again");
+  std::this_thread::sleep_for(2s);
+  pg.restart_bouncer();
+  mark("PgBouncer restarted after " + std::to_string(l.acked()) + " acks");
+  EXPECT_LT(l.acked(), n) << "the faults must come mid-load";
+  expect_load_stored_once(l, pg.direct_url(), test_redis(), server, 40s);
+  expect_every_answer_was_202(l);
 }
 
 // Redis loses its state (an operator's FLUSHALL; a restart without
@@ -500,7 +639,7 @@ TEST_F(FaultTest, RedisRestartWithAofAlwaysKeepsEveryAcknowledgedJob) {
 TEST_F(FaultTest, PostsAfterRedisLostItsStateAreAllStored) {
   private_redis redis{{"appendonly no", "save \"\""}};
   scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
+  auto e = env_for(db);
   redis.serve(e);
   migrate(e);
   auto server = std::make_unique<server_process>(e);
@@ -585,21 +724,16 @@ TEST_F(FaultTest, PostsAfterRedisLostItsStateAreAllStored) {
 // each is still written exactly once.
 TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
   scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
-  e["POSTD_FAULT_WRITER_CRASH_RATE"] = "0.2";
-  e["POSTD_FAULT_LOCK_MS"] = "2000";
-  e["WRITER_BATCH"] = "64";
+  const auto e = env_for(db, {{"POSTD_FAULT_WRITER_CRASH_RATE", "0.2"},
+                              {"POSTD_FAULT_LOCK_MS", "2000"},
+                              {"WRITER_BATCH", "64"}});
   migrate(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
 
   constexpr int n = 2000;
   load l{server.port(), n};
-  l.join();
-  mark("load done: " + l.summary());
-  EXPECT_GE(static_cast<int>(l.acked_posts().size()), n); // in-flight too
-  expect_exactly_once(db.direct_url(), test_redis(), queue, l, server, 30s);
-  mark("drained");
+  expect_load_stored_once(l, db.direct_url(), test_redis(), server, 30s);
+  expect_every_answer_was_202(l);
   auto out = server.output();
   std::size_t crashes = 0;
   for (auto p = out.find("writer crashed"); p != std::string::npos;
@@ -610,7 +744,6 @@ TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
   EXPECT_NE(out.find("injected writer fault after the database write"),
             std::string::npos)
       << out;
-  EXPECT_EQ(server.stop(SIGTERM), 0) << out;
 }
 
 // The promise at volume, no fault: 20,000 posts sent by 8 keep-alive
@@ -618,10 +751,9 @@ TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
 // (through PgBouncer), each post once with its jobId, nothing left queued.
 TEST_F(FaultTest, TwentyThousandPostsUnderLoadBecomeTwentyThousandRows) {
   scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
+  auto e = env_for(db);
   migrate(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
 
   constexpr int clients = 8, per_client = 2500;
   std::mutex mu;
@@ -684,12 +816,11 @@ TEST_F(FaultTest, TwentyThousandPostsUnderLoadBecomeTwentyThousandRows) {
 TEST_F(FaultTest, WarnsAboutARedisThatCanLoseJobs) {
   private_redis risky{{"maxmemory-policy allkeys-lru", "appendonly no"}};
   scratch_database db;
-  auto e = fault_env(postd_env(db, queue, secret));
+  auto e = env_for(db);
   migrate(e);
   auto safe_env = e;
   risky.serve(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
   auto logged = [&](const char* what) {
     return eventually(
         [&] { return server.output().find(what) != std::string::npos; }, 5s);
@@ -698,8 +829,7 @@ TEST_F(FaultTest, WarnsAboutARedisThatCanLoseJobs) {
   EXPECT_TRUE(logged("without AOF")) << server.output();
   EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
 
-  server_process safe{safe_env};
-  ASSERT_TRUE(safe.wait_healthy(20s)) << safe.output();
+  START_SERVER(safe, safe_env);
   EXPECT_EQ(safe.output().find("maxmemory-policy"), std::string::npos)
       << safe.output();
   EXPECT_EQ(safe.output().find("AOF"), std::string::npos) << safe.output();
@@ -720,8 +850,7 @@ TEST_F(FaultTest, HealthFollowsOutagesAndRecoversWithoutARestart) {
             {"WRITERS", "2"},
             {"LOG_LEVEL", "warn"}};
   migrate(e);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, e);
   const std::string queue_entry = "queue:" + queue;
   nlohmann::json last;
   // Waits until /health answers `status` with `down` (if any) under error.
@@ -759,5 +888,76 @@ TEST_F(FaultTest, HealthFollowsOutagesAndRecoversWithoutARestart) {
   mark("Redis started");
   EXPECT_TRUE(health_becomes(200, "")) << last.dump();
   mark("healthy again");
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+}
+
+// A hung Redis (SIGSTOP: connections stay open, nothing answers) turns
+// creates and job lookups into 503 "request timed out" within
+// REQUEST_TIMEOUT_MS; a create says it may have been queued, and its retry
+// with the same Idempotency-Key after Redis is back yields one post.
+TEST_F(FaultTest, RequestsAgainstAHungRedisTimeOutThenRecover) {
+  private_postgres pg;
+  private_redis redis{{"appendonly yes"}};
+  scratch_database unused; // the posts go to `pg`
+  auto e = env_for(unused, {{"DATABASE_URL", pg.pgbouncer_url()},
+                            {"REQUEST_TIMEOUT_MS", "1000"},
+                            {"REDIS_TIMEOUT_MS", "4000"}});
+  redis.serve(e);
+  migrate(e);
+  START_SERVER(server, e);
+  auto token = http::token_verifier{secret}.issue("hung-author", 1h);
+  auto create = [&](const std::string& content, const std::string& key) {
+    return http_call(server.port(), "POST", "/v1/post/create",
+                     nlohmann::json{{"content", content}}.dump(),
+                     {{"Authorization", "Bearer " + token},
+                      {"Content-Type", "application/json"},
+                      {"Idempotency-Key", key}});
+  };
+  auto before = create("before the hang", "k-before");
+  ASSERT_EQ(before.status, 202u) << before.body;
+
+  redis.pause();
+  mark("Redis stopped (SIGSTOP)");
+  auto sent = std::chrono::steady_clock::now();
+  auto hung = create("during the hang", "k-hung");
+  auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_EQ(hung.status, 503u) << hung.body;
+  auto body = nlohmann::json::parse(hung.body, nullptr, false);
+  EXPECT_EQ(body["message"], "request timed out") << hung.body;
+  EXPECT_EQ(body["error"], "Service Unavailable") << hung.body;
+  EXPECT_EQ(body["mayHaveBeenQueued"], true) << hung.body;
+  EXPECT_EQ(hung.headers["retry-after"], "1");
+  // The request's deadline answered, not Redis's own timeout (4 s).
+  EXPECT_LT(waited, 3500ms);
+  auto lookup = http_call(server.port(), "GET", "/v1/post/jobs/1", "",
+                          {{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(lookup.status, 503u) << lookup.body;
+  EXPECT_EQ(nlohmann::json::parse(lookup.body, nullptr, false)["message"],
+            "request timed out")
+      << lookup.body;
+
+  redis.resume();
+  mark("Redis resumed (SIGCONT)");
+  // The retry: a 202 once Redis answers again, with one post either way.
+  ASSERT_TRUE(eventually(
+      [&] { return create("during the hang", "k-hung").status == 202u; }, 20s))
+      << server.output();
+  EXPECT_EQ(create("after the hang", "k-after").status, 202u);
+  pqxx::connection conn{pg.direct_url()};
+  auto rows_of = [&](const std::string& content) {
+    pqxx::nontransaction tx{conn};
+    return tx
+        .exec_params1("SELECT count(*) FROM \"Post\" WHERE content = $1",
+                      content)[0]
+        .as<int>();
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        return rows_of("before the hang") == 1 &&
+               rows_of("during the hang") == 1 &&
+               rows_of("after the hang") == 1;
+      },
+      20s))
+      << server.output();
   EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
 }

@@ -25,6 +25,7 @@
 #include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
+#include "support/start_server.hpp"
 #include "support/test_env.hpp"
 
 using namespace postd;
@@ -123,6 +124,19 @@ std::string good_create(const std::string& content,
   return create_request(json{{"content", content}}.dump(), h);
 }
 
+// The response, or nullopt when the connection ends before one starts; a
+// read that fails otherwise (no answer in time, a malformed one) fails the
+// test, saying `expected` first.
+std::optional<http_result> response_or_close(raw_client& c,
+                                             const std::string& expected = {}) {
+  try {
+    return c.try_read_response();
+  } catch (const std::exception& ex) {
+    ADD_FAILURE() << expected << ex.what();
+    return std::nullopt;
+  }
+}
+
 std::string header(const http_result& r, const std::string& name) {
   auto it = r.headers.find(name);
   return it == r.headers.end() ? std::string{} : it->second;
@@ -205,11 +219,12 @@ struct HttpContractTest : ::testing::Test {
   std::string queue = unique_name("q");
   persistence::redis_client redis{test_redis()};
 
-  // Limits high enough that only the rate-limit tests ever see a 429.
-  env_map env() const {
-    auto e = postd_env(db, queue, secret);
-    e["THROTTLE_LIMIT"] = "100000";
-    return e;
+  // The test's own `settings`, and limits high enough that only the
+  // rate-limit tests (which set their own) ever see a 429.
+  env_map env(env_map settings = {}) const {
+    settings.emplace("THROTTLE_LIMIT", "100000"); // unless set
+    settings.merge(postd_env(db, queue, secret)); // what is not set
+    return settings;
   }
 
   void migrate() {
@@ -278,11 +293,6 @@ struct HttpContractTest : ::testing::Test {
     expect_accepted(r);
   }
 };
-
-// Starts `postd serve` and waits until it is healthy, or fails the test.
-#define START_SERVER(name, environment)                                        \
-  server_process name{environment};                                            \
-  ASSERT_TRUE(name.wait_healthy(20s)) << name.output()
 
 } // namespace
 
@@ -413,9 +423,7 @@ TEST_F(HttpContractTest, AuthRefusesAnythingButAValidHs256Token) {
 // and queues nothing; the boundary counts characters, not bytes.
 TEST_F(HttpContractTest, ValidationRefusesBadBodiesInNestShape) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["MAX_CONTENT_CHARS"] = "10";
-  START_SERVER(server, e);
+  START_SERVER(server, env({{"MAX_CONTENT_CHARS", "10"}}));
   auto repeat = [](const std::string& s, int n) {
     std::string out;
     for (int i = 0; i < n; ++i)
@@ -521,9 +529,7 @@ TEST_F(HttpContractTest, ValidationRefusesBadBodiesInNestShape) {
 // goes on answering good requests on new connections.
 TEST_F(HttpContractTest, LimitsAndMalformedRequestsNeverStopTheServer) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["MAX_BODY_BYTES"] = "256";
-  START_SERVER(server, e);
+  START_SERVER(server, env({{"MAX_BODY_BYTES", "256"}}));
   const int port = server.port();
   const header_list auth_json{{"Authorization", bearer("alice")},
                               {"Content-Type", "application/json"}};
@@ -729,13 +735,7 @@ TEST_F(HttpContractTest, LimitsAndMalformedRequestsNeverStopTheServer) {
     SCOPED_TRACE(label);
     raw_client c{port};
     c.send(bytes);
-    std::optional<http_result> r;
-    try {
-      r = c.try_read_response();
-    } catch (const std::exception& ex) {
-      ADD_FAILURE() << ex.what();
-    }
-    if (r) {
+    if (auto r = response_or_close(c)) {
       expect_nest_error(*r, 400, "Bad Request");
       EXPECT_TRUE(c.closed_by_peer(2s)) << "connection left open";
     } else {
@@ -751,13 +751,7 @@ TEST_F(HttpContractTest, LimitsAndMalformedRequestsNeverStopTheServer) {
     raw_client c{port};
     c.send(std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11));
     c.shutdown_send();
-    std::optional<http_result> r;
-    try {
-      r = c.try_read_response();
-    } catch (const std::exception& ex) {
-      ADD_FAILURE() << ex.what();
-    }
-    if (r) {
+    if (auto r = response_or_close(c)) {
       expect_nest_error(*r, 400, "Bad Request");
       EXPECT_TRUE(c.closed_by_peer(2s));
     }
@@ -843,13 +837,7 @@ TEST_F(HttpContractTest, KeepAliveServesManyRequestsOnOneConnection) {
     auto req = good_create("continued", "alice", {{"Expect", "100-continue"}});
     auto split = req.find("\r\n\r\n") + 4;
     cont.send(req.substr(0, split));
-    std::optional<http_result> interim;
-    try {
-      interim = cont.try_read_response();
-    } catch (const std::exception& ex) {
-      ADD_FAILURE() << "no 100 Continue: " << ex.what();
-    }
-    if (interim) {
+    if (auto interim = response_or_close(cont, "no 100 Continue: ")) {
       EXPECT_EQ(interim->status, 100u) << interim->body;
     }
     cont.send(req.substr(split));
@@ -912,10 +900,8 @@ TEST_F(HttpContractTest, PipelinedRequestsAreAnsweredInOrder) {
 // limit per route, and /health* never throttled.
 TEST_F(HttpContractTest, RateLimitFollowsNestThrottler) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["THROTTLE_LIMIT"] = "3";
-  e["THROTTLE_TTL"] = "1000";
-  START_SERVER(server, e);
+  START_SERVER(server,
+               env({{"THROTTLE_LIMIT", "3"}, {"THROTTLE_TTL", "1000"}}));
   raw_client c{server.port()};
   // One write, so the four land well within one window.
   auto burst_start = std::chrono::steady_clock::now();
@@ -1099,10 +1085,8 @@ TEST_F(HttpContractTest, IdempotencyKeyReturnsTheFirstJob) {
 // (they then never take a job, so `wait` only grows).
 TEST_F(HttpContractTest, QueueAboveMaxWaitingAnswers503) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["DATABASE_URL"] = db.pgbouncer_url() + "_absent";
-  e["QUEUE_MAX_WAITING"] = "3";
-  server_process server{e};
+  server_process server{env({{"DATABASE_URL", db.pgbouncer_url() + "_absent"},
+                             {"QUEUE_MAX_WAITING", "3"}})};
   ASSERT_TRUE(eventually(
       [&] {
         try {
@@ -1147,9 +1131,8 @@ TEST_F(HttpContractTest, QueueAboveMaxWaitingAnswers503) {
 // down with a 503.
 TEST_F(HttpContractTest, RedisUnreachableAnswers503AndHealthSaysSo) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["REDIS_PORT"] = std::to_string(free_port()); // nothing listens there
-  server_process server{e};
+  // Nothing listens on that port.
+  server_process server{env({{"REDIS_PORT", std::to_string(free_port())}})};
   std::optional<http_result> health;
   ASSERT_TRUE(eventually(
       [&] {
@@ -1245,9 +1228,7 @@ std::string create_with_100_byte_body() {
 // after each answer) and is closed by the server once it has passed.
 TEST_F(HttpContractTest, ReadTimeoutClosesIdleKeepAliveConnections) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["HTTP_READ_TIMEOUT_MS"] = "1000";
-  START_SERVER(server, e);
+  START_SERVER(server, env({{"HTTP_READ_TIMEOUT_MS", "1000"}}));
   raw_client c{server.port()};
   c.send(raw_request("GET", "/health/queue"));
   EXPECT_EQ(c.read_response().status, 200u);
@@ -1265,9 +1246,7 @@ TEST_F(HttpContractTest, ReadTimeoutClosesIdleKeepAliveConnections) {
 // 100 ms, never complete, is cut off at the read timeout.
 TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowHeader) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["HTTP_READ_TIMEOUT_MS"] = "500";
-  START_SERVER(server, e);
+  START_SERVER(server, env({{"HTTP_READ_TIMEOUT_MS", "500"}}));
   auto start = steady_clock::now();
   raw_client c{server.port()};
   std::string never_ends =
@@ -1284,9 +1263,7 @@ TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowHeader) {
 // (2.7 s), and nothing of it reaches the queue.
 TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowBody) {
   ASSERT_NO_FATAL_FAILURE(migrate());
-  auto e = env();
-  e["HTTP_READ_TIMEOUT_MS"] = "1500";
-  START_SERVER(server, e);
+  START_SERVER(server, env({{"HTTP_READ_TIMEOUT_MS", "1500"}}));
   auto req = create_with_100_byte_body();
   auto split = req.find("\r\n\r\n") + 4;
   auto start = steady_clock::now();
@@ -1307,9 +1284,8 @@ TEST_F(HttpContractTest, ReadTimeoutCutsOffASlowBody) {
 TEST_F(HttpContractTest, ReadTimeoutSettingIsValidated) {
   for (const auto* bad : {"abc", "50", "3600001", ""}) {
     SCOPED_TRACE(std::string("HTTP_READ_TIMEOUT_MS=") + bad);
-    auto e = env();
-    e["HTTP_READ_TIMEOUT_MS"] = bad;
-    auto r = run_postd({"serve"}, e, 3s); // an accepted value would serve
+    // An accepted value would serve.
+    auto r = run_postd({"serve"}, env({{"HTTP_READ_TIMEOUT_MS", bad}}), 3s);
     EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
     EXPECT_NE(r.err.find("HTTP_READ_TIMEOUT_MS"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

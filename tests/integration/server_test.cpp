@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "support/eventually.hpp"
 #include "support/raw_client.hpp"
 #include "support/server_process.hpp"
+#include "support/start_server.hpp"
 #include "support/test_env.hpp"
 
 using namespace postd;
@@ -34,7 +36,11 @@ struct ServerTest : ::testing::Test {
   scratch_database db;
   std::string queue = unique_name("q");
 
-  env_map env() const { return postd_env(db, queue, secret); }
+  // The test's own `settings`, and postd_env's for what they leave out.
+  env_map env(env_map settings = {}) const {
+    settings.merge(postd_env(db, queue, secret));
+    return settings;
+  }
 
   void migrate() {
     auto r = run_postd({"migrate"}, env());
@@ -52,6 +58,30 @@ struct ServerTest : ::testing::Test {
                      {{"Authorization", "Bearer " + token(sub)},
                       {"Content-Type", "application/json"}});
   }
+
+  // Rows in "Post", and how many distinct jobIds they carry.
+  int rows() { return count("SELECT count(*) FROM \"Post\""); }
+  int distinct_job_ids() {
+    return count("SELECT count(DISTINCT \"jobId\") FROM \"Post\"");
+  }
+  // Waits (10 s at most) until "Post" holds `n` rows.
+  bool rows_become(int n) {
+    return eventually([&] { return rows() == n; });
+  }
+  // ... and then that each has a jobId of its own: no job written twice.
+  void expect_rows_of_distinct_jobs(int n, const server_process& writer) {
+    ASSERT_TRUE(rows_become(n)) << writer.output();
+    EXPECT_EQ(distinct_job_ids(), n);
+  }
+
+private:
+  int count(const char* query) {
+    if (!pg_)
+      pg_.emplace(db.direct_url());
+    pqxx::nontransaction tx{*pg_};
+    return tx.exec1(query)[0].as<int>();
+  }
+  std::optional<pqxx::connection> pg_; // opened on first use
 };
 
 } // namespace
@@ -74,8 +104,7 @@ TEST_F(ServerTest, MigrateIsIdempotentThroughPgBouncer) {
 
 TEST_F(ServerTest, CreateBecomesOneRowAndShowsInQueueHealth) {
   migrate();
-  server_process server{env()};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env());
 
   auto r = create(server.port(), "hello \"postd\" \xF0\x9F\x9A\x80");
   ASSERT_EQ(r.status, 202u) << r.body;
@@ -131,8 +160,7 @@ TEST_F(ServerTest, CreateBecomesOneRowAndShowsInQueueHealth) {
 
 TEST_F(ServerTest, ManyCreatesBecomeExactlyAsManyRows) {
   migrate();
-  server_process server{env()};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env());
   constexpr int n = 60;
   std::set<std::string> ids;
   for (int i = 0; i < n; ++i) {
@@ -142,21 +170,12 @@ TEST_F(ServerTest, ManyCreatesBecomeExactlyAsManyRows) {
     ids.insert(nlohmann::json::parse(r.body)["jobId"].get<std::string>());
   }
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
-  pqxx::connection conn{db.direct_url()};
-  ASSERT_TRUE(eventually([&] {
-    pqxx::work tx{conn};
-    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n;
-  })) << server.output();
-  pqxx::work tx{conn};
-  EXPECT_EQ(
-      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
-      n);
+  expect_rows_of_distinct_jobs(n, server);
 }
 
 TEST_F(ServerTest, HealthHasTerminusShape) {
   migrate();
-  server_process server{env()};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env());
   auto r = http_call(server.port(), "GET", "/health");
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(r.headers["cache-control"], "no-cache, no-store, must-revalidate");
@@ -205,9 +224,7 @@ TEST_F(ServerTest, ConfigErrorsExitTwoWithOneClearLine) {
 
 TEST_F(ServerTest, FlagsOverrideEnvironment) {
   // A bad PORT in the environment is overridden by a good flag.
-  auto e = env();
-  e["PORT"] = "abc";
-  e["JWT_SECRET"] = "flag-test";
+  auto e = env({{"PORT", "abc"}, {"JWT_SECRET", "flag-test"}});
   auto r = run_postd({"token", "--sub", "bob", "--ttl", "60"}, e);
   EXPECT_EQ(r.exit_code, 2); // PORT is still parsed for every command
   r = run_postd({"--port", "3001", "token", "--sub", "bob", "--ttl", "60"}, e);
@@ -229,10 +246,8 @@ TEST_F(ServerTest, HelpExitsZero) {
 
 TEST_F(ServerTest, JobStatusFollowsTheJobToItsRow) {
   migrate();
-  auto e = env();
-  e["KEEP_COMPLETED"] = "0"; // completed hashes are trimmed at once
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  // Completed hashes are trimmed at once.
+  START_SERVER(server, env({{"KEEP_COMPLETED", "0"}}));
   auto r = create(server.port(), "status please");
   ASSERT_EQ(r.status, 202u) << r.body;
   std::string job_id = nlohmann::json::parse(r.body)["jobId"];
@@ -268,10 +283,9 @@ TEST_F(ServerTest, JobStatusFollowsTheJobToItsRow) {
 
 TEST_F(ServerTest, JobStatusWhileWaiting) {
   migrate();
-  auto e = env();
-  e["DATABASE_URL"] =
-      "postgresql://postgres@127.0.0.1:1/nowhere"; // writers can't drain
-  server_process server{e};
+  // Writers can't drain.
+  server_process server{
+      env({{"DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere"}})};
   ASSERT_TRUE(eventually(
       [&] {
         try {
@@ -295,15 +309,13 @@ TEST_F(ServerTest, JobStatusWhileWaiting) {
 // THROTTLE_STORE=redis: one limit across instances (SPEC §2).
 TEST_F(ServerTest, RedisThrottleStoreIsSharedByInstances) {
   migrate();
-  auto e = env();
-  e["THROTTLE_STORE"] = "redis";
-  e["THROTTLE_LIMIT"] = "3";
-  e["THROTTLE_TTL"] = "60000";
-  e["QUEUE_PREFIX"] = unique_name("p"); // its own throttle keys
-  server_process a{e};
-  server_process b{e};
-  ASSERT_TRUE(a.wait_healthy(20s)) << a.output();
-  ASSERT_TRUE(b.wait_healthy(20s)) << b.output();
+  // QUEUE_PREFIX: its own throttle keys.
+  const auto e = env({{"THROTTLE_STORE", "redis"},
+                      {"THROTTLE_LIMIT", "3"},
+                      {"THROTTLE_TTL", "60000"},
+                      {"QUEUE_PREFIX", unique_name("p")}});
+  START_SERVER(a, e);
+  START_SERVER(b, e);
   EXPECT_EQ(create(a.port(), "1").status, 202u);
   auto second = create(b.port(), "2");
   EXPECT_EQ(second.status, 202u);
@@ -319,19 +331,11 @@ TEST_F(ServerTest, RedisThrottleStoreIsSharedByInstances) {
 // instance on the same queue persists what it accepted, once each.
 TEST_F(ServerTest, IngestOnlyInstanceQueuesAndAWriterInstanceDrains) {
   migrate();
-  auto e = env();
-  e["WRITERS"] = "0";
-  server_process ingest{e};
-  ASSERT_TRUE(ingest.wait_healthy(20s)) << ingest.output();
+  START_SERVER(ingest, env({{"WRITERS", "0"}}));
   constexpr int n = 20;
   for (int i = 0; i < n; ++i)
     ASSERT_EQ(create(ingest.port(), "queued " + std::to_string(i)).status,
               202u);
-  pqxx::connection conn{db.direct_url()};
-  auto rows = [&] {
-    pqxx::work tx{conn};
-    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>();
-  };
   ASSERT_TRUE(eventually([&] {
     auto q = http_call(ingest.port(), "GET", "/health/queue");
     return q.status == 200 &&
@@ -340,31 +344,21 @@ TEST_F(ServerTest, IngestOnlyInstanceQueuesAndAWriterInstanceDrains) {
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(rows(), 0);
 
-  server_process writer{env()};
-  ASSERT_TRUE(writer.wait_healthy(20s)) << writer.output();
-  ASSERT_TRUE(eventually([&] { return rows() == n; })) << writer.output();
-  pqxx::work tx{conn};
-  EXPECT_EQ(
-      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
-      n);
+  START_SERVER(writer, env());
+  expect_rows_of_distinct_jobs(n, writer);
 }
 
 // GET /v1/post/:id and GET /v1/post?authorId= read the rows the writers made.
 TEST_F(ServerTest, ReadsPostsAndPagesAnAuthorsPosts) {
   migrate();
-  server_process server{env()};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env());
   constexpr int n = 5;
   for (int i = 0; i < n; ++i)
     ASSERT_EQ(
         create(server.port(), "carol " + std::to_string(i), "carol").status,
         202u);
   ASSERT_EQ(create(server.port(), "dave's", "dave").status, 202u);
-  pqxx::connection conn{db.direct_url()};
-  ASSERT_TRUE(eventually([&] {
-    pqxx::work tx{conn};
-    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n + 1;
-  })) << server.output();
+  ASSERT_TRUE(rows_become(n + 1)) << server.output();
 
   std::vector<nlohmann::json> seen;
   std::string target = "/v1/post?authorId=carol&limit=2";
@@ -447,10 +441,8 @@ private:
 TEST_F(ServerTest, ShutdownGivesHeldJobsBack) {
   migrate();
   own_pgbouncer bouncer;
-  auto e = env();
-  e["DATABASE_URL"] = bouncer.url(db);
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  const auto e = env({{"DATABASE_URL", bouncer.url(db)}});
+  START_SERVER(server, e);
   bouncer.stop();
   constexpr int n = 5;
   for (int i = 0; i < n; ++i)
@@ -481,15 +473,7 @@ TEST_F(ServerTest, ShutdownGivesHeldJobsBack) {
 
   bouncer.start();
   server_process again{e};
-  pqxx::connection conn{db.direct_url()};
-  ASSERT_TRUE(eventually([&] {
-    pqxx::work tx{conn};
-    return tx.exec1("SELECT count(*) FROM \"Post\"")[0].as<int>() == n;
-  })) << again.output();
-  pqxx::work tx{conn};
-  EXPECT_EQ(
-      tx.exec1("SELECT count(DISTINCT \"jobId\") FROM \"Post\"")[0].as<int>(),
-      n);
+  expect_rows_of_distinct_jobs(n, again);
 }
 
 namespace {
@@ -522,8 +506,7 @@ std::map<std::string, double> scrape(int port) {
 
 TEST_F(ServerTest, MetricsCountTheTraffic) {
   migrate();
-  server_process server{env()};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env());
   const std::string created =
       R"(http_requests_total{route="/v1/post/create",method="POST",status="202"})";
   const std::string unauthorized =
@@ -583,10 +566,8 @@ long long redis_commands(persistence::redis_client& r) {
 // monitor's own checks (two a second), not one query each.
 TEST_F(ServerTest, HealthProbesNeverReachTheDependencies) {
   migrate();
-  auto e = env();
-  e["WRITERS"] = "0"; // no writer traffic: what remains is the monitor's
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  // No writer traffic: what remains is the monitor's.
+  START_SERVER(server, env({{"WRITERS", "0"}}));
   persistence::redis_client redis{test_redis()};
   pqxx::connection pg{db.direct_url()};
   auto transactions = [&] {
@@ -639,10 +620,7 @@ TEST_F(ServerTest, HealthProbesNeverReachTheDependencies) {
 // instance, so nothing moves while it is compared).
 TEST_F(ServerTest, QueueHealthEqualsADirectCountInRedis) {
   migrate();
-  auto e = env();
-  e["WRITERS"] = "0";
-  server_process server{e};
-  ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
+  START_SERVER(server, env({{"WRITERS", "0"}}));
   for (int i = 0; i < 5; ++i)
     ASSERT_EQ(create(server.port(), "counted " + std::to_string(i)).status,
               202u);

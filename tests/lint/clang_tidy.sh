@@ -23,9 +23,16 @@ rc=0
 # sources (embedded migrations and scripts) are not ours to tidy.
 run-clang-tidy -p "$build" -j "$jobs" -quiet \
   "^$root/(core|persistence|actors|http|app)/[^/]+\.cpp$" >"$log" 2>&1 || rc=$?
-if ((rc != 0)) || grep -qE '(warning|error): ' "$log"; then
-  grep -E '(warning|error): ' "$log" | sort -u
-  echo "clang-tidy: findings above (exit $rc)"
+# clang-tidy colours its messages even into a file: plain text to read.
+findings=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '(warning|error): ' | sort -u) || true
+if [[ -n $findings ]]; then
+  printf '%s\n' "$findings"
+  echo "clang-tidy: $(wc -l <<<"$findings") finding(s) above (exit $rc)"
+  exit 1
+fi
+if ((rc != 0)); then
+  tail -n 30 "$log"
+  echo "clang-tidy: failed without a finding (exit $rc), see above"
   exit 1
 fi
 echo "clang-tidy: no findings"

@@ -4,7 +4,9 @@
 #include <cctype>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,7 +45,8 @@ std::string slurp(const std::string& path) {
 
 // fork + exec with stdout/stderr redirected to files.
 pid_t spawn(const std::vector<std::string>& args, const env_map& env,
-            const std::string& out_path, const std::string& err_path) {
+            const std::string& out_path, const std::string& err_path,
+            int max_open_files = 0) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
@@ -61,6 +65,11 @@ pid_t spawn(const std::vector<std::string>& args, const env_map& env,
     int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(out, 1);
     ::dup2(err, 2);
+    if (max_open_files > 0) {
+      rlimit limit{static_cast<rlim_t>(max_open_files),
+                   static_cast<rlim_t>(max_open_files)};
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
     std::vector<char*> argv;
     for (auto& a : argv_strings)
       argv.push_back(a.data());
@@ -83,8 +92,42 @@ int exit_code_of(int status) {
   return -1;
 }
 
+// Waits for `pid` to exit, killing it (SIGKILL) once `timeout` has passed;
+// returns its exit code (128+signal when a signal ended it).
+int wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return exit_code_of(status);
+}
+
 std::string temp_path(const std::string& stem) {
   return "/tmp/" + unique_name(stem);
+}
+
+std::optional<int> listening_port(const std::string& log) {
+  // {"msg":"postd listening",...,"port":41234,...} or, as text,
+  // `... postd listening ... port=41234 ...`
+  auto line_start = log.find("postd listening");
+  if (line_start == std::string::npos)
+    return std::nullopt;
+  auto line_end = log.find('\n', line_start);
+  if (line_end == std::string::npos)
+    return std::nullopt; // not written whole yet
+  auto line = log.substr(line_start, line_end - line_start);
+  for (const char* key : {"\"port\":", "port="}) {
+    auto at = line.find(key);
+    if (at != std::string::npos)
+      return std::atoi(line.c_str() + at + std::strlen(key));
+  }
+  return std::nullopt;
 }
 
 } // namespace
@@ -99,7 +142,7 @@ env_map postd_env(const scratch_database& db, const std::string& queue,
           {"QUEUE_NAME", queue},
           {"WRITERS", "2"},
           {"HTTP_THREADS", "2"},
-          {"LOG_LEVEL", "warn"}};
+          {"LOG_LEVEL", "info"}}; // info: the start line names the port
 }
 
 run_result run_postd(const std::vector<std::string>& args, const env_map& env,
@@ -107,17 +150,7 @@ run_result run_postd(const std::vector<std::string>& args, const env_map& env,
   auto out = temp_path("postd_out");
   auto err = temp_path("postd_err");
   pid_t pid = spawn(args, env, out, err);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  run_result r{exit_code_of(status), slurp(out), slurp(err)};
+  run_result r{wait_for_exit(pid, timeout), slurp(out), slurp(err)};
   ::unlink(out.c_str());
   ::unlink(err.c_str());
   return r;
@@ -130,11 +163,37 @@ int free_port() {
   return a.local_endpoint().port();
 }
 
-server_process::server_process(env_map env) : port_(free_port()) {
+server_process::server_process(env_map env, int max_open_files) {
+  // PORT=0: the server binds any free port and names it in its start log
+  // line, so parallel tests never race for a port. A test may still pin one.
+  // With logs above info there is no start line to read: take a free port.
+  auto level = env.find("LOG_LEVEL");
+  bool quiet = level != env.end() && level->second != "info" &&
+               level->second != "debug" && level->second != "trace";
+  if (auto it = env.find("PORT"); it != env.end())
+    port_ = std::stoi(it->second);
+  else if (quiet)
+    port_ = free_port();
   env["PORT"] = std::to_string(port_);
   env.emplace("HOST", "127.0.0.1");
   log_path_ = temp_path("postd_server");
-  pid_ = spawn({"serve"}, env, log_path_, log_path_ + ".err");
+  pid_ = spawn({"serve"}, env, log_path_, log_path_ + ".err", max_open_files);
+}
+
+int server_process::port(std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (port_ == 0) {
+    if (auto p = listening_port(slurp(log_path_))) {
+      port_ = *p;
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error(
+          "postd did not report its port (its start log line) within " +
+          std::to_string(timeout.count()) + " ms:\n" + output());
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return port_;
 }
 
 server_process::~server_process() {
@@ -148,7 +207,9 @@ bool server_process::wait_healthy(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     try {
-      if (http_call(port_, "GET", "/health").status == 200)
+      if (auto p = listening_port(slurp(log_path_)); port_ == 0 && p)
+        port_ = *p;
+      if (port_ != 0 && http_call(port_, "GET", "/health").status == 200)
         return true;
     } catch (const std::exception&) {
       // not listening yet
@@ -167,18 +228,9 @@ int server_process::stop(int sig, std::chrono::milliseconds timeout) {
   if (pid_ <= 0)
     return -1;
   ::kill(pid_, sig);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  }
+  int code = wait_for_exit(pid_, timeout);
   pid_ = -1;
-  return exit_code_of(status);
+  return code;
 }
 
 std::string server_process::output() const {

@@ -23,7 +23,7 @@ class scratch_database;
 
 // The environment an end-to-end test gives postd: its scratch database
 // through PgBouncer, the test Redis, its own queue, a known JWT secret,
-// 2 writers and 2 I/O threads, warnings only.
+// 2 writers and 2 I/O threads, info logs (the start line names the port).
 env_map postd_env(const scratch_database& db, const std::string& queue,
                   const std::string& jwt_secret);
 
@@ -38,13 +38,17 @@ int free_port();
 
 class server_process {
 public:
-  // Starts `postd serve` on a free port with `env` added to the environment.
-  explicit server_process(env_map env);
+  // Starts `postd serve` with `env` added to the environment, on the PORT
+  // given there, else on PORT=0: any free port, read from its start log line.
+  // `max_open_files` > 0: its RLIMIT_NOFILE (ulimit -n).
+  explicit server_process(env_map env, int max_open_files = 0);
   ~server_process();
   server_process(const server_process&) = delete;
   server_process& operator=(const server_process&) = delete;
 
-  int port() const { return port_; }
+  // The port it listens on; with PORT=0, waits up to `timeout` for the start
+  // log line (LOG_LEVEL info or lower) and throws std::runtime_error if none.
+  int port(std::chrono::milliseconds timeout = std::chrono::seconds{20}) const;
   // Polls until /health answers 200 or the timeout passes.
   bool wait_healthy(std::chrono::milliseconds timeout);
   // Sends `sig` and waits for the exit; returns the exit status (or 128+sig).
@@ -54,7 +58,7 @@ public:
 
 private:
   pid_t pid_ = -1;
-  int port_ = 0;
+  mutable int port_ = 0; // 0 until known
   std::string log_path_;
 };
 

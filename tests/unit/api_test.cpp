@@ -51,6 +51,13 @@ public:
   std::vector<actors::posts_query> post_queries;
 };
 
+api_request request(std::string method, std::string target) {
+  api_request r;
+  r.method = std::move(method);
+  r.target = std::move(target);
+  return r;
+}
+
 struct ApiTest : ::testing::Test {
   fake_backend be;
   token_verifier tokens{"secret"};
@@ -63,11 +70,13 @@ struct ApiTest : ::testing::Test {
   }
 
   // The answer to GET `target`.
-  api_response answer_get(const std::string& target) {
-    api_request r;
-    r.method = "GET";
-    r.target = target;
-    return call(r);
+  api_response answer_get(std::string target) {
+    return call(request("GET", std::move(target)));
+  }
+
+  // An Authorization header for `author`, valid for a minute.
+  std::string bearer(const std::string& author) const {
+    return "Bearer " + tokens.issue(author, std::chrono::seconds{60});
   }
 
   api_response call(api_request req) {
@@ -81,12 +90,9 @@ struct ApiTest : ::testing::Test {
     return out;
   }
 
-  api_request create(std::string body) {
-    api_request r;
-    r.method = "POST";
-    r.target = "/v1/post/create";
-    r.authorization =
-        "Bearer " + tokens.issue("author-1", std::chrono::seconds{60});
+  api_request create(std::string body) const {
+    auto r = request("POST", "/v1/post/create");
+    r.authorization = bearer("author-1");
     r.content_type = "application/json";
     r.peer_ip = "10.0.0.1";
     r.body = std::move(body);
@@ -182,16 +188,12 @@ TEST_F(ApiTest, QueueProblemsAre503WithRetryAfter) {
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
-  api_request r;
-  r.method = "GET";
-  r.target = "/nope";
-  auto res = call(r);
+  auto res = answer_get("/nope");
   EXPECT_EQ(res.status, 404u);
   EXPECT_EQ(
       res.body,
       R"({"statusCode":404,"message":"Cannot GET /nope","error":"Not Found"})");
-  r.target = "/v1/post/create";
-  EXPECT_EQ(call(r).status, 405u);
+  EXPECT_EQ(answer_get("/v1/post/create").status, 405u);
 }
 
 // As Express routes under Nest: a trailing slash and letter case are ignored.
@@ -206,13 +208,10 @@ TEST_F(ApiTest, RoutesIgnoreOneTrailingSlashAndCase) {
   r.target = "/v1/posts/create";
   EXPECT_EQ(call(r).status, 404u);
   EXPECT_EQ(be.posts.size(), 2u);
-  api_request h;
-  h.method = "GET";
-  h.target = "/Health/";
-  EXPECT_NE(call(h).status, 404u);
-  h.target = "/v1/post/jobs/AbC/";
-  h.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
-  call(h);
+  EXPECT_NE(answer_get("/Health/").status, 404u);
+  auto job = request("GET", "/v1/post/jobs/AbC/");
+  job.authorization = bearer("a");
+  call(job);
   ASSERT_EQ(be.queries.size(), 1u);
   EXPECT_EQ(be.queries[0].second, "AbC"); // the id keeps its case
 }
@@ -232,10 +231,7 @@ TEST_F(ApiTest, HealthOkShape) {
   be.view->queue = {true, "", 1};
   be.view->counts.active = 2;
   be.view->counts.waiting = 5;
-  api_request r;
-  r.method = "GET";
-  r.target = "/health";
-  auto res = call(r);
+  auto res = answer_get("/health");
   EXPECT_EQ(res.status, 200u);
   EXPECT_EQ(
       res.body,
@@ -281,43 +277,34 @@ TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
 
 TEST_F(ApiTest, LivenessIsTheProcessAnswering) {
   // No monitor view at all (starting), dependencies unknown: still alive.
-  api_request r;
-  r.method = "GET";
-  r.target = "/health/live";
-  auto res = call(r);
+  auto res = answer_get("/health/live");
   EXPECT_EQ(res.status, 200u);
   EXPECT_EQ(res.body, R"({"status":"ok"})");
   EXPECT_EQ(header(res, "Cache-Control"),
             "no-cache, no-store, must-revalidate");
-  r.method = "POST";
-  EXPECT_EQ(call(r).status, 405u);
+  EXPECT_EQ(call(request("POST", "/health/live")).status, 405u);
 }
 
 TEST_F(ApiTest, ReadinessWaitsForTheFirstCheckAndEndsWithDraining) {
-  api_request r;
-  r.method = "GET";
-  r.target = "/health/ready";
-  EXPECT_EQ(call(r).status, 503u) << "starting: no check yet";
+  EXPECT_EQ(answer_get("/health/ready").status, 503u)
+      << "starting: no check yet";
   checked_now();
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
-  auto res = call(r);
+  auto res = answer_get("/health/ready");
   EXPECT_EQ(res.status, 200u) << res.body;
-  EXPECT_EQ(res.body, [&] {
-    api_request h = r;
-    h.target = "/health";
-    return call(h).body;
-  }()) << "ready and healthy: the same report";
+  EXPECT_EQ(res.body, answer_get("/health").body)
+      << "ready and healthy: the same report";
   be.view->database = {false, "connection refused", 1};
-  EXPECT_EQ(call(r).status, 503u) << "a dependency down";
+  EXPECT_EQ(answer_get("/health/ready").status, 503u) << "a dependency down";
   be.view->database = {true, "", 1};
   handler.start_draining();
-  res = call(r);
+  res = answer_get("/health/ready");
   EXPECT_EQ(res.status, 503u);
   auto body = nlohmann::json::parse(res.body);
   EXPECT_EQ(body["error"]["postd"]["message"], "shutting down");
-  r.target = "/health";
-  EXPECT_EQ(call(r).status, 200u) << "/health keeps reporting dependencies";
+  EXPECT_EQ(answer_get("/health").status, 200u)
+      << "/health keeps reporting dependencies";
 }
 
 TEST_F(ApiTest, StaleViewCountsAsDown) {
@@ -326,12 +313,8 @@ TEST_F(ApiTest, StaleViewCountsAsDown) {
   be.view->database_at = be.view->taken_at;
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
-  api_request r;
-  r.method = "GET";
-  r.target = "/health";
-  EXPECT_EQ(call(r).status, 503u);
-  r.target = "/health/queue";
-  EXPECT_EQ(call(r).status, 503u);
+  EXPECT_EQ(answer_get("/health").status, 503u);
+  EXPECT_EQ(answer_get("/health/queue").status, 503u);
 }
 
 TEST_F(ApiTest, AHangingCheckMakesOnlyItsDependencyStale) {
@@ -342,27 +325,20 @@ TEST_F(ApiTest, AHangingCheckMakesOnlyItsDependencyStale) {
       std::chrono::steady_clock::now() - std::chrono::seconds{10};
   be.view->database = {true, "", 1};
   be.view->queue = {true, "", 1};
-  api_request r;
-  r.method = "GET";
-  r.target = "/health";
-  auto res = call(r);
+  auto res = answer_get("/health");
   EXPECT_EQ(res.status, 503u);
   auto body = nlohmann::json::parse(res.body);
   EXPECT_EQ(body["error"]["database"]["message"],
             "no recent check (the check hangs)");
   EXPECT_EQ(body["info"]["queue:post-creation"]["status"], "up");
-  r.target = "/health/queue";
-  EXPECT_EQ(call(r).status, 200u);
+  EXPECT_EQ(answer_get("/health/queue").status, 200u);
 }
 
 TEST_F(ApiTest, HealthQueueShape) {
   checked_now();
   be.view->queue = {true, "", 1};
   be.view->counts = {3, 1, 150, 2, 4, 0};
-  api_request r;
-  r.method = "GET";
-  r.target = "/health/queue";
-  auto res = call(r);
+  auto res = answer_get("/health/queue");
   EXPECT_EQ(res.status, 200u);
   EXPECT_EQ(
       res.body,
@@ -371,11 +347,8 @@ TEST_F(ApiTest, HealthQueueShape) {
 
 TEST_F(ApiTest, JobStatusForItsAuthor) {
   be.lookup = {actors::job_lookup::result::found, "completed", 0, "post-9", {}};
-  api_request r;
-  r.method = "GET";
-  r.target = "/v1/post/jobs/17";
-  r.authorization =
-      "Bearer " + tokens.issue("author-1", std::chrono::seconds{60});
+  auto r = request("GET", "/v1/post/jobs/17");
+  r.authorization = bearer("author-1");
   auto res = call(r);
   EXPECT_EQ(res.status, 200u);
   EXPECT_EQ(
@@ -390,21 +363,17 @@ TEST_F(ApiTest, JobStatusForItsAuthor) {
 
 TEST_F(ApiTest, JobStatusFailedCarriesItsReason) {
   be.lookup = {actors::job_lookup::result::found, "failed", 3, {}, "boom"};
-  api_request r;
-  r.method = "GET";
-  r.target = "/v1/post/jobs/5";
-  r.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
+  auto r = request("GET", "/v1/post/jobs/5");
+  r.authorization = bearer("a");
   EXPECT_EQ(
       call(r).body,
       R"({"jobId":"5","status":"failed","attemptsMade":3,"failedReason":"boom"})");
 }
 
 TEST_F(ApiTest, JobStatusErrors) {
-  api_request r;
-  r.method = "GET";
-  r.target = "/v1/post/jobs/5";
+  auto r = request("GET", "/v1/post/jobs/5");
   EXPECT_EQ(call(r).status, 401u);
-  r.authorization = "Bearer " + tokens.issue("a", std::chrono::seconds{60});
+  r.authorization = bearer("a");
   EXPECT_EQ(call(r).status, 404u); // not found (or someone else's)
   r.target = "/v1/post/jobs/a%20b";
   EXPECT_EQ(call(r).status, 404u);
@@ -425,9 +394,7 @@ core::post stored(int i) {
 }
 
 api_request get(std::string target) {
-  api_request r;
-  r.method = "GET";
-  r.target = std::move(target);
+  auto r = request("GET", std::move(target));
   r.peer_ip = "10.0.0.2";
   return r;
 }
@@ -541,16 +508,16 @@ TEST(Query, CursorsRoundTripAndRefuseForgeries) {
     f.id = plain.substr(plain.find('|') + 1);
     return decode_cursor(encode_cursor(f)).has_value();
   };
-  EXPECT_TRUE(forged("2024-02-29T00:00:00.000Z|x"));  // a leap day
-  EXPECT_FALSE(forged("2026-02-30T00:00:00.000Z|x")); // no such day
-  EXPECT_FALSE(forged("2026-13-01T00:00:00.000Z|x"));
-  EXPECT_FALSE(forged("2026-01-01T24:00:00.000Z|x"));
-  EXPECT_FALSE(forged("2026-01-01 00:00:00.000Z|x"));
-  EXPECT_FALSE(forged("2026-01-01T00:00:00.000Z|"));
-  EXPECT_FALSE(forged("2026-01-01T00:00:00.000Z|a\nb"));
-  EXPECT_FALSE(decode_cursor("abc"));
-  EXPECT_FALSE(decode_cursor("zz"));
-  EXPECT_FALSE(decode_cursor(std::string(400, 'a')));
+  EXPECT_TRUE(forged("2024-02-29T00:00:00.000Z|x")); // a leap day
+  for (const char* plain :
+       {"2026-02-30T00:00:00.000Z|x", // no such day
+        "2026-13-01T00:00:00.000Z|x", "2026-01-01T24:00:00.000Z|x",
+        "2026-01-01 00:00:00.000Z|x", "2026-01-01T00:00:00.000Z|",
+        "2026-01-01T00:00:00.000Z|a\nb"})
+    EXPECT_FALSE(forged(plain)) << plain;
+  for (const std::string& cursor :
+       {std::string("abc"), std::string("zz"), std::string(400, 'a')})
+    EXPECT_FALSE(decode_cursor(cursor)) << cursor;
 }
 
 TEST_F(ApiTest, ReadRoutesRefuseOtherMethodsWithAllow) {
@@ -558,17 +525,11 @@ TEST_F(ApiTest, ReadRoutesRefuseOtherMethodsWithAllow) {
        {"/v1/post/jobs/7", "/v1/post/abc", "/v1/post", "/health",
         "/health/queue", "/health/live", "/health/ready", "/metrics"}) {
     SCOPED_TRACE(target);
-    api_request r;
-    r.method = "DELETE";
-    r.target = target;
-    auto res = call(r);
+    auto res = call(request("DELETE", target));
     EXPECT_EQ(res.status, 405u) << res.body;
     EXPECT_EQ(header(res, "Allow"), "GET, HEAD");
     EXPECT_EQ(nlohmann::json::parse(res.body)["message"],
               std::string("Cannot DELETE ") + target);
   }
-  api_request r;
-  r.method = "GET";
-  r.target = "/v1/post/create";
-  EXPECT_EQ(header(call(r), "Allow"), "POST");
+  EXPECT_EQ(header(answer_get("/v1/post/create"), "Allow"), "POST");
 }

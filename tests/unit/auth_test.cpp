@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <jwt/jwt.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "http/auth.hpp"
 
@@ -28,6 +30,19 @@ std::string b64url(const std::string& s) {
                                   enc.size()); // in place, strips padding
   enc.resize(n);
   return enc;
+}
+
+// header.payload signed with HS256 by hand: claims cpp-jwt cannot write.
+std::string sign_raw(const std::string& payload_json, const std::string& key) {
+  auto signing_input =
+      b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(payload_json);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(signing_input.data()),
+       signing_input.size(), mac, &mac_len);
+  return signing_input + "." +
+         b64url(std::string(reinterpret_cast<const char*>(mac), mac_len));
 }
 
 long long now_s() {
@@ -69,6 +84,30 @@ TEST(Auth, RefusesBadTokens) {
       std::nullopt);
   EXPECT_EQ(
       v.author("Bearer " + sign({{"sub", "u"}, {"exp", now_s() + 100}}, "k")),
+      "u");
+}
+
+// Found by fuzz_token: bytes cpp-jwt's base64 decoder would index its table
+// with (a signed char: out of bounds), and time claims it would cast to an
+// unsigned integer out of range (1e300). Refused, no undefined behaviour
+// (the sanitizer build runs this too).
+TEST(Auth, RefusesWhatCppJwtCannotDecodeSafely) {
+  token_verifier v{"k"};
+  EXPECT_EQ(v.author("Bearer \xff.e30.x"), std::nullopt);
+  EXPECT_EQ(v.author("Bearer e30.\x80\x81.sig"), std::nullopt);
+  EXPECT_EQ(v.author("Bearer a.b"), std::nullopt);
+  EXPECT_EQ(v.author("Bearer a.b.c.d"), std::nullopt);
+  EXPECT_EQ(v.author("Bearer " + sign_raw(R"({"sub":"u","exp":1e300})", "k")),
+            std::nullopt);
+  EXPECT_EQ(v.author("Bearer " + sign_raw(R"({"sub":"u","nbf":-1.5})", "k")),
+            std::nullopt);
+  EXPECT_EQ(v.author("Bearer " + sign_raw(R"({"sub":"u","iat":"now"})", "k")),
+            std::nullopt);
+  // The hand signing itself is right: the same token with sane claims passes.
+  EXPECT_EQ(
+      v.author("Bearer " + sign_raw(R"({"sub":"u","exp":)" +
+                                        std::to_string(now_s() + 60) + ".5}",
+                                    "k")),
       "u");
 }
 

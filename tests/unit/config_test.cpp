@@ -1,5 +1,10 @@
 #include <cstdlib>
 #include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -93,26 +98,155 @@ TEST(Config, FlagNames) {
   EXPECT_EQ(postd::app::flag_name("PORT"), "--port");
 }
 
-// example-env must list every setting with its real default.
-TEST(Config, ExampleEnvListsEverySetting) {
+namespace {
+
+std::string source_file(const std::string& name) {
   const char* src = std::getenv("POSTD_SOURCE_DIR");
-  ASSERT_NE(src, nullptr);
-  std::ifstream in{std::string(src) + "/example-env"};
-  ASSERT_TRUE(in) << "example-env missing";
-  std::map<std::string, std::string> listed;
+  if (src == nullptr)
+    throw std::runtime_error("POSTD_SOURCE_DIR is not set");
+  std::ifstream in{std::string(src) + "/" + name};
+  if (!in)
+    throw std::runtime_error(name + " is missing");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> setting_names() {
+  std::vector<std::string> names;
+  for (const auto& s : postd::app::settings())
+    names.push_back(s.name);
+  return names;
+}
+
+const postd::app::setting_info& setting(const std::string& name) {
+  for (const auto& s : postd::app::settings())
+    if (s.name == name)
+      return s;
+  throw std::runtime_error("no setting " + name);
+}
+
+} // namespace
+
+// example-env lists every setting, in the binary's order, with its default:
+// `NAME=default`, or `# NAME=example` where the default is computed (the
+// number of cores); a setting without a default may show an example value.
+TEST(Config, ExampleEnvAgreesWithTheSettings) {
+  static const std::regex assignment{R"(^(# ?)?([A-Z][A-Z0-9_]*)=(.*)$)"};
+  std::vector<std::string> listed;
+  std::istringstream in{source_file("example-env")};
   for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#')
+    std::smatch m;
+    if (!std::regex_match(line, m, assignment))
       continue;
-    auto eq = line.find('=');
-    listed[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  for (const auto& s : postd::app::settings()) {
-    ASSERT_TRUE(listed.count(s.name)) << s.name << " missing from example-env";
-    if (s.name != "HTTP_THREADS" && s.name != "DATABASE_URL") {
-      EXPECT_EQ(listed[s.name], s.default_value) << s.name;
+    const std::string name = m[2];
+    listed.push_back(name);
+    const auto& s = setting(name);
+    bool commented = m[1].matched;
+    EXPECT_EQ(commented, !s.shown_default.empty()) << line;
+    if (!commented && !s.default_value.empty()) {
+      EXPECT_EQ(m[3].str(), s.default_value) << line;
     }
   }
-  EXPECT_EQ(listed.size(), postd::app::settings().size());
+  EXPECT_EQ(listed, setting_names());
+}
+
+// The README's settings table names every setting, in the binary's order,
+// with its default ("—" or "empty" for none; notes in parentheses aside).
+TEST(Config, ReadmeTableAgreesWithTheSettings) {
+  auto readme = source_file("README.md");
+  auto table = readme.find("| variable | default | meaning |");
+  ASSERT_NE(table, std::string::npos) << "no settings table in README.md";
+  std::istringstream in{readme.substr(table)};
+  std::string line;
+  std::getline(in, line); // header
+  std::getline(in, line); // |---|
+  static const std::regex notes{R"( *\([^)]*\))"};
+  std::vector<std::string> listed;
+  while (std::getline(in, line) && line.rfind("| ", 0) == 0) {
+    // | `NAME`, `OTHER` | default, other default | meaning |
+    auto first = line.find(" | ");
+    auto second = line.find(" | ", first + 3);
+    ASSERT_NE(second, std::string::npos) << line;
+    auto names_cell = line.substr(2, first - 2);
+    auto defaults_cell = line.substr(first + 3, second - first - 3);
+    auto split = [](const std::string& text) {
+      std::vector<std::string> parts;
+      std::size_t from = 0;
+      for (auto at = text.find(", "); from <= text.size();
+           at = text.find(", ", from)) {
+        if (at == std::string::npos)
+          at = text.size();
+        parts.push_back(text.substr(from, at - from));
+        from = at + 2;
+      }
+      return parts;
+    };
+    auto names = split(names_cell);
+    auto defaults = split(std::regex_replace(defaults_cell, notes, ""));
+    ASSERT_EQ(names.size(), defaults.size()) << line;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      ASSERT_GE(names[i].size(), 2u) << line;
+      auto name = names[i].substr(1, names[i].size() - 2); // `NAME`
+      listed.push_back(name);
+      auto shown =
+          defaults[i] == "—" || defaults[i] == "empty" ? "" : defaults[i];
+      EXPECT_EQ(shown, setting(name).documented_default()) << line;
+    }
+  }
+  EXPECT_EQ(listed, setting_names());
+}
+
+TEST(Config, HelpEnvShowsEverySettingOnItsOwnLine) {
+  std::istringstream table{postd::app::settings_table()};
+  std::string line;
+  std::getline(table, line);
+  EXPECT_EQ(line.rfind("NAME ", 0), 0u) << line;
+  for (const auto& s : postd::app::settings()) {
+    ASSERT_TRUE(std::getline(table, line)) << s.name;
+    EXPECT_EQ(line.rfind(s.name + " ", 0), 0u) << line;
+    for (const auto& part : {s.documented_default(), s.range, s.help})
+      EXPECT_NE(line.find(part), std::string::npos) << s.name << ": " << part;
+  }
+  EXPECT_FALSE(std::getline(table, line)) << line;
+}
+
+// Fault knobs are off unless set, checked like settings, and never listed
+// as settings.
+TEST(Config, FaultKnobsAreCheckedAndNotSettings) {
+  auto c = parse_config({});
+  EXPECT_EQ(c.fault_writer_crash_rate, 0);
+  EXPECT_EQ(c.fault_lock_ms, 0);
+  c = parse_config({{"POSTD_FAULT_WRITER_CRASH_RATE", "0.25"},
+                    {"POSTD_FAULT_LOCK_MS", "2000"}});
+  EXPECT_EQ(c.fault_writer_crash_rate, 0.25);
+  EXPECT_EQ(c.fault_lock_ms, 2000);
+  for (const auto& [name, bad] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"POSTD_FAULT_WRITER_CRASH_RATE", "often"},
+           {"POSTD_FAULT_WRITER_CRASH_RATE", "1.5"},
+           {"POSTD_FAULT_WRITER_CRASH_RATE", "-0.1"},
+           {"POSTD_FAULT_WRITER_CRASH_RATE", "nan"},
+           {"POSTD_FAULT_WRITER_CRASH_RATE", ""},
+           {"POSTD_FAULT_LOCK_MS", "99"},
+           {"POSTD_FAULT_LOCK_MS", "2s"}}) {
+    try {
+      parse_config({{name, bad}});
+      ADD_FAILURE() << name << "=" << bad << " accepted";
+    } catch (const config_error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(name + ": ", 0), 0u) << e.what();
+    }
+  }
+  for (const auto& knob : postd::app::fault_knobs()) {
+    EXPECT_EQ(knob.name.rfind("POSTD_FAULT_", 0), 0u) << knob.name;
+    for (const auto& s : postd::app::settings())
+      EXPECT_NE(s.name, knob.name);
+    EXPECT_EQ(postd::app::settings_table().find(knob.name), std::string::npos);
+  }
+}
+
+TEST(Config, PortZeroMeansAnyFreePort) {
+  EXPECT_EQ(parse_config({{"PORT", "0"}}).port, 0);
 }
 
 // PgBouncer refuses the startup parameter that would carry a schema
@@ -123,19 +257,20 @@ TEST(Config, PrismaUrlsBecomeLibpqUrlsAndASchema) {
     auto t = parse_database_url(url);
     return std::pair{t.url, t.schema};
   };
-  using result = std::pair<std::string, std::string>;
-  EXPECT_EQ(parsed("postgresql://u:p@h:5432/db"),
-            result("postgresql://u:p@h:5432/db", ""));
-  EXPECT_EQ(parsed("postgresql://u@h:6432/db?schema=public&pgbouncer=true"),
-            result("postgresql://u@h:6432/db", ""));
-  EXPECT_EQ(parsed("postgresql://u@h/db?connection_limit=5&sslmode=disable"),
-            result("postgresql://u@h/db?sslmode=disable", ""));
-  EXPECT_EQ(parsed("postgresql://u@h/db?schema=app"),
-            result("postgresql://u@h/db", "app"));
-  EXPECT_EQ(parsed("postgresql://u@h/db?sslmode=disable&schema=My%20App%22"),
-            result("postgresql://u@h/db?sslmode=disable", "My App\""));
-  EXPECT_EQ(parsed("postgresql://u@h/db?schema"),
-            result("postgresql://u@h/db", ""));
+  struct example {
+    std::string url, libpq_url, schema;
+  };
+  for (const auto& [url, libpq_url, schema] : std::vector<example>{
+           {"postgresql://u:p@h:5432/db", "postgresql://u:p@h:5432/db", ""},
+           {"postgresql://u@h:6432/db?schema=public&pgbouncer=true",
+            "postgresql://u@h:6432/db", ""},
+           {"postgresql://u@h/db?connection_limit=5&sslmode=disable",
+            "postgresql://u@h/db?sslmode=disable", ""},
+           {"postgresql://u@h/db?schema=app", "postgresql://u@h/db", "app"},
+           {"postgresql://u@h/db?sslmode=disable&schema=My%20App%22",
+            "postgresql://u@h/db?sslmode=disable", "My App\""},
+           {"postgresql://u@h/db?schema", "postgresql://u@h/db", ""}})
+    EXPECT_EQ(parsed(url), std::pair(libpq_url, schema)) << url;
 
   auto c = parse_config(
       {{"DATABASE_URL", "postgresql://h/db?schema=tenant1&pgbouncer=true"}});

@@ -56,19 +56,19 @@ TEST(Validation, RefusesInvalidUtf8) {
 }
 
 TEST(Validation, ContentType) {
-  EXPECT_TRUE(is_json_content_type("application/json"));
-  EXPECT_TRUE(is_json_content_type("application/json; charset=utf-8"));
-  EXPECT_TRUE(is_json_content_type("Application/JSON"));
-  EXPECT_FALSE(is_json_content_type("text/plain"));
-  EXPECT_FALSE(is_json_content_type(""));
-  EXPECT_FALSE(is_json_content_type("application/jsonx"));
+  for (const char* type :
+       {"application/json", "application/json; charset=utf-8",
+        "Application/JSON"})
+    EXPECT_TRUE(is_json_content_type(type)) << type;
+  for (const char* type : {"text/plain", "", "application/jsonx"})
+    EXPECT_FALSE(is_json_content_type(type)) << type;
 }
 
 TEST(Validation, IdempotencyKey) {
-  EXPECT_TRUE(valid_idempotency_key("abc-123"));
-  EXPECT_TRUE(valid_idempotency_key(std::string(255, 'k')));
-  EXPECT_FALSE(valid_idempotency_key(""));
-  EXPECT_FALSE(valid_idempotency_key(std::string(256, 'k')));
-  EXPECT_FALSE(valid_idempotency_key("tab\there"));
-  EXPECT_FALSE(valid_idempotency_key("caf\xC3\xA9"));
+  for (const std::string& key : {std::string("abc-123"), std::string(255, 'k')})
+    EXPECT_TRUE(valid_idempotency_key(key)) << key;
+  for (const std::string& key :
+       {std::string(""), std::string(256, 'k'), std::string("tab\there"),
+        std::string("caf\xC3\xA9")})
+    EXPECT_FALSE(valid_idempotency_key(key)) << key;
 }

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -58,6 +59,45 @@ std::int64_t zscore(redis_client& r, const std::string& key,
 }
 
 using ids = std::vector<std::string>;
+
+// state -> how many jobs count_jobs found in it.
+using counts = std::map<std::string, std::int64_t>;
+counts by_state(const core::job_counts& c) {
+  return {{"waiting", c.waiting},     {"active", c.active},
+          {"completed", c.completed}, {"failed", c.failed},
+          {"delayed", c.delayed},     {"paused", c.paused}};
+}
+
+// Pushes with a connection of its own 200 ms from now, while the test blocks
+// in a take; join() answers what it threw ("" when nothing).
+class late_producer {
+public:
+  explicit late_producer(std::function<void(redis_client&)> push)
+      : thread_([this, push = std::move(push)] {
+          try {
+            std::this_thread::sleep_for(200ms);
+            redis_client other{testing::test_redis()};
+            push(other);
+          } catch (const std::exception& e) {
+            error_ = e.what();
+          }
+        }) {}
+  ~late_producer() {
+    if (thread_.joinable())
+      thread_.join();
+  }
+  late_producer(const late_producer&) = delete;
+  late_producer& operator=(const late_producer&) = delete;
+
+  std::string join() {
+    thread_.join();
+    return error_;
+  }
+
+private:
+  std::string error_; // before thread_: set by it
+  std::thread thread_;
+};
 
 // A SUBSCRIBE/PSUBSCRIBE connection, as a Node Bull queue's event client.
 class subscriber {
@@ -147,6 +187,17 @@ protected:
     return out;
   }
 
+  // The queue's list `name` (wait, active, paused), left to right.
+  ids list(const std::string& name) {
+    return strings(redis_, {"LRANGE", keys_.key(name), "0", "-1"});
+  }
+  long long length(const std::string& name) {
+    return num(redis_, {"LLEN", keys_.key(name)});
+  }
+  bool exists(const std::string& name) {
+    return num(redis_, {"EXISTS", keys_.key(name)}) == 1;
+  }
+
   // A job as a Node producer writes it (addJob-6), with these opts.
   void put_node_job(const std::string& id, const std::string& opts,
                     const std::string& priority = "0") {
@@ -170,8 +221,7 @@ TEST_F(BullQueueTest, AddBatchWritesBullFieldsAndWaitOrder) {
   }
   EXPECT_EQ(str(redis_, {"GET", keys_.key("id")}), "3");
   // LPUSH: the newest at the left, the next to take at the right.
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"3", "2", "1"}));
+  EXPECT_EQ(list("wait"), (ids{"3", "2", "1"}));
 
   auto h = hash(redis_, keys_.key("1"));
   std::set<std::string> fields;
@@ -223,7 +273,7 @@ TEST_F(BullQueueTest, DuplicateIdempotencyKeyReturnsFirstId) {
   EXPECT_EQ(again[2].status, add_status::duplicate); // same batch
   EXPECT_EQ(again[2].job_id, "2");
 
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("wait")}), 2);
+  EXPECT_EQ(length("wait"), 2);
   EXPECT_EQ(str(redis_, {"GET", keys_.key("id")}), "2");
   EXPECT_EQ(hash(redis_, keys_.key("1"))["data"], job("a", "u1").data);
   const auto ttl = num(redis_, {"TTL", keys_.key("idem:u1:k1")});
@@ -248,10 +298,10 @@ TEST_F(BullQueueTest, QueueFullWritesNothing) {
   EXPECT_EQ(r[1].status, add_status::added);
   EXPECT_EQ(r[2].status, add_status::queue_full);
   EXPECT_EQ(r[2].job_id, "");
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("wait")}), 2);
+  EXPECT_EQ(length("wait"), 2);
   EXPECT_EQ(str(redis_, {"GET", keys_.key("id")}), "2");
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("3")}), 0);
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("idem:u:k3")}), 0);
+  EXPECT_FALSE(exists("3"));
+  EXPECT_FALSE(exists("idem:u:k3"));
 
   // Paused jobs count too: 2 waiting + 1 paused reach a bound of 3.
   num(redis_, {"RPUSH", keys_.key("paused"), "99"});
@@ -264,9 +314,8 @@ TEST_F(BullQueueTest, QueueFullWritesNothing) {
 TEST_F(BullQueueTest, AddGoesToPausedWhenPaused) {
   str(redis_, {"SET", keys_.key("meta-paused"), "1"});
   add(1);
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("paused"), "0", "-1"}),
-            (ids{"1"}));
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("wait")}), 0);
+  EXPECT_EQ(list("paused"), (ids{"1"}));
+  EXPECT_EQ(length("wait"), 0);
   EXPECT_TRUE(take(5).empty()); // a paused queue hands out nothing
 }
 
@@ -286,10 +335,8 @@ TEST_F(BullQueueTest, TakeLocksOldestJobsAndClearsPriority) {
   EXPECT_EQ(jobs[0].attempts_made, 0);
   EXPECT_EQ(jobs[0].timestamp_ms, 1700000000123);
 
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"2", "1"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"3"}));
+  EXPECT_EQ(list("active"), (ids{"2", "1"}));
+  EXPECT_EQ(list("wait"), (ids{"3"}));
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("priority"), "0", "-1"}),
             (ids{"3"}));
   for (const std::string id : {"1", "2"}) {
@@ -327,21 +374,13 @@ TEST_F(BullQueueTest, BlockLongerThanCommandTimeoutKeepsTheClient) {
 }
 
 TEST_F(BullQueueTest, TakePicksUpJobsPushedDuringTheBlock) {
-  std::string producer_error;
-  std::thread producer([&] {
-    try {
-      std::this_thread::sleep_for(200ms);
-      redis_client other{testing::test_redis()};
-      add_jobs(other, keys_, {job("x"), job("y"), job("z")}, 1000000);
-    } catch (const std::exception& e) {
-      producer_error = e.what();
-    }
-  });
+  late_producer producer{[&](redis_client& other) {
+    add_jobs(other, keys_, {job("x"), job("y"), job("z")}, 1000000);
+  }};
   const auto start = std::chrono::steady_clock::now();
   auto jobs = take_jobs(redis_, keys_, 5, token_, 30s, 3000ms);
   const auto elapsed = std::chrono::steady_clock::now() - start;
-  producer.join();
-  ASSERT_EQ(producer_error, "");
+  ASSERT_EQ(producer.join(), "");
   EXPECT_LT(elapsed, 2500ms);
   ASSERT_EQ(jobs.size(), 3U); // the first by BRPOPLPUSH, the rest with it
   EXPECT_EQ(jobs[0].id, "1");
@@ -349,18 +388,17 @@ TEST_F(BullQueueTest, TakePicksUpJobsPushedDuringTheBlock) {
   EXPECT_EQ(jobs[2].id, "3");
   for (const std::string id : {"1", "2", "3"})
     EXPECT_EQ(str(redis_, {"GET", keys_.key(id + ":lock")}), token_);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("wait")}), 0);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 3);
+  EXPECT_EQ(length("wait"), 0);
+  EXPECT_EQ(length("active"), 3);
 }
 
 TEST_F(BullQueueTest, TakeDropsIdsWithoutHash) {
   add(1);
   num(redis_, {"RPUSH", keys_.key("wait"), "999"}); // next to be taken
   EXPECT_EQ(take(5), (ids{"1"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"1"}));
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("999:lock")}), 0);
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("999")}), 0);
+  EXPECT_EQ(list("active"), (ids{"1"}));
+  EXPECT_FALSE(exists("999:lock"));
+  EXPECT_FALSE(exists("999"));
 }
 
 TEST_F(BullQueueTest, FailedLockingLeavesTheJobWaiting) {
@@ -369,29 +407,20 @@ TEST_F(BullQueueTest, FailedLockingLeavesTheJobWaiting) {
   str(redis_, {"SET", keys_.key("priority"), "not a zset"});
   EXPECT_THROW(take(5), redis_reply_error);
   EXPECT_FALSE(redis_.broken());
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("wait")}), 1);
+  EXPECT_EQ(length("active"), 0);
+  EXPECT_EQ(length("wait"), 1);
 
   // After BRPOPLPUSH moved a job: it goes back to the right end of wait.
   num(redis_, {"DEL", keys_.key("priority"), keys_.key("wait")});
-  std::string producer_error;
-  std::thread producer([&] {
-    try {
-      std::this_thread::sleep_for(200ms);
-      redis_client other{testing::test_redis()};
-      other.command({"SET", keys_.key("priority"), "not a zset"});
-      add_jobs(other, keys_, {job("x")}, 1000000);
-    } catch (const std::exception& e) {
-      producer_error = e.what();
-    }
-  });
+  late_producer producer{[&](redis_client& other) {
+    other.command({"SET", keys_.key("priority"), "not a zset"});
+    add_jobs(other, keys_, {job("x")}, 1000000);
+  }};
   EXPECT_THROW(take(5, 3000ms), redis_reply_error);
-  producer.join();
-  ASSERT_EQ(producer_error, "");
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"2"}));
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("2:lock")}), 0);
+  ASSERT_EQ(producer.join(), "");
+  EXPECT_EQ(list("wait"), (ids{"2"}));
+  EXPECT_EQ(length("active"), 0);
+  EXPECT_FALSE(exists("2:lock"));
 }
 
 TEST_F(BullQueueTest, CompleteMovesToCompletedWithReturnValue) {
@@ -402,7 +431,7 @@ TEST_F(BullQueueTest, CompleteMovesToCompletedWithReturnValue) {
       redis_, keys_, {{"1", R"({"postId":"p-1"})"}, {"2", ""}}, token_, 1000);
   const auto t1 = server_ms(redis_);
   EXPECT_TRUE(lost.empty());
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
+  EXPECT_EQ(length("active"), 0);
   auto h = hash(redis_, keys_.key("1"));
   EXPECT_EQ(h["returnvalue"], R"({"postId":"p-1"})");
   const auto finished = std::stoll(h["finishedOn"]);
@@ -410,7 +439,7 @@ TEST_F(BullQueueTest, CompleteMovesToCompletedWithReturnValue) {
   EXPECT_LE(finished, t1);
   EXPECT_EQ(zscore(redis_, keys_.key("completed"), "1"), finished);
   EXPECT_EQ(hash(redis_, keys_.key("2"))["returnvalue"], "null");
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1:lock")}), 0);
+  EXPECT_FALSE(exists("1:lock"));
   EXPECT_EQ(get_job(redis_, keys_, "1")->state, "completed");
 }
 
@@ -429,21 +458,18 @@ TEST_F(BullQueueTest, CompleteLeavesOtherJobsInActiveInOrder) {
   // Ours: the rightmost 4 and 3, between other workers' jobs.
   EXPECT_TRUE(complete_jobs(redis_, keys_, {{"3", "x"}, {"4", "x"}}, token_, 10)
                   .empty());
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"4", "6", "5", "2", "1"}));
+  EXPECT_EQ(list("active"), (ids{"4", "6", "5", "2", "1"}));
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("completed")}), 2);
 
   // A job at the far left: the whole list is read, the rest stays as it was.
   str(redis_, {"SET", keys_.key("6:lock"), token_});
   EXPECT_TRUE(complete_jobs(redis_, keys_, {{"6", "x"}}, token_, 10).empty());
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"4", "5", "2", "1"}));
+  EXPECT_EQ(list("active"), (ids{"4", "5", "2", "1"}));
 
   // Not in active at all: lost, and active untouched.
   str(redis_, {"SET", keys_.key("3:lock"), token_});
   EXPECT_EQ(complete_jobs(redis_, keys_, {{"3", "x"}}, token_, 10), (ids{"3"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"4", "5", "2", "1"}));
+  EXPECT_EQ(list("active"), (ids{"4", "5", "2", "1"}));
 
   // The last ones: active goes away.
   for (const std::string id : {"1", "2", "4", "5"})
@@ -452,7 +478,7 @@ TEST_F(BullQueueTest, CompleteLeavesOtherJobsInActiveInOrder) {
                             {{"1", "x"}, {"2", "x"}, {"4", "x"}, {"5", "x"}},
                             token_, 10)
                   .empty());
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("active")}), 0);
+  EXPECT_FALSE(exists("active"));
 }
 
 TEST_F(BullQueueTest, RemoveOnCompleteDeletesHashAndLogs) {
@@ -478,7 +504,7 @@ TEST_F(BullQueueTest, RemoveOnCompleteDeletesHashAndLogs) {
           .empty());
   EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1"), keys_.key("1:logs")}), 0);
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("completed")}), 0);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
+  EXPECT_EQ(length("active"), 0);
   EXPECT_FALSE(get_job(redis_, keys_, "1").has_value());
 }
 
@@ -509,8 +535,8 @@ TEST_F(BullQueueTest, FailRetriesWithExponentialBackoffThenFails) {
                   token_, 1000, 100);
     const auto t1 = server_ms(redis_);
     ASSERT_EQ(out, (std::vector<failure_outcome>{failure_outcome::retried}));
-    EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
-    EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1:lock")}), 0);
+    EXPECT_EQ(length("active"), 0);
+    EXPECT_FALSE(exists("1:lock"));
     auto h = hash(redis_, keys_.key("1"));
     EXPECT_EQ(h["attemptsMade"], std::to_string(attempt));
     EXPECT_EQ(h["failedReason"], "db down " + std::to_string(attempt));
@@ -540,7 +566,7 @@ TEST_F(BullQueueTest, FailRetriesWithExponentialBackoffThenFails) {
   EXPECT_EQ(zscore(redis_, keys_.key("failed"), "1"),
             std::stoll(h["finishedOn"]));
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("delayed")}), 0);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 0);
+  EXPECT_EQ(length("active"), 0);
   auto info = get_job(redis_, keys_, "1");
   EXPECT_EQ(info->state, "failed");
   EXPECT_EQ(info->failed_reason, "gave up");
@@ -573,13 +599,12 @@ TEST_F(BullQueueTest, FailHonoursTheJobsOwnOpts) {
   EXPECT_GE(due2, t0 + 2000);
   EXPECT_LE(due2, t1 + 2000);
   // A zero delay retries at once, as Bull's retryJob (with its priority).
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"3"}));
+  EXPECT_EQ(list("wait"), (ids{"3"}));
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("priority"), "0", "-1"}),
             (ids{"3"}));
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("failed"), "0", "-1"}),
             (ids{"4"}));
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("5")}), 0);
+  EXPECT_FALSE(exists("5"));
 }
 
 TEST_F(BullQueueTest, FailedRetentionTrimsOldest) {
@@ -590,7 +615,7 @@ TEST_F(BullQueueTest, FailedRetentionTrimsOldest) {
   EXPECT_EQ(out.size(), 3U);
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("failed"), "0", "-1"}),
             (ids{"2", "3"}));
-  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1")}), 0);
+  EXPECT_FALSE(exists("1"));
   EXPECT_EQ(hash(redis_, keys_.key("3"))["failedReason"], "c");
 }
 
@@ -607,8 +632,7 @@ TEST_F(BullQueueTest, PromoteDelayedMovesOnlyDueJobs) {
                score(now - 500, 4), "4"}); // 4 has no hash: dropped
   str(redis_, {"HSET", keys_.key("1"), "delay", "1000"});
   EXPECT_EQ(promote_delayed(redis_, keys_, 0), 2); // server clock
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"1", "3"}));
+  EXPECT_EQ(list("wait"), (ids{"1", "3"}));
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("delayed"), "0", "-1"}),
             (ids{"2"}));
   EXPECT_EQ(strings(redis_, {"ZRANGE", keys_.key("priority"), "0", "-1"}),
@@ -646,17 +670,20 @@ TEST_F(BullStatesTest, CountJobsMatchesGetJobCounts) {
   num(redis_, {"ZADD", keys_.key("completed"), "1", "c1", "2", "c2"});
   num(redis_, {"ZADD", keys_.key("delayed"), "1", "d1", "2", "d2", "3", "d3"});
   num(redis_, {"RPUSH", keys_.key("paused"), "p1", "p2", "p3", "p4"});
-  auto c = count_jobs(redis_, keys_);
-  EXPECT_EQ(c.waiting, 2);
-  EXPECT_EQ(c.active, 6);
-  EXPECT_EQ(c.completed, 3);
-  EXPECT_EQ(c.failed, 1);
-  EXPECT_EQ(c.delayed, 4);
-  EXPECT_EQ(c.paused, 5);
-  auto empty = count_jobs(redis_, queue_keys{"bull", keys_.name + "_none"});
-  EXPECT_EQ(empty.waiting + empty.active + empty.completed + empty.failed +
-                empty.delayed + empty.paused,
-            0);
+  EXPECT_EQ(by_state(count_jobs(redis_, keys_)), (counts{{"waiting", 2},
+                                                         {"active", 6},
+                                                         {"completed", 3},
+                                                         {"failed", 1},
+                                                         {"delayed", 4},
+                                                         {"paused", 5}}));
+  EXPECT_EQ(
+      by_state(count_jobs(redis_, queue_keys{"bull", keys_.name + "_none"})),
+      (counts{{"waiting", 0},
+              {"active", 0},
+              {"completed", 0},
+              {"failed", 0},
+              {"delayed", 0},
+              {"paused", 0}}));
 }
 
 TEST_F(BullStatesTest, GetJobReportsEveryState) {
@@ -693,7 +720,7 @@ TEST_F(BullQueueTest, LockLostCases) {
   EXPECT_EQ(complete_jobs(redis_, keys_, {{"1", "x"}, {"2", "x"}}, token_, 10),
             (ids{"1", "2"}));
   EXPECT_EQ(num(redis_, {"ZCARD", keys_.key("completed")}), 0);
-  EXPECT_EQ(num(redis_, {"LLEN", keys_.key("active")}), 3);
+  EXPECT_EQ(length("active"), 3);
   EXPECT_EQ(hash(redis_, keys_.key("1")).count("finishedOn"), 0U);
   EXPECT_EQ(str(redis_, {"GET", keys_.key("2:lock")}), "another-worker");
 
@@ -756,10 +783,8 @@ TEST_F(BullQueueTest, RecoverStalledRequeuesThenFails) {
   auto second = check();
   EXPECT_EQ(second.requeued, (ids{"1"}));
   // At the right end: the next job taken, ahead of those already waiting.
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("wait"), "0", "-1"}),
-            (ids{"3", "1"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"2"}));
+  EXPECT_EQ(list("wait"), (ids{"3", "1"}));
+  EXPECT_EQ(list("active"), (ids{"2"}));
   EXPECT_EQ(hash(redis_, keys_.key("1"))["stalledCounter"], "1");
 
   ASSERT_EQ(take(1), (ids{"1"}));
@@ -835,8 +860,7 @@ TEST_F(BullQueueTest, ReleaseGivesJobsBackInTakenOrder) {
   str(redis_, {"SET", keys_.key("2:lock"), "another-worker"});
   EXPECT_EQ(release_jobs(redis_, keys_, {"1", "2", "3"}, token_),
             (ids{"3", "1"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("active"), "0", "-1"}),
-            (ids{"2"}));
+  EXPECT_EQ(list("active"), (ids{"2"}));
   EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1:lock"), keys_.key("3:lock")}),
             0);
   EXPECT_EQ(str(redis_, {"GET", keys_.key("2:lock")}), "another-worker");
@@ -845,8 +869,7 @@ TEST_F(BullQueueTest, ReleaseGivesJobsBackInTakenOrder) {
   // A paused queue gets them in its paused list.
   str(redis_, {"SET", keys_.key("meta-paused"), "1"});
   EXPECT_EQ(release_jobs(redis_, keys_, {"1", "3"}, token_), (ids{"3", "1"}));
-  EXPECT_EQ(strings(redis_, {"LRANGE", keys_.key("paused"), "0", "-1"}),
-            (ids{"3", "1"}));
+  EXPECT_EQ(list("paused"), (ids{"3", "1"}));
   EXPECT_TRUE(release_jobs(redis_, keys_, {}, token_).empty());
 }
 

@@ -27,6 +27,13 @@ const char* const indexes_name = "20251103090809_add_post_performance_indexes";
 const char* const job_id_name = "20251126120000_add_post_job_id";
 const char* const job_id_not_unique_name =
     "20261128090000_post_job_id_not_unique";
+const std::vector<std::string> all_names{init_name, indexes_name, job_id_name,
+                                         job_id_not_unique_name};
+// The history of a database fully migrated: each migration applied once.
+const std::map<std::string, int> each_once{{init_name, 1},
+                                           {indexes_name, 1},
+                                           {job_id_name, 1},
+                                           {job_id_not_unique_name, 1}};
 
 // ctest sets POSTD_SOURCE_DIR; a binary run by hand finds the tree from here.
 fs::path source_dir() {
@@ -129,9 +136,7 @@ void migrate_as_old_service(const std::string& url) {
 TEST(Migrations, EmbeddedOnesAreTheFilesByteForByte) {
   auto on_disk = load_migrations(source_dir() / "migrations");
   const auto& built_in = embedded_migrations();
-  ASSERT_EQ(names(built_in),
-            (std::vector<std::string>{init_name, indexes_name, job_id_name,
-                                      job_id_not_unique_name}));
+  ASSERT_EQ(names(built_in), all_names);
   ASSERT_EQ(on_disk.size(), built_in.size());
   for (std::size_t i = 0; i < on_disk.size(); ++i) {
     SCOPED_TRACE(on_disk[i].name);
@@ -165,9 +170,7 @@ TEST(Migrations, LoadSortsByFolderAndSkipsFiles) {
 TEST(Migrations, AppliesAllOnAnEmptyDatabaseThenNothing) {
   scratch_database db;
   auto first = migrate(db.direct_url(), embedded_migrations());
-  EXPECT_EQ(first.applied,
-            (std::vector<std::string>{init_name, indexes_name, job_id_name,
-                                      job_id_not_unique_name}));
+  EXPECT_EQ(first.applied, all_names);
   EXPECT_EQ(first.already_applied, 0u);
   EXPECT_TRUE(first.modified.empty());
 
@@ -175,11 +178,7 @@ TEST(Migrations, AppliesAllOnAnEmptyDatabaseThenNothing) {
   EXPECT_TRUE(second.applied.empty());
   EXPECT_EQ(second.already_applied, 4u);
   EXPECT_TRUE(second.modified.empty());
-  EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{{init_name, 1},
-                                        {indexes_name, 1},
-                                        {job_id_name, 1},
-                                        {job_id_not_unique_name, 1}}));
+  EXPECT_EQ(recorded(db.direct_url()), each_once);
 }
 
 TEST(Migrations, RecordsRowsAsPrismaDoes) {
@@ -245,11 +244,7 @@ TEST(Migrations, ConcurrentRunsSerialise) {
     applied += reports[i].applied.size();
   }
   EXPECT_EQ(applied, 4u);
-  EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{{init_name, 1},
-                                        {indexes_name, 1},
-                                        {job_id_name, 1},
-                                        {job_id_not_unique_name, 1}}));
+  EXPECT_EQ(recorded(db.direct_url()), each_once);
 }
 
 TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
@@ -264,11 +259,7 @@ TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
             (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_TRUE(report.modified.empty());
-  EXPECT_EQ(recorded(db.direct_url()),
-            (std::map<std::string, int>{{init_name, 1},
-                                        {indexes_name, 1},
-                                        {job_id_name, 1},
-                                        {job_id_not_unique_name, 1}}));
+  EXPECT_EQ(recorded(db.direct_url()), each_once);
 
   pqxx::connection conn{db.direct_url()};
   pqxx::nontransaction tx{conn};
@@ -292,11 +283,7 @@ TEST(Migrations, DatabaseOfTheOldServiceInItsPrismaSchema) {
   EXPECT_EQ(report.applied,
             (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
   EXPECT_EQ(report.already_applied, 2u);
-  EXPECT_EQ(recorded(old_service),
-            (std::map<std::string, int>{{init_name, 1},
-                                        {indexes_name, 1},
-                                        {job_id_name, 1},
-                                        {job_id_not_unique_name, 1}}));
+  EXPECT_EQ(recorded(old_service), each_once);
   EXPECT_TRUE(table_exists(db.direct_url(), "tenant1.\"Post\""));
   EXPECT_FALSE(table_exists(db.direct_url(), "public.\"Post\""));
   EXPECT_FALSE(table_exists(db.direct_url(), "public._prisma_migrations"));

@@ -21,18 +21,13 @@
 
 namespace {
 
+using namespace postd::persistence;
 using postd::core::new_post_id;
-using postd::persistence::new_post;
-using postd::persistence::pg_options;
-using postd::persistence::post;
-using postd::persistence::post_store;
-using postd::persistence::postgres_error;
 
 class PostgresStore : public ::testing::Test {
 protected:
   void SetUp() override {
-    postd::persistence::migrate(db_.direct_url(),
-                                postd::persistence::embedded_migrations());
+    migrate(db_.direct_url(), embedded_migrations());
     store_ = std::make_unique<post_store>(db_.pgbouncer_url());
   }
 
@@ -233,8 +228,7 @@ TEST(PostgresNotReady, ErrorsNotCausedByTheRowsAreRetryable) {
     EXPECT_TRUE(e.connection_lost()) << e.what();
   }
   EXPECT_THROW(store.find_post("x"), postgres_error);
-  postd::persistence::migrate(db.direct_url(),
-                              postd::persistence::embedded_migrations());
+  migrate(db.direct_url(), embedded_migrations());
   EXPECT_EQ(store.insert_posts({p}), 1u);
   EXPECT_EQ(store.find_post(p.id)->content, "early");
 }
@@ -344,10 +338,9 @@ TEST_F(PostgresStore, PaginationUsesTheAuthorCreatedAtIndex) {
   ASSERT_EQ(page.size(), 20u);
 
   for (const auto& plan :
-       {explain(db_.direct_url(), postd::persistence::sql::first_page, "a7",
-                20),
-        explain(db_.direct_url(), postd::persistence::sql::next_page, "a7",
-                page.back().created_at, page.back().id, 20)}) {
+       {explain(db_.direct_url(), sql::first_page, "a7", 20),
+        explain(db_.direct_url(), sql::next_page, "a7", page.back().created_at,
+                page.back().id, 20)}) {
     EXPECT_NE(
         plan.find("Index Scan Backward using \"Post_authorId_createdAt_idx\""),
         std::string::npos)
@@ -474,16 +467,15 @@ TEST(PostgresConnect, AServerThatNeverAnswersTimesOut) {
   // whole-second clock, hence the margins.
   const pg_options options{.url = silent.url(),
                            .connect_timeout = std::chrono::milliseconds{1}};
-  for (auto took : {attempt([&] { post_store store{options}; }), attempt([&] {
-                      postd::persistence::migrate(options, {});
-                    })}) {
+  for (auto took : {attempt([&] { post_store store{options}; }),
+                    attempt([&] { migrate(options, {}); })}) {
     EXPECT_GE(took, std::chrono::milliseconds{900});
     EXPECT_LT(took, std::chrono::milliseconds{3500});
   }
 }
 
 TEST(PgSession, ConnectTimeoutGoesIntoTheUrlInWholeSeconds) {
-  using postd::persistence::detail::conninfo;
+  using detail::conninfo;
   auto with = [](std::string url, int ms) {
     return conninfo(
         pg_options{.url = std::move(url),
@@ -595,13 +587,9 @@ std::map<std::string, int> relations_by_schema(const std::string& url) {
 TEST(PostgresSchema, APrismaSchemaHoldsEverythingThroughPgBouncer) {
   postd::testing::scratch_database db;
   const pg_options tenant{.url = db.pgbouncer_url(), .schema = "tenant1"};
-  auto report = postd::persistence::migrate(
-      tenant, postd::persistence::embedded_migrations());
+  auto report = migrate(tenant, embedded_migrations());
   EXPECT_EQ(report.applied.size(), 4u);
-  EXPECT_EQ(postd::persistence::migrate(
-                tenant, postd::persistence::embedded_migrations())
-                .already_applied,
-            4u);
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied, 4u);
 
   post_store store{tenant};
   std::vector<new_post> batch;
@@ -643,8 +631,7 @@ TEST(PostgresSchema, ANameThatNeedsQuoting) {
   postd::testing::scratch_database db;
   const pg_options tenant{.url = db.pgbouncer_url(),
                           .schema = "Tenant \"Two\"; DROP"};
-  postd::persistence::migrate(tenant,
-                              postd::persistence::embedded_migrations());
+  migrate(tenant, embedded_migrations());
   post_store store{tenant};
   auto p = new_post{new_post_id(), "job-1", "quoted", "author-1", {}};
   EXPECT_EQ(store.insert_posts({p}), 1u);
@@ -687,16 +674,14 @@ TEST(PostgresSchema, AnExistingSchemaNeedsNoCreatePrivilege) {
   auto at = url.find('@');
   url = "postgresql://" + role.name + url.substr(at);
 
-  auto report =
-      postd::persistence::migrate(pg_options{.url = url, .schema = "tenant3"},
-                                  postd::persistence::embedded_migrations());
+  auto report = migrate(pg_options{.url = url, .schema = "tenant3"},
+                        embedded_migrations());
   EXPECT_EQ(report.applied.size(), 4u);
   EXPECT_EQ(scalar(db.direct_url(), R"(SELECT count(*) FROM tenant3."Post")"),
             "0");
   // A missing one it may not create is a clear error.
   try {
-    postd::persistence::migrate(pg_options{.url = url, .schema = "tenant4"},
-                                postd::persistence::embedded_migrations());
+    migrate(pg_options{.url = url, .schema = "tenant4"}, embedded_migrations());
     FAIL() << "created a schema without the privilege";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("permission denied"),

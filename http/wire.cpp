@@ -1,0 +1,40 @@
+#include "http/wire.hpp"
+
+namespace postd::http {
+
+namespace bhttp = boost::beast::http;
+
+api_request to_api_request(beast_request&& req, std::string peer_ip) {
+  api_request in;
+  in.method = std::string(req.method_string());
+  in.target = std::string(req.target());
+  in.authorization = std::string(req[bhttp::field::authorization]);
+  in.content_type = std::string(req[bhttp::field::content_type]);
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+    in.has_idempotency_key = true;
+    in.idempotency_key = std::string(it->value());
+  }
+  in.forwarded_for = std::string(req["X-Forwarded-For"]);
+  in.peer_ip = std::move(peer_ip);
+  in.body = std::move(req.body());
+  return in;
+}
+
+beast_response to_beast_response(api_response r, unsigned version, bool close,
+                                 bool head) {
+  beast_response res{static_cast<bhttp::status>(r.status), version};
+  res.set(bhttp::field::server, "postd");
+  res.set(bhttp::field::content_type, r.content_type);
+  for (auto& [name, value] : r.headers)
+    res.set(name, value);
+  res.keep_alive(!close);
+  if (head) {
+    res.content_length(r.body.size());
+  } else {
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+  }
+  return res;
+}
+
+} // namespace postd::http
