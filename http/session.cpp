@@ -139,7 +139,8 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
                         create](beast::error_code ec) {
     if (ec || !claim->claim())
       return; // answered in time
-    log::debug("request timed out");
+    metrics::process().requests_timed_out.fetch_add(1,
+                                                    std::memory_order_relaxed);
     self->send(unanswered_response("request timed out", create), close, head);
   });
   api_.handle(std::move(in), std::move(respond));

@@ -936,6 +936,10 @@ TEST_F(FaultTest, RequestsAgainstAHungRedisTimeOutThenRecover) {
             "request timed out")
       << lookup.body;
 
+  auto metrics = http_call(server.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("\npostd_requests_timed_out_total 2\n"),
+            std::string::npos)
+      << metrics;
   redis.resume();
   mark("Redis resumed (SIGCONT)");
   // The retry: a 202 once Redis answers again, with one post either way.
