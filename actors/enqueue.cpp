@@ -37,7 +37,9 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
   try {
     // The connection logs the outage (once) and counts the error.
+    st.faults.strike("enqueue fault before the redis add");
     auto results = st.queue->add_jobs(jobs, s.max_waiting);
+    st.faults.strike("enqueue fault after the redis add");
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto status = i < results.size() ? to_status(results[i].status)
                                        : create_status::unavailable;
@@ -71,6 +73,7 @@ enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         const enqueue_settings& settings) {
   self->state.queue = settings.make_queue();
+  self->state.faults = core::fault_injector{settings.fault_rate / 2};
   return {
       [self](create_request& req) {
         if (self->state.pending.push(std::move(req)))
@@ -78,6 +81,8 @@ enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
       },
       [self, settings](flush_atom) {
         flush(self->state, settings);
+        if (settings.progress)
+          settings.progress->fetch_add(1, std::memory_order_relaxed);
         if (self->state.pending.reschedule())
           self->send(self, flush_atom::value);
       },

@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
+#include "actors/supervisor.hpp"
 #include "core/batch_queue.hpp"
+#include "core/fault.hpp"
 #include "persistence/job_queue.hpp"
 
 namespace postd::actors {
@@ -16,6 +18,12 @@ struct enqueue_settings {
   int backoff_ms = 1000;
   std::int64_t max_waiting = 1000000;
   std::size_t max_batch = 512; // jobs per script call
+  // Fault injection for tests: the chance a batch throws a crash-like
+  // exception (half before the add script, half after Redis took the jobs
+  // and before anyone is answered). 0 in production.
+  double fault_rate = 0;
+  // Counts the batches answered (its supervisor's, fresh at each start).
+  progress_counter progress;
 };
 
 // Builds Bull's `data` for a post, in the old service's shape, plus its
@@ -25,6 +33,7 @@ std::string job_data(const create_post& post, const std::string& post_id);
 struct enqueue_state {
   core::batch_queue<create_request> pending;
   std::unique_ptr<persistence::job_queue> queue;
+  core::fault_injector faults; // fault_rate's dice
   static inline const char* name = "enqueue";
 };
 

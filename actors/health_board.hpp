@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/job.hpp"
 
@@ -28,6 +29,19 @@ struct health_view {
   dependency_status database{false, "not checked yet", 0};
   dependency_status queue{false, "not checked yet", 0};
   core::job_counts counts;
+};
+
+// What a supervisor reports after each start, crash and stop of a child.
+struct child_status {
+  std::string name; // e.g. "enqueue", "reader-1", "writer-3"
+  bool running = false;
+  long long restarts = 0;
+};
+
+struct supervisor_status {
+  std::vector<child_status> children;
+  long long restarts = 0;
+  bool escalated = false; // more restarts within a period than allowed
 };
 
 struct writer_pool_status {
@@ -66,6 +80,16 @@ public:
     std::lock_guard<std::mutex> guard{mtx_};
     return writers_;
   }
+  // The root supervisor's children (throttle, enqueue, readers, monitors,
+  // the writer pool's supervisor).
+  void publish_services(supervisor_status s) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    services_ = std::move(s);
+  }
+  supervisor_status services() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return services_;
+  }
 
 private:
   // Copy on write: readers keep the view they got, unchanged.
@@ -80,6 +104,7 @@ private:
   std::shared_ptr<const health_view> view_ =
       std::make_shared<const health_view>();
   writer_pool_status writers_;
+  supervisor_status services_;
 };
 
 } // namespace postd::actors

@@ -37,7 +37,9 @@ struct create_outcome {
 };
 
 using create_callback = std::function<void(create_outcome)>;
-using throttle_callback = std::function<void(core::throttle_decision)>;
+// No decision: the throttle actor is restarting (the caller answers 503).
+using throttle_callback =
+    std::function<void(std::optional<core::throttle_decision>)>;
 
 // A create on its way: throttle actor -> enqueue actor -> Redis -> reply.
 struct create_request {

@@ -36,9 +36,11 @@ using enqueue_actor = caf::typed_actor<caf::reacts_to<create_request>,
 
 using writer_actor = caf::typed_actor<caf::reacts_to<work_atom>>;
 
-using writer_supervisor_actor =
-    caf::typed_actor<caf::reacts_to<restart_atom, int>,
-                     caf::reacts_to<tick_atom>>;
+// A supervisor: restart_atom restarts child N (after its backoff), tick_atom
+// checks whether an escalation is over.
+using supervisor_actor = caf::typed_actor<caf::reacts_to<restart_atom, int>,
+                                          caf::reacts_to<tick_atom>>;
+using writer_supervisor_actor = supervisor_actor;
 
 using reader_actor =
     caf::typed_actor<caf::reacts_to<job_query>, caf::reacts_to<posts_query>>;

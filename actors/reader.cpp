@@ -51,8 +51,10 @@ posts_page find_posts(reader_state& st, const reader_settings& s,
 // `unavailable`. A lost database connection is dropped, to be made again by
 // the next query; the Redis connection decided whether to keep itself.
 template <class Query, class Lookup>
-void answer(reader_state& st, Query& q, Lookup lookup, std::string_view failed,
-            nlohmann::json fields) {
+void answer(reader_state& st, const reader_settings& s, Query& q, Lookup lookup,
+            std::string_view failed, nlohmann::json fields) {
+  if (s.progress)
+    s.progress->fetch_add(1, std::memory_order_relaxed);
   try {
     q.reply(lookup());
     return;
@@ -76,16 +78,19 @@ reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,
        const reader_settings& settings) {
   self->state.queue = settings.make_queue();
+  self->state.faults = core::fault_injector{settings.fault_rate};
   return {
       [self, settings](job_query& q) {
         auto& st = self->state;
-        answer(st, q, [&] { return lookup_job(st, settings, q); },
+        st.faults.strike("reader fault");
+        answer(st, settings, q, [&] { return lookup_job(st, settings, q); },
                "job lookup failed", {{"job_id", q.job_id}});
       },
       [self, settings](posts_query& q) {
         auto& st = self->state;
+        st.faults.strike("reader fault");
         answer(
-            st, q, [&] { return find_posts(st, settings, q); },
+            st, settings, q, [&] { return find_posts(st, settings, q); },
             "post lookup failed", nlohmann::json::object());
       },
   };

@@ -2,12 +2,21 @@
 
 #include "actors/connections.hpp"
 #include "actors/protocol.hpp"
+#include "actors/supervisor.hpp"
+#include "core/fault.hpp"
 
 namespace postd::actors {
 
-using reader_settings = connection_factories;
+struct reader_settings : connection_factories {
+  // Fault injection for tests: the chance a query throws a crash-like
+  // exception before it is looked up. 0 in production.
+  double fault_rate = 0;
+  // Counts the queries answered (its supervisor's, fresh at each start).
+  progress_counter progress;
+};
 
 struct reader_state : connections {
+  core::fault_injector faults; // fault_rate's dice
   static inline const char* name = "reader";
 };
 

@@ -9,11 +9,19 @@ namespace {
 // Expired keys are swept at least this often (and once per window).
 constexpr std::chrono::milliseconds max_sweep_interval{10000};
 
+// An allowed create goes on to the enqueue actor running now.
+template <class Self>
+void forward(Self* self, const enqueue_lookup& enqueue, create_request&& req) {
+  if (auto e = enqueue())
+    return self->send(e, std::move(req));
+  req.reply(create_outcome{create_status::unavailable, {}, req.throttle});
+}
+
 } // namespace
 
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
-         throttle_settings settings, const enqueue_actor& enqueue) {
+         throttle_settings settings, const enqueue_lookup& enqueue) {
   self->state.limiter = core::rate_limiter{settings.limit, settings.ttl};
   auto sweep_every = std::min(settings.ttl, max_sweep_interval);
   self->delayed_send(self, sweep_every, sweep_atom::value);
@@ -25,7 +33,7 @@ throttle(throttle_actor::stateful_pointer<throttle_state> self,
           return;
         }
         req.throttle = d;
-        self->send(enqueue, std::move(req));
+        forward(self, enqueue, std::move(req));
       },
       [self](throttle_request& req) {
         req.reply(self->state.limiter.hit(req.key, self->clock().now()));
@@ -86,7 +94,7 @@ decide(redis_throttle_state& st, const std::vector<pending_hit>& batch) {
 throttle_actor::behavior_type
 redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
                const redis_throttle_settings& settings,
-               const enqueue_actor& enqueue) {
+               const enqueue_lookup& enqueue) {
   self->state.store = settings.make_store();
   auto push = [self](pending_hit hit) {
     if (self->state.pending.push(std::move(hit)))
@@ -106,7 +114,7 @@ redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
               continue;
             }
             c->throttle = d;
-            self->send(enqueue, std::move(*c));
+            forward(self, enqueue, std::move(*c));
           } else {
             std::get<throttle_request>(batch[i]).reply(d);
           }

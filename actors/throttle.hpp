@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <variant>
 
@@ -11,6 +12,11 @@
 #include "persistence/rate_limit_store.hpp"
 
 namespace postd::actors {
+
+// How a throttle finds the enqueue actor for each allowed create: the one
+// running now, or an invalid handle while it restarts (the create is then
+// answered `unavailable` at once).
+using enqueue_lookup = std::function<enqueue_actor()>;
 
 struct throttle_settings {
   std::int64_t limit = 100;
@@ -27,7 +33,7 @@ struct throttle_state {
 // refused ones are answered at once.
 throttle_actor::behavior_type
 throttle(throttle_actor::stateful_pointer<throttle_state> self,
-         throttle_settings settings, const enqueue_actor& enqueue);
+         throttle_settings settings, const enqueue_lookup& enqueue);
 
 struct redis_throttle_settings {
   persistence::rate_limit_store_factory make_store; // holds the limits
@@ -51,6 +57,6 @@ struct redis_throttle_state {
 throttle_actor::behavior_type
 redis_throttle(throttle_actor::stateful_pointer<redis_throttle_state> self,
                const redis_throttle_settings& settings,
-               const enqueue_actor& enqueue);
+               const enqueue_lookup& enqueue);
 
 } // namespace postd::actors

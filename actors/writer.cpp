@@ -54,21 +54,6 @@ void check_stalled(writer_state& st, const writer_settings& s,
               {{"requeued", stalled.requeued}, {"failed", stalled.failed}});
 }
 
-// Fault injection (writer_settings::fault_rate, tests only): half the
-// faults strike before the insert, half after it committed and before the
-// jobs are completed (the rows exist, the jobs are still active). Not a
-// redis_error or store_error: the writer's own retry does not catch it,
-// the actor dies and its supervisor restarts it.
-void maybe_crash(writer_state& st, const writer_settings& s,
-                 const char* where) {
-  if (s.fault_rate <= 0)
-    return;
-  if (std::uniform_real_distribution<double>{0, 1}(st.faults) >=
-      s.fault_rate / 2)
-    return;
-  throw std::runtime_error(std::string("injected writer fault ") + where);
-}
-
 // One take -> write -> complete round; false when the queue was empty.
 bool work_once(writer_state& st, const writer_settings& s,
                clock::time_point now) {
@@ -88,13 +73,13 @@ bool work_once(writer_state& st, const writer_settings& s,
   } else {
     refresh_locks(st, s);
   }
-  maybe_crash(st, s, "before the database write");
+  st.faults.strike("writer fault before the database write");
   auto result =
       core::persist_batch(st.held, st.queue->keys().base(),
                           [&](const std::vector<core::new_post>& rows) {
                             return st.db->insert_posts(rows);
                           });
-  maybe_crash(st, s, "after the database write");
+  st.faults.strike("writer fault after the database write");
   auto& counts = metrics::process();
   if (!result.completed.empty()) {
     auto lost =
@@ -143,6 +128,10 @@ writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        const writer_settings& settings) {
   self->state.token = core::random_uuid();
+  // Half the injected faults strike before the insert, half after it
+  // committed and before the jobs are completed (the rows exist, the jobs
+  // are still active).
+  self->state.faults = core::fault_injector{settings.fault_rate / 2};
   self->state.queue = settings.make_queue();
   self->set_exit_handler([self](const caf::exit_msg& em) {
     release_held(self->state);

@@ -3,13 +3,14 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "actors/connections.hpp"
 #include "actors/protocol.hpp"
+#include "actors/supervisor.hpp"
 #include "core/backoff.hpp"
+#include "core/fault.hpp"
 
 namespace postd::actors {
 
@@ -32,7 +33,7 @@ struct writer_settings : connection_factories {
   // Counts the batches this writer finished (a fresh counter from its
   // supervisor at each start: a writer that made progress is restarted
   // without backing off further).
-  std::shared_ptr<std::atomic<std::uint64_t>> progress;
+  progress_counter progress;
 };
 
 struct writer_state : connections {
@@ -43,7 +44,7 @@ struct writer_state : connections {
   bool degraded = false; // lost Redis or PostgreSQL, retrying
   core::backoff retry{std::chrono::milliseconds{100},
                       std::chrono::milliseconds{5000}};
-  std::minstd_rand faults{std::random_device{}()}; // fault_rate's dice
+  core::fault_injector faults; // fault_rate's dice
   static inline const char* name = "writer";
 };
 

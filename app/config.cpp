@@ -255,14 +255,30 @@ std::vector<setting_info> all_settings() {
   };
 }
 
+// A probability, 0..1, that lands in `field`.
+setting_info rate_knob(std::string name, double config::*field,
+                       std::string help) {
+  return {name,
+          "",
+          "",
+          "0..1",
+          std::move(help),
+          [name, field](config& c, const std::string& text) {
+            c.*field = decimal(name, text, 0, 1);
+          }};
+}
+
 std::vector<setting_info> all_fault_knobs() {
   return {
-      {"POSTD_FAULT_WRITER_CRASH_RATE", "", "", "0..1",
-       "the chance a writer crashes around a batch's write",
-       [](config& c, const std::string& text) {
-         c.fault_writer_crash_rate =
-             decimal("POSTD_FAULT_WRITER_CRASH_RATE", text, 0, 1);
-       }},
+      rate_knob("POSTD_FAULT_WRITER_CRASH_RATE",
+                &config::fault_writer_crash_rate,
+                "the chance a writer crashes around a batch's write"),
+      rate_knob("POSTD_FAULT_ENQUEUE_CRASH_RATE",
+                &config::fault_enqueue_crash_rate,
+                "the chance the enqueue actor crashes around a batch's add"),
+      rate_knob("POSTD_FAULT_READER_CRASH_RATE",
+                &config::fault_reader_crash_rate,
+                "the chance a reader crashes on a query"),
       integer_setting("POSTD_FAULT_LOCK_MS", "", 100, one_hour_ms,
                       &config::fault_lock_ms,
                       "the writers' job lock and stalled-check interval, "

@@ -57,6 +57,8 @@ struct config {
 
   // Test-only fault knobs (fault_knobs()); zero: off.
   double fault_writer_crash_rate = 0;
+  double fault_enqueue_crash_rate = 0;
+  double fault_reader_crash_rate = 0;
   int fault_lock_ms = 0;
 };
 

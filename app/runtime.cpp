@@ -7,10 +7,12 @@
 
 #include <caf/all.hpp>
 
+#include "actors/directory.hpp"
 #include "actors/enqueue.hpp"
 #include "actors/health_board.hpp"
 #include "actors/monitor.hpp"
 #include "actors/reader.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/throttle.hpp"
 #include "actors/writer_supervisor.hpp"
 #include "core/log.hpp"
@@ -67,34 +69,54 @@ persistence::post_store_factory store_factory(const config& c) {
   return [options] { return persistence::make_postgres_post_store(options); };
 }
 
-struct actor_handles {
-  actors::throttle_actor throttle;
-  actors::enqueue_actor enqueue;
-  actors::writer_supervisor_actor writers;
-  actors::monitor_actor queue_monitor;
-  actors::monitor_actor database_monitor;
-  std::vector<actors::reader_actor> readers;
-};
-
 // Reads are rare next to creates; two keep one slow query from queueing
 // every other.
-constexpr int reader_count = 2;
+constexpr std::size_t reader_count = 2;
 
-actor_handles spawn_actors(caf::actor_system& sys, const config& c,
-                           const std::shared_ptr<actors::health_board>& board) {
-  actor_handles h;
-  auto monitor_redis = redis_options(c, "monitor", reconnect::paced_by_actor);
-  // Once per connection: a Redis restarted with other settings is seen.
-  monitor_redis.on_connect = persistence::warn_about_durability;
-  for (auto what : {actors::monitored::queue, actors::monitored::database})
-    (what == actors::monitored::queue ? h.queue_monitor : h.database_monitor) =
-        sys.spawn<caf::detached>(
-            actors::monitor,
-            actors::monitor_settings{
-                {queue_factory(c, monitor_redis), store_factory(c)},
-                what,
-                std::chrono::milliseconds{500},
-                board});
+// A child of the root supervisor that blocks (hiredis, libpqxx) and so runs
+// on its own thread.
+template <class... Args>
+actors::child_spec blocking_child(std::string name, Args... args) {
+  return {std::move(name),
+          [args...](caf::actor_system& sys) {
+            return actors::started_child{
+                caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(args...)),
+                {}};
+          },
+          {},
+          {}};
+}
+
+// The same for an actor whose settings count its progress (enqueue,
+// readers): restarted without backing off further after it got work done.
+template <class Behavior, class Settings>
+actors::child_spec counting_blocking_child(std::string name, Behavior behavior,
+                                           Settings settings) {
+  return {std::move(name),
+          actors::counting_start(
+              std::move(settings),
+              [behavior](caf::actor_system& sys, const Settings& s) {
+                return sys.spawn<caf::detached>(behavior, s);
+              }),
+          {},
+          {}};
+}
+
+// Makes `spec`'s actor findable in `entry` while it runs.
+template <class Handle>
+actors::child_spec
+listed(actors::child_spec spec, const std::shared_ptr<actors::directory>& dir,
+       actors::actor_entry<Handle> actors::directory::*entry) {
+  spec.on_start = [dir, entry](const caf::actor& a) {
+    ((*dir).*entry).set(caf::actor_cast<Handle>(a));
+  };
+  spec.on_stop = [dir, entry] { ((*dir).*entry).clear(); };
+  return spec;
+}
+
+actors::writer_supervisor_settings
+writer_pool_settings(const config& c,
+                     const std::shared_ptr<actors::health_board>& board) {
   actors::writer_settings w;
   w.make_queue =
       queue_factory(c, redis_options(c, "writer", reconnect::paced_by_actor));
@@ -113,15 +135,59 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
   ws.writers = c.writers;
   ws.writer = w;
   ws.board = board;
-  h.writers = sys.spawn(actors::writer_supervisor, ws);
+  return ws;
+}
+
+// Every long-lived actor, as the root supervisor's children: the writer
+// pool's own supervisor, the two monitors, the enqueue actor, the throttle
+// and the readers; those that HTTP requests reach are listed in `dir`.
+actors::supervisor_settings
+root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
+              const std::shared_ptr<actors::health_board>& board) {
+  actors::supervisor_settings root;
+  root.name = "root";
+  root.report = [board](const actors::supervisor_status& s) {
+    board->publish_services(s);
+  };
+  root.children.push_back(
+      {"writers",
+       [pool = actors::writer_pool(writer_pool_settings(c, board))](
+           caf::actor_system& sys) {
+         // It only bookkeeps: on the scheduler.
+         return actors::started_child{
+             caf::actor_cast<caf::actor>(sys.spawn(actors::supervisor, pool)),
+             {}};
+       },
+       {},
+       {}});
+
+  auto monitor_redis = redis_options(c, "monitor", reconnect::paced_by_actor);
+  // Once per connection: a Redis restarted with other settings is seen.
+  monitor_redis.on_connect = persistence::warn_about_durability;
+  for (auto what : {actors::monitored::queue, actors::monitored::database})
+    root.children.push_back(blocking_child(
+        what == actors::monitored::queue ? "queue-monitor" : "database-monitor",
+        actors::monitor,
+        actors::monitor_settings{
+            {queue_factory(c, monitor_redis), store_factory(c)},
+            what,
+            std::chrono::milliseconds{500},
+            board}));
+
   actors::enqueue_settings es;
   es.make_queue =
       queue_factory(c, redis_options(c, "enqueue", reconnect::backoff));
   es.attempts = c.job_attempts;
   es.backoff_ms = c.job_backoff_ms;
   es.max_waiting = c.queue_max_waiting;
-  h.enqueue = sys.spawn<caf::detached>(actors::enqueue, es);
+  es.fault_rate = c.fault_enqueue_crash_rate;
+  root.children.push_back(
+      listed(counting_blocking_child("enqueue", actors::enqueue, es), dir,
+             &actors::directory::enqueue));
+
+  actors::enqueue_lookup find_enqueue = [dir] { return dir->enqueue.get(); };
   std::chrono::milliseconds ttl{c.throttle_ttl_ms};
+  actors::child_spec throttle;
   if (c.throttle == throttle_store::redis) {
     auto make_store =
         [redis = redis_options(c, "redis_throttle", reconnect::backoff),
@@ -130,22 +196,41 @@ actor_handles spawn_actors(caf::actor_system& sys, const config& c,
           return std::make_unique<persistence::redis_rate_limit_store>(redis,
                                                                        limits);
         };
-    h.throttle = sys.spawn<caf::detached>(
-        actors::redis_throttle, actors::redis_throttle_settings{make_store},
-        h.enqueue);
+    throttle = blocking_child("throttle", actors::redis_throttle,
+                              actors::redis_throttle_settings{make_store},
+                              find_enqueue);
   } else {
-    h.throttle =
-        sys.spawn(actors::throttle,
-                  actors::throttle_settings{c.throttle_limit, ttl}, h.enqueue);
+    // In memory, it never blocks: on the scheduler. Its counts start over
+    // when it restarts.
+    throttle = {"throttle",
+                [limits = actors::throttle_settings{c.throttle_limit, ttl},
+                 find_enqueue](caf::actor_system& sys) {
+                  return actors::started_child{
+                      caf::actor_cast<caf::actor>(
+                          sys.spawn(actors::throttle, limits, find_enqueue)),
+                      {}};
+                },
+                {},
+                {}};
   }
-  for (int i = 0; i < reader_count; ++i)
-    h.readers.push_back(sys.spawn<caf::detached>(
-        actors::reader,
-        actors::reader_settings{
-            queue_factory(
-                c, redis_options(c, "reader", reconnect::paced_by_actor)),
-            store_factory(c)}));
-  return h;
+  root.children.push_back(
+      listed(std::move(throttle), dir, &actors::directory::throttle));
+
+  actors::reader_settings rs;
+  static_cast<actors::connection_factories&>(rs) = {
+      queue_factory(c, redis_options(c, "reader", reconnect::paced_by_actor)),
+      store_factory(c)};
+  rs.fault_rate = c.fault_reader_crash_rate;
+  for (std::size_t i = 0; i < reader_count; ++i) {
+    auto spec = counting_blocking_child("reader-" + std::to_string(i),
+                                        actors::reader, rs);
+    spec.on_start = [dir, i](const caf::actor& a) {
+      dir->readers[i].set(caf::actor_cast<actors::reader_actor>(a));
+    };
+    spec.on_stop = [dir, i] { dir->readers[i].clear(); };
+    root.children.push_back(std::move(spec));
+  }
+  return root;
 }
 
 int wait_for_signal() {
@@ -172,25 +257,26 @@ void block_signals() {
 int serve(const config& c) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::postd>();
-  // Only the throttle and the supervisor run on the scheduler; everything
-  // that blocks is detached. Work stealing's idle workers poll with short
-  // sleeps (~9% of postd's CPU under load in bench/); a shared queue with a
-  // condition variable costs ~3 us less per request.
+  // Only the supervisors and the in-memory throttle run on the scheduler;
+  // everything that blocks is detached. Work stealing's idle workers poll
+  // with short sleeps (~9% of postd's CPU under load in bench/); a shared
+  // queue with a condition variable costs ~3 us less per request.
   cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{cfg};
   auto board = std::make_shared<actors::health_board>();
-  auto handles = spawn_actors(sys, c, board);
+  auto dir = std::make_shared<actors::directory>(reader_count);
+  auto root = sys.spawn(actors::supervisor, root_settings(c, dir, board));
+  // Every actor stops and is waited for: a request still in a mailbox is
+  // answered 503 by its reply handle, and no callback outlives the API and
+  // the server it reaches (they are destroyed after this function's end).
+  bool actors_running = true;
   auto stop_actors = [&] {
-    for (const caf::actor& a :
-         {caf::actor_cast<caf::actor>(handles.throttle),
-          caf::actor_cast<caf::actor>(handles.enqueue),
-          caf::actor_cast<caf::actor>(handles.writers),
-          caf::actor_cast<caf::actor>(handles.queue_monitor),
-          caf::actor_cast<caf::actor>(handles.database_monitor)})
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+    actors_running = false;
   };
 
-  http::actor_bridge bridge{handles.throttle, handles.readers, board};
+  http::actor_bridge bridge{dir, board};
   http::api api{
       http::api_settings{c.queue_name, c.max_content_chars, c.trust_proxy},
       http::token_verifier{c.jwt_secret}, bridge};
@@ -220,11 +306,19 @@ int serve(const config& c) {
   int sig = wait_for_signal();
   log::info("shutting down",
             {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  // Readiness fails first; no new connection, idle ones close; requests in
+  // flight are answered (202, or 503 at their deadline).
   api.start_draining();
   srv->stop_accepting();
-  srv->stop(std::chrono::milliseconds{c.shutdown_grace_ms});
+  if (!srv->wait_idle(std::chrono::milliseconds{c.shutdown_grace_ms}))
+    log::warn("requests still in flight after the grace period: answering "
+              "them 503",
+              {{"grace_ms", c.shutdown_grace_ms}});
   stop_actors();
-  return 0;
+  // The 503s of requests the actors dropped are written, then I/O stops.
+  srv->stop(std::chrono::milliseconds{1000});
+  log::info("stopped");
+  return actors_running ? 1 : 0;
 }
 
 } // namespace postd::app

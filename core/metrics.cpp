@@ -189,6 +189,16 @@ std::string registry::render(const snapshot& s) const {
        std::to_string(s.writer_restarts));
   header(out, "postd_writers_running", "gauge", "Writer actors running now.");
   line(out, "postd_writers_running", "", std::to_string(s.writers_running));
+  header(out, "postd_actor_restarts_total", "counter",
+         "Restarts of each actor under the root supervisor.");
+  for (const auto& a : s.actors)
+    line(out, "postd_actor_restarts_total", R"(actor=")" + a.name + "\"",
+         std::to_string(a.restarts));
+  header(out, "postd_actor_running", "gauge",
+         "1 while the actor runs, 0 while its supervisor restarts it.");
+  for (const auto& a : s.actors)
+    line(out, "postd_actor_running", R"(actor=")" + a.name + "\"",
+         a.running ? "1" : "0");
   header(out, "postd_writer_batch_size", "histogram",
          "Jobs a writer took in one batch.");
   batch_sizes_.render(out, "postd_writer_batch_size", "");

@@ -94,6 +94,13 @@ public:
                  delayed = 0;
     long long writer_restarts = 0;
     int writers_running = 0;
+    // The root supervisor's children (throttle, enqueue, readers, ...).
+    struct actor {
+      std::string name;
+      bool running = false;
+      long long restarts = 0;
+    };
+    std::vector<actor> actors;
     bool redis_up = false, database_up = false; // checked recently and up
     double redis_latency_ms = 0, database_latency_ms = 0;
   };

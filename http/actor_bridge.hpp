@@ -3,11 +3,13 @@
 // The backend of the API, made of actors: the only place HTTP code sends
 // messages to CAF. Callbacks travel inside the messages; the session's
 // callback posts back onto its own strand, so actors never touch Beast.
+// Actors are found in the directory for each request: while one restarts,
+// its requests are answered `unavailable` (503) at once.
 
 #include <atomic>
 #include <memory>
-#include <vector>
 
+#include "actors/directory.hpp"
 #include "actors/health_board.hpp"
 #include "actors/protocol.hpp"
 #include "http/api.hpp"
@@ -16,34 +18,47 @@ namespace postd::http {
 
 class actor_bridge : public backend {
 public:
-  actor_bridge(actors::throttle_actor throttle,
-               std::vector<actors::reader_actor> readers,
+  actor_bridge(std::shared_ptr<const actors::directory> actors,
                std::shared_ptr<actors::health_board> board)
-      : throttle_(std::move(throttle)), readers_(std::move(readers)),
-        board_(std::move(board)) {}
+      : actors_(std::move(actors)), board_(std::move(board)) {}
 
   void create(std::string throttle_key, actors::create_post post,
               actors::create_callback done) override {
-    caf::anon_send(throttle_, actors::create_request{std::move(throttle_key),
-                                                     std::move(post),
-                                                     std::move(done),
-                                                     {}});
+    auto throttle = actors_->throttle.get();
+    if (!throttle)
+      return done(actors::create_outcome{});
+    caf::anon_send(throttle, actors::create_request{std::move(throttle_key),
+                                                    std::move(post),
+                                                    std::move(done),
+                                                    {}});
   }
 
   void throttle(std::string key, actors::throttle_callback done) override {
-    caf::anon_send(throttle_,
+    auto throttle = actors_->throttle.get();
+    if (!throttle)
+      return done(std::nullopt);
+    caf::anon_send(throttle,
                    actors::throttle_request{std::move(key), std::move(done)});
   }
 
   void find_job(std::string author, std::string job_id,
                 actors::job_callback done) override {
-    caf::anon_send(next_reader(),
+    auto reader = next_reader();
+    if (!reader) {
+      actors::job_lookup unavailable;
+      unavailable.outcome = actors::job_lookup::result::unavailable;
+      return done(std::move(unavailable));
+    }
+    caf::anon_send(reader,
                    actors::job_query{std::move(author), std::move(job_id),
                                      std::move(done)});
   }
 
   void find_posts(actors::posts_query q) override {
-    caf::anon_send(next_reader(), std::move(q));
+    auto reader = next_reader();
+    if (!reader)
+      return q.reply(actors::posts_page{});
+    caf::anon_send(reader, std::move(q));
   }
 
   std::shared_ptr<const actors::health_view> health() const override {
@@ -52,16 +67,23 @@ public:
   actors::writer_pool_status writers() const override {
     return board_->writers();
   }
-
-private:
-  const actors::reader_actor& next_reader() {
-    auto i =
-        next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size();
-    return readers_[i];
+  actors::supervisor_status services() const override {
+    return board_->services();
   }
 
-  actors::throttle_actor throttle_;
-  std::vector<actors::reader_actor> readers_;
+private:
+  // The readers take turns; one restarting is skipped. Invalid when all are
+  // restarting.
+  actors::reader_actor next_reader() {
+    const auto& readers = actors_->readers;
+    auto first = next_reader_.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < readers.size(); ++i)
+      if (auto r = readers[(first + i) % readers.size()].get())
+        return r;
+    return {};
+  }
+
+  std::shared_ptr<const actors::directory> actors_;
   std::atomic<std::size_t> next_reader_{0};
   std::shared_ptr<actors::health_board> board_;
 };

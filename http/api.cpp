@@ -85,6 +85,18 @@ api_response throttled_response(const core::throttle_decision& d) {
   return r;
 }
 
+std::optional<api_response>
+refusal(const std::optional<core::throttle_decision>& verdict) {
+  if (!verdict) {
+    auto r = error_response(503, "Rate limiter restarting, try again later");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  if (!verdict->allowed)
+    return throttled_response(*verdict);
+  return std::nullopt;
+}
+
 api::api(api_settings settings, token_verifier verifier, backend& backend)
     : settings_(std::move(settings)), verifier_(std::move(verifier)),
       backend_(backend) {
@@ -224,10 +236,10 @@ void api::create_post(api_request req, respond_fn respond) {
 void api::refuse(std::string key, api_response error, respond_fn respond) {
   backend_.throttle(std::move(key),
                     [respond = std::move(respond), error = std::move(error)](
-                        core::throttle_decision d) mutable {
-                      if (!d.allowed)
-                        return respond(throttled_response(d));
-                      add_rate_limit_headers(error, d);
+                        std::optional<core::throttle_decision> d) mutable {
+                      if (auto no = refusal(d))
+                        return respond(std::move(*no));
+                      add_rate_limit_headers(error, *d);
                       respond(std::move(error));
                     });
 }
@@ -245,10 +257,11 @@ void api::job_status(const api_request& req, std::string job_id,
   backend_.throttle(
       std::move(key),
       [this, author = std::move(*author), job_id = std::move(job_id),
-       respond = std::move(respond),
-       not_found = std::move(not_found)](core::throttle_decision d) mutable {
-        if (!d.allowed)
-          return respond(throttled_response(d));
+       respond = std::move(respond), not_found = std::move(not_found)](
+          std::optional<core::throttle_decision> verdict) mutable {
+        if (auto no = refusal(verdict))
+          return respond(std::move(*no));
+        auto d = *verdict;
         backend_.find_job(
             std::move(author), job_id,
             [respond = std::move(respond), job_id, d,
@@ -299,26 +312,29 @@ void api::get_post(const api_request& req, std::string id, respond_fn respond) {
   // Prisma's uuid(), and any id of the same alphabet, reach the database.
   if (!plausible_job_id(id))
     return refuse(std::move(key), std::move(not_found), std::move(respond));
-  backend_.throttle(std::move(key), [this, id = std::move(id),
-                                     respond = std::move(respond),
-                                     not_found = std::move(not_found)](
-                                        core::throttle_decision d) mutable {
-    if (!d.allowed)
-      return respond(throttled_response(d));
-    actors::posts_query q;
-    q.post_id = std::move(id);
-    q.reply = [respond = std::move(respond), d,
-               not_found = std::move(not_found)](actors::posts_page page) {
-      using result = actors::posts_page::result;
-      api_response r = page.outcome == result::unavailable ? posts_unavailable()
-                       : page.outcome == result::found && !page.items.empty()
-                           ? json_response(200, post_json(page.items[0]))
-                           : not_found;
-      add_rate_limit_headers(r, d);
-      respond(std::move(r));
-    };
-    backend_.find_posts(std::move(q));
-  });
+  backend_.throttle(
+      std::move(key),
+      [this, id = std::move(id), respond = std::move(respond),
+       not_found = std::move(not_found)](
+          std::optional<core::throttle_decision> verdict) mutable {
+        if (auto no = refusal(verdict))
+          return respond(std::move(*no));
+        auto d = *verdict;
+        actors::posts_query q;
+        q.post_id = std::move(id);
+        q.reply = [respond = std::move(respond), d,
+                   not_found = std::move(not_found)](actors::posts_page page) {
+          using result = actors::posts_page::result;
+          api_response r =
+              page.outcome == result::unavailable ? posts_unavailable()
+              : page.outcome == result::found && !page.items.empty()
+                  ? json_response(200, post_json(page.items[0]))
+                  : not_found;
+          add_rate_limit_headers(r, d);
+          respond(std::move(r));
+        };
+        backend_.find_posts(std::move(q));
+      });
 }
 
 void api::list_posts(const api_request& req, respond_fn respond) {
@@ -355,10 +371,12 @@ void api::list_posts(const api_request& req, respond_fn respond) {
     return refuse(std::move(key), error_response(400, problems),
                   std::move(respond));
   backend_.throttle(
-      std::move(key), [this, q = std::move(q), respond = std::move(respond)](
-                          core::throttle_decision d) mutable {
-        if (!d.allowed)
-          return respond(throttled_response(d));
+      std::move(key),
+      [this, q = std::move(q), respond = std::move(respond)](
+          std::optional<core::throttle_decision> verdict) mutable {
+        if (auto no = refusal(verdict))
+          return respond(std::move(*no));
+        auto d = *verdict;
         auto limit = q.limit;
         ++q.limit; // one more row tells whether a next page exists
         q.reply = [respond = std::move(respond), d,
@@ -424,6 +442,19 @@ void api::health(const respond_fn& respond, bool readiness) const {
     error["writers"] = entry;
     details["writers"] = entry;
   }
+  // Likewise the other actors, under the root supervisor.
+  if (auto root = backend_.services(); root.escalated) {
+    std::string down;
+    for (const auto& child : root.children)
+      if (!child.running)
+        down += (down.empty() ? "; restarting: " : ", ") + child.name;
+    ojson entry = {{"status", "down"},
+                   {"message", "actors keep crashing (" +
+                                   std::to_string(root.restarts) + " restarts" +
+                                   down + ")"}};
+    error["actors"] = entry;
+    details["actors"] = entry;
+  }
   if (readiness && draining_) {
     ojson entry = {{"status", "down"}, {"message", "shutting down"}};
     error["postd"] = entry;
@@ -454,6 +485,8 @@ void api::metrics_text(const respond_fn& respond) const {
   s.delayed = view->counts.delayed;
   s.writer_restarts = writers.restarts;
   s.writers_running = writers.running;
+  for (const auto& child : backend_.services().children)
+    s.actors.push_back({child.name, child.running, child.restarts});
   api_response r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "actors/health_board.hpp"
@@ -32,6 +33,8 @@ public:
   virtual void find_posts(actors::posts_query q) = 0;
   virtual std::shared_ptr<const actors::health_view> health() const = 0;
   virtual actors::writer_pool_status writers() const = 0;
+  // The root supervisor's children (restarts, escalation).
+  virtual actors::supervisor_status services() const = 0;
 };
 
 struct api_settings {
@@ -85,5 +88,11 @@ void add_rate_limit_headers(api_response& r, const core::throttle_decision& d);
 
 // The 429 of @nestjs/throttler, with Retry-After.
 api_response throttled_response(const core::throttle_decision& d);
+
+// What a throttle verdict refuses at once: 503 with Retry-After while the
+// throttle actor restarts (no verdict), the 429 over the limit; nothing when
+// the request may go on.
+std::optional<api_response>
+refusal(const std::optional<core::throttle_decision>& verdict);
 
 } // namespace postd::http

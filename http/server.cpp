@@ -71,8 +71,8 @@ struct server::impl {
     over_limit = false;
     beast::error_code ec;
     socket.set_option(net::ip::tcp::no_delay(true), ec);
-    std::make_shared<session>(std::move(socket), api_, settings, in_flight)
-        ->run();
+    sessions.start(
+        std::make_shared<session>(std::move(socket), api_, settings, sessions));
     if (accept_backoff.count() > 0) {
       log::info("accepting again", {{"failed_accepts", failed_accepts}});
       accept_backoff = {};
@@ -100,10 +100,12 @@ struct server::impl {
   static constexpr std::chrono::milliseconds max_accept_backoff{1000};
 
   server_settings settings;
+  // Before the io_context: sessions that its destruction ends still
+  // unregister.
+  session_registry sessions;
   net::io_context ioc;
   net::ip::tcp::acceptor acceptor;
   api& api_;
-  std::atomic<int> in_flight{0};
   std::vector<std::thread> threads;
   // On the acceptor's strand only.
   net::steady_timer retry_timer{acceptor.get_executor()};
@@ -139,13 +141,23 @@ void server::stop_accepting() {
     beast::error_code ec;
     impl_->acceptor.close(ec);
     impl_->retry_timer.cancel();
+    // After the close: no session starts that this would miss.
+    impl_->sessions.drain_all();
   });
 }
 
-void server::stop(std::chrono::milliseconds grace) {
+bool server::wait_idle(std::chrono::milliseconds grace) {
   auto deadline = std::chrono::steady_clock::now() + grace;
-  while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+  while (impl_->sessions.in_flight > 0) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return true;
+}
+
+void server::stop(std::chrono::milliseconds grace) {
+  wait_idle(grace);
   impl_->ioc.stop();
   for (auto& t : impl_->threads)
     if (t.joinable())

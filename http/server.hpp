@@ -38,10 +38,14 @@ public:
 
   std::uint16_t port() const; // the bound port (useful with port 0)
 
-  void start();          // runs the I/O threads
-  void stop_accepting(); // closes the listening socket
-  // Waits until no request is in flight or `grace` passed, then stops the
-  // I/O threads and joins them.
+  void start(); // runs the I/O threads
+  // Closes the listening socket and drains the open connections: idle ones
+  // (no byte of a next request read) close now, the others after their
+  // current answer (sent with `Connection: close`).
+  void stop_accepting();
+  // Waits until no request is in flight; false when `grace` passed first.
+  bool wait_idle(std::chrono::milliseconds grace);
+  // wait_idle(grace), then stops the I/O threads and joins them.
   void stop(std::chrono::milliseconds grace);
 
 private:

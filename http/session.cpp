@@ -8,10 +8,40 @@
 
 namespace postd::http {
 
+void session_registry::start(const std::shared_ptr<session>& s) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    open_.emplace(s.get(), s);
+  }
+  s->run();
+}
+
+void session_registry::drain_all() {
+  std::vector<std::shared_ptr<session>> open;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    open.reserve(open_.size());
+    for (const auto& [ptr, weak] : open_)
+      if (auto s = weak.lock())
+        open.push_back(std::move(s));
+  }
+  for (const auto& s : open)
+    s->drain();
+}
+
+void session_registry::remove(const session* s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  open_.erase(s);
+}
+
 session::session(net::ip::tcp::socket&& socket, api& api,
-                 const server_settings& settings, std::atomic<int>& in_flight)
-    : stream_(std::move(socket)), api_(api), settings_(settings),
-      in_flight_(in_flight), deadline_(stream_.get_executor()) {
+                 const server_settings& settings, session_registry& registry)
+    : stream_(std::move(socket)),
+      // Bounds what waits unparsed: a header block, or the trailer section
+      // Beast buffers whole without applying its header limit.
+      buffer_(settings.max_header_bytes + 65536), api_(api),
+      settings_(settings), registry_(registry),
+      deadline_(stream_.get_executor()) {
   metrics::process().connections_open.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
@@ -24,6 +54,7 @@ session::session(net::ip::tcp::socket&& socket, api& api,
 }
 
 session::~session() {
+  registry_.remove(this);
   metrics::process().connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -33,6 +64,18 @@ void session::run() {
       beast::bind_front_handler(&session::do_read, shared_from_this()));
 }
 
+void session::drain() {
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    self->draining_ = true;
+    // Between reads nothing is half-parsed: a parser that has seen no byte
+    // and an empty buffer mean no request has begun.
+    bool idle = !self->counted_ && !self->response_ && self->parser_ &&
+                !self->parser_->got_some() && self->buffer_.size() == 0;
+    if (idle)
+      self->stream_.cancel(); // the pending read ends: on_read closes
+  });
+}
+
 void session::do_read() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
@@ -40,17 +83,50 @@ void session::do_read() {
   // One deadline for the idle wait and the whole request (header, any
   // 100 Continue, body): a client trickling bytes cannot keep it open.
   stream_.expires_after(settings_.read_timeout);
-  bhttp::async_read_header(
-      stream_, buffer_, *parser_,
-      beast::bind_front_handler(&session::on_header, shared_from_this()));
+  do_read_header();
+}
+
+// The header block is checked as raw bytes before Beast parses it: Beast
+// joins obs-folded lines with a space (RFC 9112 §5.2 allows it, but front
+// ends differ there: a smuggling risk) and, when the block arrives in
+// pieces, waits for a CRLF CRLF that bare LF line ends never bring (§2.2).
+void session::do_read_header() {
+  std::string_view raw{static_cast<const char*>(buffer_.data().data()),
+                       buffer_.size()};
+  auto end = raw.find("\r\n\r\n");
+  if (!header_block_framed(
+          raw.substr(0, end == std::string_view::npos ? raw.size() : end + 2)))
+    return send(error_response(400, "Malformed HTTP request"), true, false);
+  if (end != std::string_view::npos) {
+    beast::error_code ec;
+    buffer_.consume(parser_->put(buffer_.data(), ec));
+    return on_header(ec, 0);
+  }
+  if (raw.size() >= settings_.max_header_bytes)
+    return on_read(bhttp::error::header_limit, 0);
+  stream_.async_read_some(
+      buffer_.prepare(beast::read_size(buffer_, 65536)),
+      [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+        self->buffer_.commit(n);
+        if (ec == net::error::eof)
+          ec = self->buffer_.size() == 0 ? bhttp::error::end_of_stream
+                                         : bhttp::error::partial_message;
+        if (ec)
+          return self->on_read(ec, n);
+        self->do_read_header();
+      });
 }
 
 void session::on_header(beast::error_code ec, std::size_t bytes) {
   if (ec)
     return on_read(ec, bytes);
   auto& req = parser_->get();
-  if (req.find(bhttp::field::transfer_encoding) != req.end() && !req.chunked())
+  // The parser's framing, not message::chunked() (the last coding only):
+  // "chunked, chunked" is bodiless to Beast, chunked to a front end.
+  if (req.find(bhttp::field::transfer_encoding) != req.end() &&
+      !parser_->chunked())
     return send(error_response(400, "Malformed HTTP request"), true, false);
+  header_fields_ = std::distance(req.begin(), req.end());
   if (beast::iequals(req[bhttp::field::expect], "100-continue") &&
       !parser_->is_done()) {
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
@@ -90,7 +166,7 @@ void session::on_read(beast::error_code ec, std::size_t /*bytes*/) {
       ec == net::error::operation_aborted || ec == beast::error::timeout ||
       ec == net::error::connection_reset || ec == net::error::eof)
     return do_close();
-  if (ec == bhttp::error::header_limit)
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
     return send(error_response(431, "Request header fields too large"), true,
                 false);
   if (ec == bhttp::error::body_limit)
@@ -103,17 +179,23 @@ void session::on_read(beast::error_code ec, std::size_t /*bytes*/) {
       return send(error_response(400, "Malformed HTTP request"), true, false);
     return do_close();
   }
+  // Beast merges trailer fields into the header section; RFC 9110 §6.5.1
+  // forbids that for fields like Authorization, and postd uses none.
+  const auto& req = parser_->get();
+  if (std::distance(req.begin(), req.end()) != header_fields_)
+    return send(error_response(400, "Trailer fields are not accepted"), true,
+                false);
   dispatch(parser_->release());
 }
 
 void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   version_ = req.version();
-  bool close = !req.keep_alive();
+  bool close = !req.keep_alive() || draining_;
   bool head = req.method() == bhttp::verb::head;
   auto in = to_api_request(std::move(req), peer_ip_);
   bool create = in.method == "POST" &&
                 in.target.substr(0, in.target.find('?')) == "/v1/post/create";
-  ++in_flight_;
+  ++registry_.in_flight;
   counted_ = true;
 
   // One answer, whichever comes first: the API's (possibly from an actor
@@ -147,6 +229,7 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
 }
 
 void session::send(api_response r, bool close, bool head) {
+  close = close || draining_;
   auto res = std::make_shared<beast_response>(
       to_beast_response(std::move(r), version_, close, head));
   response_ = res;
@@ -163,7 +246,7 @@ void session::on_write(bool close, beast::error_code ec,
                        std::size_t /*bytes*/) {
   if (counted_) {
     counted_ = false;
-    --in_flight_;
+    --registry_.in_flight;
   }
   response_.reset();
   if (ec) {
@@ -171,7 +254,7 @@ void session::on_write(bool close, beast::error_code ec,
       log::debug("write failed", {{"error", ec.message()}});
     return do_close();
   }
-  if (close)
+  if (close || draining_)
     return do_close();
   do_read();
 }

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,18 +28,44 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 
+class session;
+
+// What a server shares with its sessions: the requests in flight and the
+// open sessions (to drain them at shutdown). It outlives every session.
+class session_registry {
+public:
+  std::atomic<int> in_flight{0};
+
+  // Starts `s` (registered until it is destroyed).
+  void start(const std::shared_ptr<session>& s);
+  // Drains every open session (session::drain).
+  void drain_all();
+
+private:
+  friend class session;
+  void remove(const session* s);
+
+  std::mutex mtx_;
+  std::unordered_map<const session*, std::weak_ptr<session>> open_;
+};
+
 class session : public std::enable_shared_from_this<session> {
 public:
   session(net::ip::tcp::socket&& socket, api& api,
-          const server_settings& settings, std::atomic<int>& in_flight);
+          const server_settings& settings, session_registry& registry);
   ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
   void run();
+  // The server is shutting down: an idle connection (waiting for a request
+  // of which no byte was read) closes now; any other closes after its
+  // current answer, which says `Connection: close`. Safe from any thread.
+  void drain();
 
 private:
   void do_read();
+  void do_read_header();
   void on_header(beast::error_code ec, std::size_t bytes);
   void do_read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
@@ -51,10 +79,12 @@ private:
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   api& api_;
   const server_settings& settings_;
-  std::atomic<int>& in_flight_;
+  session_registry& registry_;
   std::string peer_ip_;
   unsigned version_ = 11;
-  bool counted_ = false; // a dispatched request awaits its response
+  std::ptrdiff_t header_fields_ = 0; // fields in the header section
+  bool counted_ = false;             // a dispatched request awaits its response
+  bool draining_ = false; // drain(): no request after the current one
   std::shared_ptr<bhttp::response<bhttp::string_body>> response_;
   // REQUEST_TIMEOUT_MS of the dispatched request; it and the reply race
   // for one answer_claim, so the request is answered once either way.

@@ -37,4 +37,15 @@ beast_response to_beast_response(api_response r, unsigned version, bool close,
   return res;
 }
 
+bool header_block_framed(std::string_view head) {
+  for (auto at = head.find('\n'); at != std::string_view::npos;
+       at = head.find('\n', at + 1)) {
+    if (at == 0 || head[at - 1] != '\r')
+      return false;
+    if (at + 1 < head.size() && (head[at + 1] == ' ' || head[at + 1] == '\t'))
+      return false;
+  }
+  return true;
+}
+
 } // namespace postd::http

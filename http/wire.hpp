@@ -5,6 +5,7 @@
 // the HTTP fuzz target drives without a socket).
 
 #include <string>
+#include <string_view>
 
 #include <boost/beast/http.hpp>
 
@@ -19,6 +20,11 @@ using beast_response =
 
 // The API's view of a parsed request from `peer_ip`; takes the body.
 api_request to_api_request(beast_request&& req, std::string peer_ip);
+
+// False when `head` (the header block up to its last CRLF, or as much of it
+// as arrived) ends a line with a bare LF (RFC 9112 §2.2) or continues one
+// with obs-fold, a line starting with SP or HTAB (§5.2): both refused.
+bool header_block_framed(std::string_view head);
 
 // The response written for `r` in HTTP/`version` (10 or 11): postd's Server
 // header, Connection by `close`, and for HEAD the length without the body.

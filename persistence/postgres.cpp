@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "persistence/pg_session.hpp"
+#include "persistence/pg_watchdog.hpp"
 #include "persistence/sql.hpp"
 
 namespace postd::persistence {
@@ -172,18 +173,38 @@ post_store::post_store(const std::string& database_url)
 post_store::~post_store() = default;
 
 template <class Tx, class F> auto post_store::run(F&& f) {
+  using clock = detail::pg_watchdog::clock;
+  auto bound = options_.statement_timeout.count() > 0
+                   ? options_.statement_timeout + client_slack
+                   : std::chrono::milliseconds{0};
+  auto deadline = clock::time_point::max();
   try {
     if (!conn_)
       conn_ = connect<connection>(options_);
-    opened_transaction<Tx> tx{conn_->pq, conn_->settings};
-    auto result = f(tx);
-    tx.commit();
-    return result;
+    auto transaction = [&] {
+      opened_transaction<Tx> tx{conn_->pq, conn_->settings};
+      auto result = f(tx);
+      tx.commit();
+      return result;
+    };
+    if (bound.count() == 0)
+      return transaction();
+    deadline = clock::now() + bound;
+    auto watch =
+        detail::pg_watchdog::instance().arm(conn_->pq.sock(), deadline);
+    return transaction();
   } catch (const postgres_error&) {
     throw;
   } catch (const pqxx::pqxx_exception& e) {
     if (ends_session(e.base()) || !conn_ || !conn_->pq.is_open())
       conn_.reset(); // the next call connects afresh
+    if (clock::now() >= deadline) {
+      conn_.reset(); // its socket was shut down
+      throw postgres_error(
+          "PostgreSQL did not answer within " + std::to_string(bound.count()) +
+              " ms: connection cut (" + describe(e.base()) + ")",
+          true);
+    }
     throw postgres_error(describe(e.base()), !rows_at_fault(e.base()));
   }
 }

@@ -40,8 +40,17 @@ struct pg_options {
   std::chrono::milliseconds connect_timeout{3000};
   // SET LOCAL statement_timeout at the start of each transaction; a statement
   // cut by it is a retryable postgres_error. Zero: the server's own setting.
+  // A server that does not answer at all (hung, unreachable) is cut off by
+  // the client too: a transaction still waiting statement_timeout +
+  // client_slack after it began has its connection shut down (a retryable
+  // postgres_error; the next call reconnects).
   std::chrono::milliseconds statement_timeout{5000};
 };
+
+// How much longer than statement_timeout a transaction may take before the
+// client gives up on the server (its own statements, the commit, the
+// network).
+inline constexpr std::chrono::milliseconds client_slack{1000};
 
 class post_store {
 public:

@@ -17,6 +17,8 @@ struct fixture : testing::services_fixture {
   std::shared_ptr<std::vector<core::throttle_decision>> decisions =
       std::make_shared<std::vector<core::throttle_decision>>();
   actors::enqueue_actor enqueue;
+  // As the directory answers: the enqueue actor running now, if any.
+  actors::enqueue_lookup find_enqueue = [this] { return enqueue; };
 
   fixture() {
     actors::enqueue_settings s;
@@ -27,7 +29,9 @@ struct fixture : testing::services_fixture {
 
   actors::throttle_request check(const std::string& key) {
     auto out = decisions;
-    return {key, [out](core::throttle_decision d) { out->push_back(d); }};
+    return {key, [out](std::optional<core::throttle_decision> d) {
+              out->push_back(d.value());
+            }};
   }
   const core::throttle_decision& last() const { return decisions->back(); }
 };
@@ -42,7 +46,7 @@ CAF_TEST_FIXTURE_SCOPE(throttle_tests, fixture)
 
 CAF_TEST(limits each key and blocks it for one window) {
   auto t = sys.spawn(actors::throttle, actors::throttle_settings{2, 1000ms},
-                     enqueue);
+                     find_enqueue);
   for (const char* key : {"a", "a", "b", "a"})
     self->send(t, check(key));
   sched.run();
@@ -72,7 +76,7 @@ CAF_TEST(limits each key and blocks it for one window) {
 
 CAF_TEST(an allowed create goes on to enqueue and a refused one is answered) {
   auto t = sys.spawn(actors::throttle, actors::throttle_settings{1, 60000ms},
-                     enqueue);
+                     find_enqueue);
   self->send(t, create("ip-1"));
   self->send(t, create("ip-1"));
   sched.run();
@@ -94,13 +98,34 @@ CAF_TEST(an allowed create goes on to enqueue and a refused one is answered) {
   anon_send_exit(t, caf::exit_reason::user_shutdown);
 }
 
+CAF_TEST(a create while the enqueue actor restarts is answered at once) {
+  auto t = sys.spawn(actors::throttle, actors::throttle_settings{5, 60000ms},
+                     find_enqueue);
+  auto running = enqueue;
+  enqueue = actors::enqueue_actor{}; // its supervisor withdrew it
+  self->send(t, create("ip-1"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(outcomes->size(), 1u);
+  CAF_CHECK_EQUAL(status(outcomes->back()),
+                  static_cast<int>(actors::create_status::unavailable));
+  CAF_CHECK_EQUAL(outcomes->back().throttle.remaining, 4); // it was counted
+  CAF_CHECK(queue->added.empty());
+  enqueue = running; // restarted: found again
+  self->send(t, create("ip-1"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(outcomes->size(), 2u);
+  CAF_CHECK_EQUAL(status(outcomes->back()),
+                  static_cast<int>(actors::create_status::queued));
+  anon_send_exit(t, caf::exit_reason::user_shutdown);
+}
+
 CAF_TEST(the redis throttle batches hits and fails open while down) {
   auto rate = std::make_shared<testing::fake_rate_state>();
   actors::redis_throttle_settings s;
   s.make_store = [rate] {
     return std::make_unique<testing::fake_rate_limit_store>(rate);
   };
-  auto t = sys.spawn(actors::redis_throttle, s, enqueue);
+  auto t = sys.spawn(actors::redis_throttle, s, find_enqueue);
   for (const char* key : {"a", "a", "a"})
     self->send(t, check(key));
   sched.run();

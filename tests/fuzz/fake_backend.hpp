@@ -89,6 +89,7 @@ public:
     return view_;
   }
   actors::writer_pool_status writers() const override { return pool_; }
+  actors::supervisor_status services() const override { return {}; }
 
   // What the last find_posts was asked.
   std::optional<std::size_t> last_limit;

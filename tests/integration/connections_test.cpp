@@ -29,19 +29,8 @@ struct ConnectionsTest : ::testing::Test {
     return settings;
   }
 
-  // The value of an unlabelled series in /metrics; -1 when it cannot be
-  // read (e.g. this very connection refused, over the limit).
   static long long metric(int port, const std::string& name) {
-    std::string body;
-    try {
-      body = http_call(port, "GET", "/metrics").body;
-    } catch (const std::exception&) {
-      return -1;
-    }
-    auto at = body.find("\n" + name + " ");
-    if (at == std::string::npos)
-      return -1;
-    return std::stoll(body.substr(at + name.size() + 2));
+    return metric_value(port, name);
   }
 
   static std::size_t lines(const std::string& text) {

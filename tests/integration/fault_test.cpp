@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <boost/asio/error.hpp>
@@ -28,6 +29,7 @@
 #include <pqxx/pqxx>
 
 #include "http/auth.hpp"
+#include "persistence/postgres.hpp"
 #include "persistence/redis_client.hpp"
 #include "support/eventually.hpp"
 #include "support/raw_client.hpp"
@@ -287,6 +289,21 @@ public:
   // state.
   std::string duplicate_ack_;
 };
+
+// The lines of `text` that contain every one of `parts`.
+std::size_t count_lines(const std::string& text,
+                        const std::vector<std::string>& parts) {
+  std::size_t n = 0;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    n += std::all_of(parts.begin(), parts.end(),
+                     [&](const std::string& p) {
+                       return line.find(p) != std::string::npos;
+                     })
+             ? 1
+             : 0;
+  return n;
+}
 
 struct bull_counts {
   long long wait = 0, active = 0, delayed = 0, failed = 0, completed = 0,
@@ -636,6 +653,36 @@ TEST_F(FaultTest, PostgresHungKilledAndPgBouncerRestartedMidLoad) {
 // rows. Every post acknowledged afterwards is still stored, once: a post's
 // identity is its own id, given when it was queued, not the job id. The
 // job-status route answers for the new job.
+// A SIGSTOPped PostgreSQL never sends statement_timeout's error, and libpq
+// would wait in recv() for ever: the store cuts the call itself at
+// statement_timeout + 1 s (a retryable error), and after SIGCONT the next
+// call reconnects and works. Without the bound, the first ping below hangs
+// until the test's own timeout.
+TEST_F(FaultTest, CallsToAHungPostgresEndAtTheirClientSideBound) {
+  private_postgres pg;
+  persistence::post_store store{
+      persistence::pg_options{.url = pg.direct_url(),
+                              .connect_timeout = 2000ms,
+                              .statement_timeout = 1000ms}};
+  store.ping();
+  pg.signal_all("STOP");
+  auto started = std::chrono::steady_clock::now();
+  try {
+    store.ping();
+    ADD_FAILURE() << "a hung PostgreSQL answered";
+  } catch (const persistence::postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost()) << "retryable";
+    EXPECT_NE(std::string(e.what()).find("did not answer within 2000 ms"),
+              std::string::npos)
+        << e.what();
+  }
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 2000ms);
+  EXPECT_LT(took, 4000ms);
+  pg.signal_all("CONT");
+  EXPECT_NO_THROW(store.ping());
+}
+
 TEST_F(FaultTest, PostsAfterRedisLostItsStateAreAllStored) {
   private_redis redis{{"appendonly no", "save \"\""}};
   scratch_database db;
@@ -735,15 +782,73 @@ TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
   expect_load_stored_once(l, db.direct_url(), test_redis(), server, 30s);
   expect_every_answer_was_202(l);
   auto out = server.output();
-  std::size_t crashes = 0;
-  for (auto p = out.find("writer crashed"); p != std::string::npos;
-       p = out.find("writer crashed", p + 1))
-    ++crashes;
+  auto crashes =
+      count_lines(out, {"actor crashed", R"("supervisor":"writers")"});
   mark(std::to_string(crashes) + " writer crash(es) logged");
   EXPECT_GT(crashes, 0u) << out;
   EXPECT_NE(out.find("injected writer fault after the database write"),
             std::string::npos)
       << out;
+}
+
+// The enqueue actor crashes around one batch in twenty (half before the add
+// script, half after Redis took the jobs and before anyone was answered),
+// and the readers on one query in twenty. The root supervisor restarts
+// them; every request is answered (a create or read caught in a crash gets
+// 503 at once, never a silent close or a hang until the deadline); a
+// retried create with the same Idempotency-Key gets the same jobId, and
+// every post is one row.
+TEST_F(FaultTest,
+       EnqueueAndReadersThrowingAreRestartedAndEveryRequestAnswered) {
+  scratch_database db;
+  const auto e = env_for(db, {{"POSTD_FAULT_ENQUEUE_CRASH_RATE", "0.05"},
+                              {"POSTD_FAULT_READER_CRASH_RATE", "0.05"},
+                              {"REQUEST_TIMEOUT_MS", "3000"}});
+  migrate(e);
+  START_SERVER(server, e);
+
+  std::atomic<bool> loading{true};
+  std::map<unsigned, int> reads;
+  std::string read_failure;
+  std::thread reader([&] {
+    const auto token = http::token_verifier{secret}.issue("user0", 600s);
+    while (loading) {
+      try {
+        auto started = std::chrono::steady_clock::now();
+        auto r = http_call(server.port(), "GET", "/v1/post?authorId=user0", {},
+                           {{"Authorization", "Bearer " + token}}, 5s);
+        ++reads[r.status];
+        // Not the deadline: a read caught in a crash is answered at once.
+        if (std::chrono::steady_clock::now() - started > 2500ms)
+          read_failure = "a read took until its deadline: " + r.body;
+      } catch (const std::exception& x) {
+        read_failure = std::string("a read got no answer: ") + x.what();
+      }
+    }
+  });
+  load l{server.port(), 1500};
+  l.join();
+  loading = false;
+  reader.join();
+  mark("reads: 200 x " + std::to_string(reads[200]) + ", 503 x " +
+       std::to_string(reads[503]));
+  EXPECT_EQ(read_failure, "");
+  EXPECT_EQ(reads.size(), reads.count(503) + reads.count(200));
+  EXPECT_GT(reads[200], 0);
+  EXPECT_EQ(l.unanswered(), 0) << l.summary(); // each send got an answer
+  auto statuses = l.statuses();
+  EXPECT_EQ(statuses.size(), statuses.count(202) + statuses.count(503))
+      << l.summary();
+  EXPECT_GT(statuses[503], 0) << l.summary(); // crashes did catch creates
+  for (const std::string actor : {"enqueue", "reader-0"}) {
+    auto series = R"(postd_actor_restarts_total{actor=")" + actor + "\"}";
+    EXPECT_GT(metric_value(server.port(), series), 0) << series;
+  }
+  auto out = server.output();
+  EXPECT_GT(count_lines(out, {"injected enqueue fault after the redis add"}),
+            0u);
+  EXPECT_GT(count_lines(out, {"actor crashed", R"("actor":"reader-)"}), 0u);
+  expect_load_stored_once(l, db.direct_url(), test_redis(), server, 30s);
 }
 
 // The promise at volume, no fault: 20,000 posts sent by 8 keep-alive

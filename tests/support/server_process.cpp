@@ -302,4 +302,17 @@ http_result http_call(int port, const std::string& method,
   return out;
 }
 
+long long metric_value(int port, const std::string& series) {
+  std::string body;
+  try {
+    body = http_call(port, "GET", "/metrics").body;
+  } catch (const std::exception&) {
+    return -1;
+  }
+  auto at = body.find("\n" + series + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stoll(body.substr(at + series.size() + 2));
+}
+
 } // namespace postd::testing

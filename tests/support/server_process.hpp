@@ -78,4 +78,9 @@ http_result http_call(int port, const std::string& method,
                       std::chrono::milliseconds timeout = std::chrono::seconds{
                           10});
 
+// The value of one series in the server's /metrics, named with its labels
+// as exposed (e.g. `postd_actor_running{actor="enqueue"}`); -1 when it
+// cannot be read (absent, or this very request refused).
+long long metric_value(int port, const std::string& series);
+
 } // namespace postd::testing

@@ -35,13 +35,17 @@ public:
     return view;
   }
   actors::writer_pool_status writers() const override { return pool; }
+  actors::supervisor_status services() const override { return root; }
 
   actors::create_outcome outcome{
       actors::create_status::queued, "17", {true, 100, 99, 60, 0}};
-  core::throttle_decision decision{true, 100, 99, 60, 0};
+  // None: the throttle actor is restarting.
+  std::optional<core::throttle_decision> decision =
+      core::throttle_decision{true, 100, 99, 60, 0};
   std::shared_ptr<actors::health_view> view =
       std::make_shared<actors::health_view>();
   actors::writer_pool_status pool{4, 4, 0, false};
+  actors::supervisor_status root;
   std::vector<std::string> keys;
   std::vector<actors::create_post> posts;
   actors::job_lookup lookup{
@@ -136,7 +140,7 @@ TEST_F(ApiTest, UnauthenticatedIs401AndStillCountsTowardTheLimit) {
 }
 
 TEST_F(ApiTest, ThrottledBeatsOtherErrors) {
-  be.decision = {false, 100, 0, 60, 42};
+  be.decision = core::throttle_decision{false, 100, 0, 60, 42};
   auto req = create("{");
   auto r = call(req);
   EXPECT_EQ(r.status, 429u);
@@ -144,6 +148,25 @@ TEST_F(ApiTest, ThrottledBeatsOtherErrors) {
       r.body,
       R"({"statusCode":429,"message":"ThrottlerException: Too Many Requests"})");
   EXPECT_EQ(header(r, "Retry-After"), "42");
+}
+
+// No verdict: the throttle actor is restarting. Every throttled route
+// answers 503 at once, before anything else is looked at.
+TEST_F(ApiTest, ARestartingThrottleIsAnswered503AtOnce) {
+  be.decision = std::nullopt;
+  for (const auto* target :
+       {"/v1/post/abc", "/v1/post?authorId=u1", "/v1/post/jobs/17"}) {
+    SCOPED_TRACE(target);
+    auto r = answer_get(target);
+    EXPECT_EQ(r.status, 503u);
+    EXPECT_EQ(
+        r.body,
+        R"({"statusCode":503,"message":"Rate limiter restarting, try again later","error":"Service Unavailable"})");
+    EXPECT_EQ(header(r, "Retry-After"), "1");
+  }
+  EXPECT_EQ(call(create("{")).status, 503u); // refused creates too
+  EXPECT_TRUE(be.queries.empty());
+  EXPECT_TRUE(be.post_queries.empty());
 }
 
 TEST_F(ApiTest, ThrottledCreate) {
@@ -273,6 +296,31 @@ TEST_F(ApiTest, EscalatedWritersMakeHealthDown) {
   res = answer_get("/health");
   EXPECT_EQ(res.status, 200u);
   EXPECT_FALSE(nlohmann::json::parse(res.body)["details"].contains("writers"));
+}
+
+TEST_F(ApiTest, EscalatedActorsMakeHealthDownAndShowInMetrics) {
+  checked_now();
+  be.view->database = {true, "", 1};
+  be.view->queue = {true, "", 1};
+  be.root = {{{"enqueue", false, 11}, {"reader-0", true, 1}}, 12, true};
+  auto res = answer_get("/health");
+  EXPECT_EQ(res.status, 503u);
+  auto body = nlohmann::json::parse(res.body);
+  EXPECT_EQ(body["error"]["actors"]["status"], "down");
+  EXPECT_EQ(body["error"]["actors"]["message"],
+            "actors keep crashing (12 restarts; restarting: enqueue)");
+  auto metrics = answer_get("/metrics").body;
+  EXPECT_NE(
+      metrics.find("\npostd_actor_restarts_total{actor=\"enqueue\"} 11\n"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\npostd_actor_running{actor=\"enqueue\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("\npostd_actor_running{actor=\"reader-0\"} 1\n"),
+            std::string::npos);
+  // Restarts alone, without escalation, leave the old shape untouched.
+  be.root.escalated = false;
+  EXPECT_EQ(answer_get("/health").status, 200u);
 }
 
 TEST_F(ApiTest, LivenessIsTheProcessAnswering) {
@@ -430,7 +478,7 @@ TEST_F(ApiTest, GetPostErrors) {
   auto del = get("/v1/post/x");
   del.method = "DELETE";
   EXPECT_EQ(call(del).status, 405u);
-  be.decision.allowed = false;
+  be.decision->allowed = false;
   EXPECT_EQ(call(get("/v1/post/x")).status, 429u);
 }
 
