@@ -37,12 +37,12 @@ using progress_counter = std::shared_ptr<std::atomic<std::uint64_t>>;
 // A start function for a child whose settings count finished work in
 // `.progress`: each start hands its child a fresh counter.
 template <class Settings, class Spawn>
-std::function<started_child(caf::actor_system&)>
-counting_start(Settings settings, Spawn spawn) {
+auto counting_start(Settings settings, Spawn spawn) {
   return [settings = std::move(settings),
           spawn = std::move(spawn)](caf::actor_system& sys) {
     auto s = settings;
-    auto done = s.progress = std::make_shared<std::atomic<std::uint64_t>>(0);
+    auto done = std::make_shared<std::atomic<std::uint64_t>>(0);
+    s.progress = done;
     return started_child{caf::actor_cast<caf::actor>(spawn(sys, s)),
                          [done] { return *done > 0; }};
   };

@@ -256,7 +256,7 @@ std::vector<setting_info> all_settings() {
 }
 
 // A probability, 0..1, that lands in `field`.
-setting_info rate_knob(std::string name, double config::*field,
+setting_info rate_knob(const std::string& name, double config::*field,
                        std::string help) {
   return {name,
           "",
