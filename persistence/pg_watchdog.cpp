@@ -63,8 +63,10 @@ void pg_watchdog::run() {
       changed_.wait(lock);
       continue;
     }
-    if (clock::now() < next->second.deadline) {
-      changed_.wait_until(lock, next->second.deadline);
+    // A copy: while this waits (unlocked), the entry may be disarmed.
+    const auto deadline = next->second.deadline;
+    if (clock::now() < deadline) {
+      changed_.wait_until(lock, deadline);
       continue;
     }
     // Under the lock: a guard being destroyed waits, so its socket is
