@@ -269,11 +269,9 @@ int serve(const config& c) {
   // Every actor stops and is waited for: a request still in a mailbox is
   // answered 503 by its reply handle, and no callback outlives the API and
   // the server it reaches (they are destroyed after this function's end).
-  bool actors_running = true;
   auto stop_actors = [&] {
     caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
-    actors_running = false;
   };
 
   http::actor_bridge bridge{dir, board};
@@ -318,7 +316,7 @@ int serve(const config& c) {
   // The 503s of requests the actors dropped are written, then I/O stops.
   srv->stop(std::chrono::milliseconds{1000});
   log::info("stopped");
-  return actors_running ? 1 : 0;
+  return 0;
 }
 
 } // namespace postd::app

@@ -73,6 +73,22 @@ bool time_claims_in_range(std::string_view token) {
   return true;
 }
 
+// `exp` (seconds since the epoch) as a time point. system_clock counts
+// nanoseconds in 64 bits, up to the year 2262: a later exp never expires
+// (converting it would overflow), and one before the epoch has expired.
+std::chrono::system_clock::time_point expiry(double exp) {
+  using clock = std::chrono::system_clock;
+  constexpr auto last =
+      std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max())
+          .count();
+  if (!(exp < static_cast<double>(last)))
+    return clock::time_point::max();
+  if (!(exp > 0))
+    return clock::time_point{};
+  return clock::time_point{std::chrono::duration_cast<clock::duration>(
+      std::chrono::seconds{static_cast<long long>(exp)})};
+}
+
 } // namespace
 
 std::optional<std::string>
@@ -121,8 +137,7 @@ token_verifier::verify_token(std::string_view token) const {
     if (payload.contains("exp")) {
       if (!payload["exp"].is_number())
         return std::nullopt;
-      expires = std::chrono::system_clock::time_point{std::chrono::seconds{
-          static_cast<long long>(payload["exp"].get<double>())}};
+      expires = expiry(payload["exp"].get<double>());
       // jsonwebtoken: expired once now >= exp (cpp-jwt lets the whole
       // second of exp pass).
       if (std::chrono::system_clock::now() >= expires)

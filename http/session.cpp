@@ -4,6 +4,7 @@
 #include "core/metrics.hpp"
 #include "core/reply_once.hpp"
 #include "http/errors.hpp"
+#include "http/routes.hpp"
 #include "http/wire.hpp"
 
 namespace postd::http {
@@ -126,6 +127,12 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
   if (req.find(bhttp::field::transfer_encoding) != req.end() &&
       !parser_->chunked())
     return send(error_response(400, "Malformed HTTP request"), true, false);
+  // Framed by chunked, but under a coding postd cannot undo (gzip, ...):
+  // RFC 9112 §6.1 answers 501, and the connection's framing is still sound
+  // but the body is unread, so it closes.
+  if (!only_chunked_coding(req))
+    return send(error_response(501, "Transfer-Encoding not implemented"), true,
+                false);
   header_fields_ = std::distance(req.begin(), req.end());
   if (beast::iequals(req[bhttp::field::expect], "100-continue") &&
       !parser_->is_done()) {
@@ -193,8 +200,10 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   bool close = !req.keep_alive() || draining_;
   bool head = req.method() == bhttp::verb::head;
   auto in = to_api_request(std::move(req), peer_ip_);
-  bool create = in.method == "POST" &&
-                in.target.substr(0, in.target.find('?')) == "/v1/post/create";
+  bool create =
+      in.method == "POST" &&
+      match_route(std::string_view{in.target}.substr(0, in.target.find('?')))
+              .id() == route_id::create;
   ++registry_.in_flight;
   counted_ = true;
 

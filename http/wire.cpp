@@ -48,4 +48,14 @@ bool header_block_framed(std::string_view head) {
   return true;
 }
 
+bool only_chunked_coding(const beast_request& req) {
+  namespace bhttp = boost::beast::http;
+  auto [first, last] = req.base().equal_range(bhttp::field::transfer_encoding);
+  for (auto it = first; it != last; ++it)
+    for (const auto& coding : bhttp::ext_list{it->value()})
+      if (!boost::beast::iequals(coding.first, "chunked"))
+        return false;
+  return true;
+}
+
 } // namespace postd::http

@@ -26,6 +26,11 @@ api_request to_api_request(beast_request&& req, std::string peer_ip);
 // with obs-fold, a line starting with SP or HTAB (§5.2): both refused.
 bool header_block_framed(std::string_view head);
 
+// False when a Transfer-Encoding field of `req` names a coding other than
+// chunked (gzip, deflate, compress, ...): postd undoes none (501). Without
+// the field, or with chunked alone, true.
+bool only_chunked_coding(const beast_request& req);
+
 // The response written for `r` in HTTP/`version` (10 or 11): postd's Server
 // header, Connection by `close`, and for HEAD the length without the body.
 beast_response to_beast_response(api_response r, unsigned version, bool close,

@@ -23,8 +23,11 @@ POSTD_PACKAGES=(
   libbenchmark-dev libcpp-jwt-dev libssl-dev libspdlog-dev libfmt-dev
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
-  clang-tidy
+  clang-tidy clang libclang-rt-dev llvm
 )
+# clang, libclang-rt-dev (the sanitizer runtimes and libFuzzer) and llvm (its
+# llvm-symbolizer puts names and lines in sanitizer reports): deploy/test.sh's
+# sanitizer trees are built by Clang.
 
 # ---------------------------------------------------------------- helpers
 
@@ -246,15 +249,20 @@ _postd_apt_install() (
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
 )
 
-# postd_build [build_dir] [build_type]: configure (Ninja) and build.
-# postd_build [DIR [TYPE [CMAKE_ARGS...]]]
-postd_build() {
+# postd_configure [DIR [TYPE [CMAKE_ARGS...]]]: configure (Ninja) only.
+postd_configure() {
   local dir=${1:-$POSTD_REPO/build/release} type=${2:-Release} gen=(-G Ninja)
   shift $(($# < 2 ? $# : 2))
   # A tree configured before keeps its generator (cmake refuses a change).
   [[ -f $dir/CMakeCache.txt ]] && gen=()
   cmake -S "$POSTD_REPO" -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE="$type" "$@" ||
     { _postd_err "cmake configure failed in $dir"; return 1; }
+}
+
+# postd_build [DIR [TYPE [CMAKE_ARGS...]]]: configure (Ninja) and build.
+postd_build() {
+  local dir=${1:-$POSTD_REPO/build/release}
+  postd_configure "$@" || return 1
   cmake --build "$dir" -j "${POSTD_BUILD_JOBS:-2}" ||
     { _postd_err "build failed in $dir"; return 1; }
 }

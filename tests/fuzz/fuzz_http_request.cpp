@@ -57,8 +57,10 @@ void serialise(http::api_response r, unsigned version, bool head) {
 
 void answer(http::api& api, bhttp::request<bhttp::string_body>& req) {
   // session::on_header: a Transfer-Encoding other than chunked is refused
-  // before the API sees the request.
+  // before the API sees the request (400, or 501 for a coding under it).
   if (req.find(bhttp::field::transfer_encoding) != req.end() && !req.chunked())
+    return;
+  if (!http::only_chunked_coding(req))
     return;
   bool head = req.method() == bhttp::verb::head;
   unsigned version = req.version();

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of a POSTD_FUZZ=ON build for a bounded time,
-# one after the other (one core), each over a scratch copy of its committed
-# corpus (tests/fuzz/corpus/<target>/ never grows).
+# one after the other (one core) unless FUZZ_JOBS says otherwise, each over a
+# scratch copy of its committed corpus (tests/fuzz/corpus/<target>/ never
+# grows).
 #
 #   tests/fuzz/run.sh BUILD_DIR SECONDS_PER_TARGET
 #
-# FUZZ_TARGETS="fuzz_query fuzz_token" runs only those. Prints each target's
-# executions and a total line; exits 1 if a target crashed, leaked, timed out
-# or ran out of memory, naming it and the input that did it (kept under
-# BUILD_DIR/fuzz-artifacts/<target>/).
+# FUZZ_TARGETS="fuzz_query fuzz_token" runs only those; FUZZ_JOBS=2 runs two
+# targets at a time (each still single-threaded, so one per core). Prints
+# each target's executions and a total line ("fuzz: E executions across T
+# targets, C crashes", which deploy/test.sh counts); exits 1 if a target
+# crashed, leaked, timed out or ran out of memory, naming it and the input
+# that did it (kept under BUILD_DIR/fuzz-artifacts/<target>/).
 set -euo pipefail
 
 if (($# != 2)) || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
@@ -34,14 +37,31 @@ dict_of() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
-scratch=$(mktemp -d)
-trap 'rm -rf -- "$scratch"' EXIT
-
-total=0
-failed=()
+jobs=${FUZZ_JOBS:-1}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "FUZZ_JOBS must be a positive number, not '$jobs'" >&2; exit 2; }
 for target in "${targets[@]}"; do
   bin=$build_dir/tests/fuzz/$target
   [[ -x $bin ]] || { echo "$target: not built ($bin)" >&2; exit 2; }
+done
+
+scratch=$(mktemp -d)
+# Fuzzers still running (an interrupted run) end with the script.
+cleanup() {
+  local f
+  for f in "$scratch"/*.pid; do
+    [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null
+  done
+  wait
+  rm -rf -- "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run_target TARGET: fuzz TARGET over a scratch copy of its corpus; its
+# output goes to $scratch/TARGET.log, its exit status to $scratch/TARGET.rc.
+run_target() {
+  local target=$1 corpus artifacts dict args rc=0
   corpus=$scratch/$target
   mkdir -p "$corpus"
   cp -- "$here/corpus/$target"/* "$corpus/"
@@ -51,9 +71,17 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$artifacts/")
   dict=$(dict_of "$target")
   [[ -n $dict ]] && args+=(-dict="$dict")
-  log=$scratch/$target.log
-  rc=0
-  "$bin" "${args[@]}" "$corpus" >"$log" 2>&1 || rc=$?
+  "$build_dir/tests/fuzz/$target" "${args[@]}" "$corpus" >"$scratch/$target.log" 2>&1 &
+  echo "$!" >"$scratch/$target.pid"
+  wait "$!" || rc=$?
+  rm -f -- "$scratch/$target.pid"
+  echo "$rc" >"$scratch/$target.rc"
+}
+
+# report_target TARGET: print how TARGET's run went; adds to total, failed.
+report_target() {
+  local target=$1 log=$scratch/$1.log artifacts=$build_dir/fuzz-artifacts/$1 rc runs crash
+  rc=$(cat "$scratch/$target.rc" 2>/dev/null) || rc=1
   runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   runs=${runs:-0}
   total=$((total + runs))
@@ -69,6 +97,21 @@ for target in "${targets[@]}"; do
   else
     printf '%s: %d executions in %ds\n' "$target" "$runs" "$seconds"
   fi
+}
+
+total=0
+failed=()
+# FUZZ_JOBS targets at a time; every run lasts SECONDS, so batches lose
+# nothing against a pool.
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  batch=("${targets[@]:i:jobs}")
+  for target in "${batch[@]}"; do
+    run_target "$target" &
+  done
+  wait
+  for target in "${batch[@]}"; do
+    report_target "$target"
+  done
 done
 
 printf 'fuzz: %d executions across %d targets, %d crashes\n' \

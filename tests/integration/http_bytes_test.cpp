@@ -674,6 +674,34 @@ TEST_F(HttpBytesTest, RepeatedChunkedCodingIsRefused) {
   expect_still_serving(server.port());
 }
 
+// A body under a coding postd cannot undo (gzip before chunked) is one 501
+// that closes the connection, never read as JSON (which answered 400 "not
+// valid JSON" before), and nothing is queued.
+TEST_F(HttpBytesTest, AnUnknownTransferCodingIsNotImplemented) {
+  ASSERT_NO_FATAL_FAILURE(migrate());
+  START_SERVER(server, env());
+  for (const auto* fields : {"Transfer-Encoding: gzip, chunked\r\n",
+                             "Transfer-Encoding: gzip\r\n"
+                             "Transfer-Encoding: chunked\r\n"}) {
+    SCOPED_TRACE(fields);
+    auto bytes = raw_request("POST", "/v1/post/create", create_headers());
+    bytes.insert(bytes.size() - 2, fields);
+    raw_client c{server.port()};
+    c.send(bytes + chunk(content_body("gzipped")) + std::string{last_chunk});
+    auto r = answer(c);
+    ASSERT_TRUE(r.has_value()) << "closed without an answer";
+    EXPECT_EQ(r->status, 501U) << r->body;
+    expect_nest_error(*r);
+    EXPECT_EQ(header(*r, "connection"), "close");
+    EXPECT_TRUE(c.closed_by_peer(2s));
+  }
+  // Bull's job counter: no job was ever added.
+  EXPECT_EQ(persistence::reply_integer(
+                redis.command({"EXISTS", "bull:" + queue + ":id"}).get()),
+            0);
+  expect_still_serving(server.port());
+}
+
 // ---------------------------------------------------------- slow clients
 
 // Guards against slowloris-style starvation: 200 connections each sending

@@ -111,6 +111,19 @@ TEST(Auth, RefusesWhatCppJwtCannotDecodeSafely) {
       "u");
 }
 
+// Found by fuzz_token: an exp past the year 2262 (410244480000.5) overflowed
+// the conversion to system_clock's nanoseconds. Such a token never expires,
+// as for jsonwebtoken; an integer one too (the sanitizer build runs this).
+TEST(Auth, AnExpBeyondTheClocksRangeNeverExpires) {
+  token_verifier v{"k"};
+  EXPECT_EQ(v.author("Bearer " +
+                     sign_raw(R"({"sub":"far","exp":410244480000.5})", "k")),
+            "far");
+  EXPECT_EQ(v.author("Bearer " +
+                     sign_raw(R"({"sub":"farther","exp":9000000000000})", "k")),
+            "farther");
+}
+
 TEST(Auth, RefusesOtherAlgorithms) {
   token_verifier v{"k"};
   auto payload = b64url(R"({"sub":"admin"})");
