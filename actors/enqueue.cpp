@@ -1,10 +1,13 @@
 #include "actors/enqueue.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 
 namespace postd::actors {
 
@@ -27,6 +30,32 @@ void answer_all(std::vector<create_request>& batch, create_status status) {
     req.reply(create_outcome{status, {}, req.throttle});
 }
 
+// Whether ACK_REPLICAS replicas confirmed the batch just added (WAIT on the
+// same connection). A lost connection confirms nothing.
+bool replicas_confirmed(enqueue_state& st, const enqueue_settings& s,
+                        std::size_t jobs) {
+  int confirmed = 0;
+  try {
+    confirmed = st.queue->wait_replicas(s.ack_replicas, s.ack_timeout);
+  } catch (const persistence::redis_error& e) {
+    log::debug("redis wait failed",
+               {{"actor", "enqueue"}, {"error", e.what()}});
+  }
+  if (confirmed >= s.ack_replicas)
+    return true;
+  metrics::process().wait_shortfalls.fetch_add(1, std::memory_order_relaxed);
+  log::debug("replicas did not confirm a batch in time",
+             {{"actor", "enqueue"},
+              {"wanted", s.ack_replicas},
+              {"confirmed", confirmed},
+              {"jobs", jobs}});
+  return false;
+}
+
+bool written(create_status s) {
+  return s == create_status::queued || s == create_status::duplicate;
+}
+
 void flush(enqueue_state& st, const enqueue_settings& s) {
   auto batch = st.pending.take(s.max_batch);
   std::vector<persistence::job_request> jobs;
@@ -40,11 +69,21 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
     st.faults.strike("enqueue fault before the redis add");
     auto results = st.queue->add_jobs(jobs, s.max_waiting);
     st.faults.strike("enqueue fault after the redis add");
+    std::vector<create_status> statuses;
+    statuses.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      statuses.push_back(i < results.size() ? to_status(results[i].status)
+                                            : create_status::unavailable);
+    // A duplicate's first job may not be on the replicas either.
+    if (s.ack_replicas > 0 && std::ranges::any_of(statuses, written) &&
+        !replicas_confirmed(st, s, batch.size()))
+      for (auto& status : statuses)
+        if (written(status))
+          status = create_status::unconfirmed;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      auto status = i < results.size() ? to_status(results[i].status)
-                                       : create_status::unavailable;
       auto id = i < results.size() ? results[i].job_id : std::string{};
-      batch[i].reply(create_outcome{status, std::move(id), batch[i].throttle});
+      batch[i].reply(
+          create_outcome{statuses[i], std::move(id), batch[i].throttle});
     }
   } catch (const persistence::redis_error& e) {
     log::debug(

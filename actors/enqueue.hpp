@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -18,6 +19,10 @@ struct enqueue_settings {
   int backoff_ms = 1000;
   std::int64_t max_waiting = 1000000;
   std::size_t max_batch = 512; // jobs per script call
+  // ACK_REPLICAS, ACK_TIMEOUT_MS: after each batch's add, WAIT for that many
+  // replicas (0: none); jobs not confirmed in time are answered unconfirmed.
+  int ack_replicas = 0;
+  std::chrono::milliseconds ack_timeout{100};
   // Fault injection for tests: the chance a batch throws a crash-like
   // exception (half before the add script, half after Redis took the jobs
   // and before anyone is answered). 0 in production.

@@ -29,6 +29,7 @@ struct health_view {
   dependency_status database{false, "not checked yet", 0};
   dependency_status queue{false, "not checked yet", 0};
   core::job_counts counts;
+  core::replication_state replication; // the queue's Redis, same check
 };
 
 // What a supervisor reports after each start, crash and stop of a child.
@@ -54,10 +55,12 @@ struct writer_pool_status {
 class health_board {
 public:
   void publish_queue(dependency_status queue, core::job_counts counts,
+                     core::replication_state replication,
                      std::chrono::steady_clock::time_point at) {
     update([&](health_view& v) {
       v.queue = std::move(queue);
       v.counts = counts;
+      v.replication = std::move(replication);
       v.taken_at = at;
     });
   }

@@ -27,7 +27,10 @@ enum class create_status {
   duplicate,
   queue_full,
   unavailable,
-  throttled
+  throttled,
+  // Queued on the master, but fewer than ACK_REPLICAS replicas confirmed it
+  // in time: not acknowledged (503 with the jobId).
+  unconfirmed
 };
 
 struct create_outcome {

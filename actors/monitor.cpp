@@ -16,10 +16,12 @@ double ms_since(clock::time_point start) {
 // The queue's connection checks Redis's durability settings once per
 // connection (runtime wires that in), and reconnects on its own.
 dependency_status probe_queue(monitor_state& st,
-                              persistence::job_counts& counts) {
+                              persistence::job_counts& counts,
+                              core::replication_state& replication) {
   auto start = clock::now();
   try {
     counts = st.watched.queue->count_jobs();
+    replication = st.watched.queue->replication();
     return {true, {}, ms_since(start)};
   } catch (const persistence::redis_error& e) {
     return {false, e.what(), ms_since(start)};
@@ -60,10 +62,11 @@ monitor(monitor_actor::stateful_pointer<monitor_state> self,
         auto previous = settings.board->view();
         if (settings.what == monitored::queue) {
           persistence::job_counts counts;
-          auto status = probe_queue(self->state, counts);
+          core::replication_state replication;
+          auto status = probe_queue(self->state, counts, replication);
           log_change("queue", previous->queue, status);
           settings.board->publish_queue(std::move(status), counts,
-                                        clock::now());
+                                        std::move(replication), clock::now());
         } else {
           auto status = probe_database(self->state, settings);
           log_change("database", previous->database, status);

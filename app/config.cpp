@@ -184,6 +184,30 @@ std::vector<setting_info> all_settings() {
                       &config::redis_timeout_ms,
                       "Redis connect and command timeout (the writers' "
                       "blocking take excepted)"),
+      {"REDIS_SENTINELS", "", "", "host:port,...",
+       "Redis Sentinel addresses; when set, the master named "
+       "REDIS_SENTINEL_NAME is asked of them (REDIS_HOST and REDIS_PORT "
+       "unused)",
+       [](config& c, const std::string& text) {
+         try {
+           c.redis_sentinels = core::parse_endpoints(text);
+         } catch (const std::invalid_argument& e) {
+           bad("REDIS_SENTINELS", e.what(), text);
+         }
+       }},
+      text_setting("REDIS_SENTINEL_NAME", "mymaster",
+                   &config::redis_sentinel_name, false,
+                   "the master's name at the sentinels"),
+      text_setting("REDIS_SENTINEL_PASSWORD", "",
+                   &config::redis_sentinel_password, true,
+                   "the sentinels' password (AUTH), empty for none"),
+      integer_setting("ACK_REPLICAS", "0", 0, 16, &config::ack_replicas,
+                      "replicas that must confirm a create (Redis WAIT) "
+                      "before its 202; 0: the master alone"),
+      integer_setting("ACK_TIMEOUT_MS", "100", 1, 60000,
+                      &config::ack_timeout_ms,
+                      "how long a batch of creates waits for ACK_REPLICAS; "
+                      "short: 503 with the jobId"),
       integer_setting("THROTTLE_TTL", "60000", 1, i32_max,
                       &config::throttle_ttl_ms,
                       "rate-limit window in milliseconds"),

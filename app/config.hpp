@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/endpoint.hpp"
+
 namespace postd::app {
 
 enum class throttle_store { memory, redis };
@@ -31,6 +33,12 @@ struct config {
   int redis_port = 0;
   std::string redis_password;
   int redis_timeout_ms = 0;
+  // Empty: REDIS_HOST/REDIS_PORT; else the master is asked of them.
+  std::vector<core::endpoint> redis_sentinels;
+  std::string redis_sentinel_name;
+  std::string redis_sentinel_password;
+  int ack_replicas = 0;
+  int ack_timeout_ms = 0;
   std::int64_t throttle_ttl_ms = 0;
   std::int64_t throttle_limit = 0;
   throttle_store throttle = throttle_store::memory;

@@ -38,6 +38,8 @@ redis_options(const config& c, std::string owner, reconnect r) {
   o.redis.host = c.redis_host;
   o.redis.port = c.redis_port;
   o.redis.password = c.redis_password;
+  o.sentinel = {c.redis_sentinels, c.redis_sentinel_name,
+                c.redis_sentinel_password};
   o.timeout = std::chrono::milliseconds{c.redis_timeout_ms};
   if (r == reconnect::paced_by_actor)
     o.reconnect_base = o.reconnect_cap = std::chrono::milliseconds{0};
@@ -180,6 +182,8 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   es.attempts = c.job_attempts;
   es.backoff_ms = c.job_backoff_ms;
   es.max_waiting = c.queue_max_waiting;
+  es.ack_replicas = c.ack_replicas;
+  es.ack_timeout = std::chrono::milliseconds{c.ack_timeout_ms};
   es.fault_rate = c.fault_enqueue_crash_rate;
   root.children.push_back(
       listed(counting_blocking_child("enqueue", actors::enqueue, es), dir,
@@ -275,9 +279,11 @@ int serve(const config& c) {
   };
 
   http::actor_bridge bridge{dir, board};
-  http::api api{
-      http::api_settings{c.queue_name, c.max_content_chars, c.trust_proxy},
-      http::token_verifier{c.jwt_secret}, bridge};
+  http::api api{http::api_settings{.queue_name = c.queue_name,
+                                   .max_content_chars = c.max_content_chars,
+                                   .trust_proxy = c.trust_proxy,
+                                   .ack_replicas = c.ack_replicas},
+                http::token_verifier{c.jwt_secret}, bridge};
   std::unique_ptr<http::server> srv;
   try {
     srv = std::make_unique<http::server>(

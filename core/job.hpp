@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace postd::core {
 
@@ -15,6 +16,20 @@ struct active_job {
   std::string opts;
   int attempts_made = 0;
   std::int64_t timestamp_ms = 0;
+};
+
+// One replica as its master's INFO replication lists it.
+struct replica_state {
+  std::string address;          // ip:port
+  std::string state;            // "online", "wait_bgsave", "send_bulk", ...
+  std::int64_t lag_bytes = 0;   // the master's offset minus the replica's
+  std::int64_t lag_seconds = 0; // since its last acknowledgement
+};
+
+// The queue's Redis in replication terms (INFO replication).
+struct replication_state {
+  std::string role; // "master" or "slave"; empty when unknown
+  std::vector<replica_state> replicas;
 };
 
 struct completion {

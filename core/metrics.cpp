@@ -208,6 +208,10 @@ std::string registry::render(const snapshot& s) const {
           "Redis errors seen by the enqueue actor and the writers.",
           redis_errors);
   counter("postd_throttled_total", "Requests refused with 429.", throttled);
+  counter("postd_redis_wait_shortfalls_total",
+          "Batches of creates that fewer than ACK_REPLICAS replicas "
+          "confirmed within ACK_TIMEOUT_MS (answered 503).",
+          wait_shortfalls);
   counter("postd_requests_timed_out_total",
           "Requests answered 503 after REQUEST_TIMEOUT_MS without an answer.",
           requests_timed_out);

@@ -76,6 +76,8 @@ public:
   std::atomic<std::uint64_t> db_errors{0};
   std::atomic<std::uint64_t> redis_errors{0};
   std::atomic<std::uint64_t> throttled{0};
+  // Batches that fewer than ACK_REPLICAS replicas confirmed in time.
+  std::atomic<std::uint64_t> wait_shortfalls{0};
   // The HTTP front: requests answered 503 by their deadline or because
   // their answer was lost inside postd; connections refused over
   // MAX_CONNECTIONS, and open now.

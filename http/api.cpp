@@ -71,6 +71,30 @@ std::string route_key(route_id id, const std::string& ip) {
          std::string(r.path) + "|" + ip;
 }
 
+// The queue's replication for /health and /health/queue.
+bool shows_replication(const api_settings& settings,
+                       const actors::health_view& view) {
+  // Without either, the answers keep the old service's exact shape.
+  return settings.ack_replicas > 0 || !view.replication.replicas.empty();
+}
+
+ojson replication_json(const api_settings& settings,
+                       const actors::health_view& view) {
+  ojson replicas = ojson::array();
+  int online = 0;
+  for (const auto& r : view.replication.replicas) {
+    online += r.state == "online" ? 1 : 0;
+    replicas.push_back(ojson{{"address", r.address},
+                             {"state", r.state},
+                             {"lagBytes", r.lag_bytes},
+                             {"lagSeconds", r.lag_seconds}});
+  }
+  return ojson{{"role", view.replication.role},
+               {"replicasOnline", online},
+               {"ackReplicas", settings.ack_replicas},
+               {"replicas", std::move(replicas)}};
+}
+
 } // namespace
 
 void add_rate_limit_headers(api_response& r, const core::throttle_decision& d) {
@@ -229,6 +253,8 @@ void api::create_post(api_request req, respond_fn respond) {
           r.headers.emplace_back("Retry-After", "1");
           return respond(std::move(r));
         }
+        case create_status::unconfirmed:
+          return respond(unconfirmed_response(o.job_id));
         }
       });
 }
@@ -428,9 +454,12 @@ void api::health(const respond_fn& respond, bool readiness) const {
     details[name] = entry;
   };
   report("database", view->database, view->database_at, ojson::object());
+  ojson queue_fields{{"active", view->counts.active},
+                     {"waiting", view->counts.waiting}};
+  if (shows_replication(settings_, *view))
+    queue_fields["replication"] = replication_json(settings_, *view);
   report("queue:" + settings_.queue_name, view->queue, view->taken_at,
-         ojson{{"active", view->counts.active},
-               {"waiting", view->counts.waiting}});
+         std::move(queue_fields));
   // Writers only show when their supervisor escalated (they keep crashing):
   // a healthy answer keeps the old service's exact shape.
   if (auto w = backend_.writers(); w.escalated) {
@@ -502,14 +531,16 @@ void api::health_queue(const respond_fn& respond) const {
                                           ? std::string{"stale"}
                                           : view->queue.message))));
   const auto& c = view->counts;
-  respond(no_cache(
-      json_response(200, ojson{{"queue", settings_.queue_name},
-                               {"waiting", c.waiting},
-                               {"active", c.active},
-                               {"completed", c.completed},
-                               {"failed", c.failed},
-                               {"delayed", c.delayed},
-                               {"total", c.waiting + c.active + c.delayed}})));
+  ojson body{{"queue", settings_.queue_name},
+             {"waiting", c.waiting},
+             {"active", c.active},
+             {"completed", c.completed},
+             {"failed", c.failed},
+             {"delayed", c.delayed},
+             {"total", c.waiting + c.active + c.delayed}};
+  if (shows_replication(settings_, *view))
+    body["replication"] = replication_json(settings_, *view);
+  respond(no_cache(json_response(200, body)));
 }
 
 } // namespace postd::http

@@ -41,6 +41,9 @@ struct api_settings {
   std::string queue_name = "post-creation";
   std::size_t max_content_chars = 10000;
   bool trust_proxy = false;
+  // ACK_REPLICAS: with it (or with replicas connected), /health and
+  // /health/queue show the queue's replication.
+  int ack_replicas = 0;
   // A monitor view older than this counts as down.
   std::chrono::milliseconds stale_after{3000};
 };

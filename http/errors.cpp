@@ -71,6 +71,19 @@ api_response unanswered_response(const std::string& message, bool create) {
   return r;
 }
 
+api_response unconfirmed_response(const std::string& job_id) {
+  auto r = make(503, nlohmann::ordered_json{
+                         {"statusCode", 503},
+                         {"message", "Queued, but not confirmed by the Redis "
+                                     "replicas in time: retry with the same "
+                                     "Idempotency-Key"},
+                         {"error", reason_phrase(503)},
+                         {"jobId", job_id},
+                         {"mayHaveBeenQueued", true}});
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 api_response bare_error_response(unsigned status, const std::string& message) {
   return make(status, {{"statusCode", status}, {"message", message}});
 }

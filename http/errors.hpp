@@ -28,4 +28,10 @@ api_response bare_error_response(unsigned status, const std::string& message);
 // Idempotency-Key then answers its jobId instead of queueing it again.
 api_response unanswered_response(const std::string& message, bool create);
 
+// A create queued on the Redis master that fewer than ACK_REPLICAS replicas
+// confirmed in time: 503 with Retry-After, its jobId and
+// "mayHaveBeenQueued": true (a retry with the same Idempotency-Key answers
+// that jobId once it is confirmed, instead of a second post).
+api_response unconfirmed_response(const std::string& job_id);
+
 } // namespace postd::http

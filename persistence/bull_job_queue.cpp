@@ -12,6 +12,21 @@ bull_job_queue::add_jobs(const std::vector<job_request>& jobs,
   });
 }
 
+int bull_job_queue::wait_replicas(int replicas,
+                                  std::chrono::milliseconds timeout) {
+  return redis_.run([&](redis_client& r) {
+    // WAIT blocks for up to `timeout`: the socket waits that long too.
+    auto limit = r.options().command_timeout;
+    r.set_timeout(limit + timeout);
+    auto reply = r.command(
+        {"WAIT", std::to_string(replicas), std::to_string(timeout.count())});
+    r.set_timeout(limit);
+    if (reply_is_error(reply.get()))
+      throw redis_reply_error("WAIT: " + reply_string(reply.get()));
+    return static_cast<int>(reply_integer(reply.get()));
+  });
+}
+
 std::vector<active_job>
 bull_job_queue::take_jobs(std::size_t max, const std::string& token,
                           std::chrono::milliseconds lock_for,
@@ -70,6 +85,11 @@ stalled_jobs bull_job_queue::recover_stalled(int max_stalled_count,
     return persistence::recover_stalled(r, keys_, max_stalled_count, interval,
                                         keep_failed);
   });
+}
+
+replication_state bull_job_queue::replication() {
+  return redis_.run(
+      [&](redis_client& r) { return persistence::replication(r); });
 }
 
 job_counts bull_job_queue::count_jobs() {

@@ -16,6 +16,7 @@ public:
   const queue_keys& keys() const override { return keys_; }
   std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
                                    std::int64_t max_waiting) override;
+  int wait_replicas(int replicas, std::chrono::milliseconds timeout) override;
   std::vector<active_job>
   take_jobs(std::size_t max, const std::string& token,
             std::chrono::milliseconds lock_for,
@@ -38,6 +39,7 @@ public:
                                std::chrono::milliseconds interval,
                                std::int64_t keep_failed) override;
   job_counts count_jobs() override;
+  replication_state replication() override;
   std::optional<job_info> get_job(const std::string& job_id) override;
 
 private:

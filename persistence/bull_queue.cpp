@@ -1,5 +1,6 @@
 #include "persistence/bull_queue.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -445,6 +446,59 @@ std::vector<std::string> durability_warnings(std::string_view info) {
     out.emplace_back("Redis runs without AOF (appendonly no): a Redis crash "
                      "loses jobs acknowledged since its last snapshot");
   return out;
+}
+
+replication_state parse_replication(std::string_view info) {
+  replication_state out;
+  if (auto role = info_field(info, "role"))
+    out.role = *role;
+  auto number = [](std::string_view text) {
+    std::int64_t v = 0;
+    std::from_chars(text.data(), text.data() + text.size(), v);
+    return v;
+  };
+  const auto master_offset =
+      number(info_field(info, "master_repl_offset").value_or(""));
+  for (int i = 0;; ++i) {
+    // slave<i>:ip=127.0.0.1,port=6380,state=online,offset=1234,lag=0
+    auto line = info_field(info, "slave" + std::to_string(i));
+    if (!line)
+      break;
+    core::replica_state r;
+    std::string_view ip;
+    std::string_view port;
+    for (std::string_view rest = *line; !rest.empty();) {
+      auto comma = rest.find(',');
+      auto pair = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{}
+                                             : rest.substr(comma + 1);
+      auto eq = pair.find('=');
+      if (eq == std::string_view::npos)
+        continue;
+      auto key = pair.substr(0, eq);
+      auto value = pair.substr(eq + 1);
+      if (key == "ip")
+        ip = value;
+      else if (key == "port")
+        port = value;
+      else if (key == "state")
+        r.state = value;
+      else if (key == "offset")
+        r.lag_bytes = std::max<std::int64_t>(0, master_offset - number(value));
+      else if (key == "lag")
+        r.lag_seconds = number(value);
+    }
+    r.address = std::string(ip) + ":" + std::string(port);
+    out.replicas.push_back(std::move(r));
+  }
+  return out;
+}
+
+replication_state replication(redis_client& redis) {
+  auto r = checked(redis.command({"INFO", "replication"}), "INFO");
+  if (r->type != REDIS_REPLY_STRING)
+    return {};
+  return parse_replication(std::string_view(r->str, r->len));
 }
 
 std::vector<std::string> durability_warnings(redis_client& redis) {

@@ -23,6 +23,7 @@ using core::completion;
 using core::failure;
 using core::job_counts;
 using core::job_info;
+using core::replication_state;
 
 struct queue_keys {
   std::string prefix = "bull";
@@ -161,5 +162,13 @@ std::vector<std::string> durability_warnings(std::string_view info);
 
 // The same for the server behind `redis` (one INFO round trip).
 std::vector<std::string> durability_warnings(redis_client& redis);
+
+// The role and the replicas in INFO replication's text: each replica's
+// address, state and lag (its offset behind master_repl_offset, and the
+// seconds since it last acknowledged). Missing fields stay empty or zero.
+replication_state parse_replication(std::string_view info);
+
+// The same for the server behind `redis` (INFO replication).
+replication_state replication(redis_client& redis);
 
 } // namespace postd::persistence

@@ -29,6 +29,11 @@ public:
   virtual std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
                                            std::int64_t max_waiting) = 0;
 
+  // After add_jobs, on the same connection: Redis's WAIT for `replicas`
+  // replicas to confirm every write made on it so far, at most `timeout`;
+  // returns how many did.
+  virtual int wait_replicas(int replicas,
+                            std::chrono::milliseconds timeout) = 0;
   // The writers.
   virtual std::vector<active_job>
   take_jobs(std::size_t max, const std::string& token,
@@ -54,6 +59,7 @@ public:
 
   // The monitor and the readers.
   virtual job_counts count_jobs() = 0;
+  virtual replication_state replication() = 0;
   virtual std::optional<job_info> get_job(const std::string& job_id) = 0;
 };
 

@@ -34,8 +34,8 @@ bool has_word(std::string_view text, std::string_view word) {
 bool drops_connection(const redis_error& e, bool client_broken) {
   if (client_broken || dynamic_cast<const redis_reply_error*>(&e) == nullptr)
     return true;
-  static constexpr std::array<std::string_view, 3> wrong_server{
-      "READONLY", "LOADING", "MASTERDOWN"};
+  static constexpr std::array<std::string_view, 4> wrong_server{
+      "READONLY", "LOADING", "MASTERDOWN", "UNBLOCKED"};
   return std::ranges::any_of(wrong_server, [&](std::string_view word) {
     return has_word(e.what(), word);
   });
@@ -43,21 +43,46 @@ bool drops_connection(const redis_error& e, bool client_broken) {
 
 redis_connection::redis_connection(redis_connection_options opts,
                                    std::function<clock::time_point()> now)
-    : opts_(std::move(opts)), now_(std::move(now)),
+    : opts_(std::move(opts)),
+      now_(std::move(now)), address_{opts_.redis.host, opts_.redis.port},
       reconnect_(opts_.reconnect_base, opts_.reconnect_cap) {
   opts_.redis.connect_timeout = opts_.timeout;
   opts_.redis.command_timeout = opts_.timeout;
+  if (!opts_.sentinel.sentinels.empty()) {
+    sentinels_.emplace(opts_.sentinel, opts_.timeout);
+    address_ = {}; // known at the first connect
+  }
+}
+
+std::string redis_connection::describe() const {
+  if (sentinels_)
+    return "redis master '" + sentinels_->master_name() + "'";
+  return "redis " + address_.to_string();
 }
 
 redis_client& redis_connection::connected_client() {
   if (client_)
     return *client_;
   if (now_() < next_connect_)
-    throw redis_error("redis " + opts_.redis.host + ":" +
-                      std::to_string(opts_.redis.port) +
-                      ": unavailable, not reconnecting yet");
+    throw redis_error(describe() + ": unavailable, not reconnecting yet");
   try {
-    redis_client fresh{opts_.redis};
+    redis_options target = opts_.redis;
+    if (sentinels_) {
+      auto master = sentinels_->master();
+      if (master != address_)
+        log::info("redis master from sentinel",
+                  {{"actor", opts_.owner},
+                   {"name", sentinels_->master_name()},
+                   {"address", master.to_string()},
+                   {"before", address_.host.empty() ? std::string("none")
+                                                    : address_.to_string()}});
+      address_ = master;
+      target.host = master.host;
+      target.port = master.port;
+    }
+    redis_client fresh{target};
+    if (sentinels_)
+      require_master(fresh);
     if (opts_.on_connect)
       opts_.on_connect(fresh);
     client_.emplace(std::move(fresh));
@@ -68,7 +93,8 @@ redis_client& redis_connection::connected_client() {
     throw;
   }
   reconnect_.reset();
-  log::info("redis connected", {{"actor", opts_.owner}});
+  log::info("redis connected",
+            {{"actor", opts_.owner}, {"address", address_.to_string()}});
   return *client_;
 }
 

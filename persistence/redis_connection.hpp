@@ -14,11 +14,15 @@
 
 #include "core/backoff.hpp"
 #include "persistence/redis_client.hpp"
+#include "persistence/sentinel.hpp"
 
 namespace postd::persistence {
 
 struct redis_connection_options {
   redis_options redis; // host, port, password; the timeouts come from below
+  // With sentinels, the master's address is asked of them at every connect
+  // (redis.host and redis.port are not used) and checked with ROLE.
+  sentinel_options sentinel;
   // REDIS_TIMEOUT_MS: connect timeout and per-command socket timeout.
   std::chrono::milliseconds timeout{3000};
   // After a failed connect or a dropped connection, no new connect is tried
@@ -37,8 +41,10 @@ struct redis_connection_options {
 // True when an error means this connection should be given up: hiredis
 // broke it (I/O error, timeout, protocol error), or the server cannot serve
 // writes here now (READONLY: a replica, e.g. after a failover; LOADING;
-// MASTERDOWN), where a new connection may reach the right server. Other
-// error replies (OOM, WRONGTYPE, script errors) leave a healthy connection.
+// MASTERDOWN; UNBLOCKED: a blocked command ended by a role change), where a
+// new connection (to the master Sentinel names then) may reach the right
+// server. Other error replies (OOM, WRONGTYPE, script errors) leave a
+// healthy connection.
 bool drops_connection(const redis_error& e, bool client_broken);
 
 class redis_connection {
@@ -72,15 +78,21 @@ public:
 
   bool connected() const noexcept { return client_.has_value(); }
   const redis_connection_options& options() const noexcept { return opts_; }
+  // The address connected to last (Sentinel's master, or redis.host/port).
+  const redis_endpoint& address() const noexcept { return address_; }
 
 private:
   redis_client& connected_client();
+  // What the errors call the server: its address, or Sentinel's name for it.
+  std::string describe() const;
   void succeeded();
   void failed(const redis_error& e);
   void report(const redis_error& e, bool dropped);
 
   redis_connection_options opts_;
   std::function<clock::time_point()> now_;
+  std::optional<sentinel_resolver> sentinels_;
+  redis_endpoint address_;
   std::optional<redis_client> client_;
   core::backoff reconnect_;
   clock::time_point next_connect_{};

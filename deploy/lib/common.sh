@@ -347,6 +347,95 @@ postd_stop_redis() {
   _postd_stop_pid "$pid" redis-server 30
 }
 
+# postd_start_sentinel DIR PORT MASTER_PORT [NAME [QUORUM [DOWN_AFTER_MS]]]:
+# start a Redis Sentinel on 127.0.0.1:PORT (deploy/redis-sentinel/
+# sentinel.conf rendered into DIR) monitoring the master 127.0.0.1:MASTER_PORT
+# as NAME (mymaster), with QUORUM (2) and DOWN_AFTER_MS (5000). Waits until
+# it answers with the master's address.
+postd_start_sentinel() {
+  local dir port master_port name quorum down_after timeout=${POSTD_START_TIMEOUT:-10} pid i reply
+  [[ $# -ge 3 ]] || { _postd_err "usage: postd_start_sentinel DIR PORT MASTER_PORT [NAME [QUORUM [DOWN_AFTER_MS]]]"; return 2; }
+  dir=$(_postd_abspath "$1")
+  port=$2 master_port=$3 name=${4:-mymaster} quorum=${5:-2} down_after=${6:-5000}
+  if pid=$(_postd_pidfile_pid "$dir/sentinel.pid" redis-server); then
+    _postd_err "a sentinel already runs from $dir (pid $pid)"
+    return 1
+  fi
+  _postd_require_free_port "$port" "Redis Sentinel" || return 1
+  mkdir -p "$dir" || return 1
+  # Sentinel keeps what it learned in its file: a restart reuses it.
+  if [[ ! -f $dir/sentinel.conf ]]; then
+    _postd_render "$POSTD_REPO/deploy/redis-sentinel/sentinel.conf" "$dir/sentinel.conf" \
+      DIR="$dir" PORT="$port" NAME="$name" MASTER_HOST=127.0.0.1 MASTER_PORT="$master_port" \
+      QUORUM="$quorum" DOWN_AFTER_MS="$down_after" || return 1
+  fi
+  rm -f "$dir/sentinel.pid"
+  redis-server "$dir/sentinel.conf" --sentinel >/dev/null ||
+    { _postd_start_failed "redis-server --sentinel failed to start" "$dir/sentinel.log"; return; }
+  for ((i = 0; i < timeout * 10; i++)); do
+    reply=$(redis-cli -h 127.0.0.1 -p "$port" sentinel get-master-addr-by-name "$name" 2>/dev/null) || true
+    [[ -n $reply ]] && return 0
+    sleep 0.1
+  done
+  _postd_start_failed "Redis Sentinel failed to start on 127.0.0.1:$port (waited up to ${timeout}s)" \
+    "$dir/sentinel.log"
+}
+
+# postd_stop_sentinel DIR: stop the sentinel started from DIR.
+postd_stop_sentinel() {
+  local dir pid
+  dir=$(_postd_abspath "$1")
+  pid=$(_postd_pidfile_pid "$dir/sentinel.pid" redis-server) || return 0
+  _postd_stop_pid "$pid" redis-server 30
+}
+
+# postd_start_redis_group DIR [NAME]: a Redis group as Sentinel users run one
+# (deploy/redis-sentinel/): a master and two replicas (deploy/redis.conf:
+# AOF, noeviction; the master takes writes only while a replica is at most
+# 10 s behind: min-replicas-to-write 1, min-replicas-max-lag 10) and three
+# sentinels (quorum 2) watching them as NAME (mymaster), all on free
+# 127.0.0.1 ports, under DIR/{redis-0,redis-1,redis-2,sentinel-0,...}. Writes
+# DIR/group.env: REDIS_SENTINELS, REDIS_SENTINEL_NAME and each server's port
+# (POSTD_GROUP_REDIS_PORTS, POSTD_GROUP_SENTINEL_PORTS), to source. Stop it
+# with postd_stop_redis_group DIR.
+postd_start_redis_group() {
+  local dir name i port master_port redis_ports=() sentinel_ports=() sentinels=
+  [[ $# -ge 1 ]] || { _postd_err "usage: postd_start_redis_group DIR [NAME]"; return 2; }
+  dir=$(_postd_abspath "$1")
+  name=${2:-mymaster}
+  mkdir -p "$dir" || return 1
+  for i in 0 1 2; do
+    port=$(postd_free_port) || return 1
+    if ((i == 0)); then
+      master_port=$port
+      postd_start_redis "$dir/redis-$i" "$port" \
+        "min-replicas-to-write 1" "min-replicas-max-lag 10" || return 1
+    else
+      # A replica promoted later keeps the same rule.
+      postd_start_redis "$dir/redis-$i" "$port" "replicaof 127.0.0.1 $master_port" \
+        "min-replicas-to-write 1" "min-replicas-max-lag 10" || return 1
+    fi
+    redis_ports+=("$port")
+  done
+  for i in 0 1 2; do
+    port=$(postd_free_port) || return 1
+    postd_start_sentinel "$dir/sentinel-$i" "$port" "$master_port" "$name" 2 5000 || return 1
+    sentinel_ports+=("$port")
+    sentinels+=${sentinels:+,}127.0.0.1:$port
+  done
+  printf 'REDIS_SENTINELS=%s\nREDIS_SENTINEL_NAME=%s\nPOSTD_GROUP_REDIS_PORTS="%s"\nPOSTD_GROUP_SENTINEL_PORTS="%s"\n' \
+    "$sentinels" "$name" "${redis_ports[*]}" "${sentinel_ports[*]}" >"$dir/group.env"
+}
+
+# postd_stop_redis_group DIR: stop what postd_start_redis_group started.
+postd_stop_redis_group() {
+  local dir rc=0 i
+  dir=$(_postd_abspath "$1")
+  for i in 0 1 2; do postd_stop_sentinel "$dir/sentinel-$i" || rc=1; done
+  for i in 0 1 2; do postd_stop_redis "$dir/redis-$i" || rc=1; done
+  return "$rc"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 # Lock files left by a postmaster killed with -9: PostgreSQL takes them for a

@@ -14,8 +14,11 @@ using postd::actors::create_status;
 namespace {
 
 struct fixture : testing::services_fixture {
-  actors::enqueue_actor spawn_enqueue(std::size_t max_batch = 512) {
+  actors::enqueue_actor spawn_enqueue(std::size_t max_batch = 512,
+                                      int ack_replicas = 0) {
     actors::enqueue_settings s;
+    s.ack_replicas = ack_replicas;
+    s.ack_timeout = std::chrono::milliseconds{70};
     s.make_queue = testing::fake_queue_factory(queue);
     s.attempts = 5;
     s.backoff_ms = 250;
@@ -40,6 +43,7 @@ constexpr int queued = static_cast<int>(create_status::queued);
 constexpr int duplicate = static_cast<int>(create_status::duplicate);
 constexpr int queue_full = static_cast<int>(create_status::queue_full);
 constexpr int unavailable = static_cast<int>(create_status::unavailable);
+constexpr int unconfirmed = static_cast<int>(create_status::unconfirmed);
 
 } // namespace
 
@@ -132,6 +136,71 @@ CAF_TEST(redis down answers unavailable and recovers without a restart) {
   CAF_CHECK_EQUAL(status((*outcomes)[2]), queued);
   CAF_CHECK_EQUAL((*outcomes)[2].job_id, "1");
   CAF_CHECK_EQUAL(queue->queues_made, 1); // the queue's connection reconnects
+}
+
+CAF_TEST(without ack_replicas no batch waits for replicas) {
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "one"));
+  sched.run();
+  CAF_CHECK(queue->waits.empty());
+  CAF_REQUIRE_EQUAL(outcomes->size(), 1u);
+  CAF_CHECK_EQUAL(status((*outcomes)[0]), queued);
+}
+
+CAF_TEST(
+    ack_replicas waits once per batch and confirms what the replicas have) {
+  queue->replicas_confirming = 2;
+  auto enq = spawn_enqueue(512, 2);
+  sched.run();
+  self->send(enq, request("alice", "one"));
+  self->send(enq, request("bob", "two"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(queue->waits.size(), 1u);
+  CAF_CHECK_EQUAL(queue->waits[0].first, 2);
+  CAF_CHECK_EQUAL(queue->waits[0].second.count(), 70);
+  CAF_REQUIRE_EQUAL(outcomes->size(), 2u);
+  for (const auto& r : *outcomes)
+    CAF_CHECK_EQUAL(status(r), queued);
+}
+
+CAF_TEST(
+    a batch fewer replicas confirmed is answered unconfirmed with its ids) {
+  queue->replicas_confirming = 1;
+  queue->statuses = {persistence::add_status::added,
+                     persistence::add_status::duplicate,
+                     persistence::add_status::queue_full};
+  auto enq = spawn_enqueue(512, 2);
+  sched.run();
+  self->send(enq, request("alice", "new"));
+  self->send(enq, request("alice", "again", "k"));
+  self->send(enq, request("carol", "too many"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(outcomes->size(), 3u);
+  CAF_CHECK_EQUAL(status((*outcomes)[0]), unconfirmed);
+  CAF_CHECK_EQUAL((*outcomes)[0].job_id, "1");
+  CAF_CHECK_EQUAL(status((*outcomes)[1]), unconfirmed);
+  CAF_CHECK_EQUAL((*outcomes)[1].job_id, "2");
+  // Nothing of it was written: nothing to confirm.
+  CAF_CHECK_EQUAL(status((*outcomes)[2]), queue_full);
+  // A connection lost during the WAIT confirms nothing either.
+  queue->replicas_confirming = -1;
+  self->send(enq, request("dave", "lost"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(outcomes->size(), 4u);
+  CAF_CHECK_EQUAL(status((*outcomes)[3]), unconfirmed);
+  CAF_CHECK_EQUAL((*outcomes)[3].job_id, "3"); // queue_full took no id
+}
+
+CAF_TEST(a batch with nothing written does not wait) {
+  queue->statuses = {persistence::add_status::queue_full};
+  auto enq = spawn_enqueue(512, 1);
+  sched.run();
+  self->send(enq, request("alice", "too many"));
+  sched.run();
+  CAF_CHECK(queue->waits.empty());
+  CAF_REQUIRE_EQUAL(outcomes->size(), 1u);
+  CAF_CHECK_EQUAL(status((*outcomes)[0]), queue_full);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

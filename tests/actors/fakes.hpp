@@ -34,6 +34,11 @@ struct fake_queue_state {
   std::deque<persistence::add_status> statuses;
   int next_id = 1;
   std::vector<std::vector<persistence::job_request>> added; // per call
+  // wait_replicas: how many replicas confirm (-1: WAIT throws redis_error,
+  // as a connection lost after the add); the calls' arguments.
+  int replicas_confirming = 0;
+  core::replication_state replication; // what replication() answers
+  std::vector<std::pair<int, std::chrono::milliseconds>> waits;
   // The writers' side.
   std::deque<core::active_job> waiting;                 // taken from the front
   std::vector<std::vector<core::completion>> completed; // per call
@@ -68,6 +73,13 @@ public:
                             : std::to_string(st_->next_id++)});
     }
     return out;
+  }
+  int wait_replicas(int replicas, std::chrono::milliseconds timeout) override {
+    reachable();
+    st_->waits.emplace_back(replicas, timeout);
+    if (st_->replicas_confirming < 0)
+      throw persistence::redis_error("fake redis: connection reset");
+    return std::min(replicas, st_->replicas_confirming);
   }
   std::vector<core::active_job> take_jobs(std::size_t max, const std::string&,
                                           std::chrono::milliseconds,
@@ -129,6 +141,10 @@ public:
     core::job_counts c;
     c.waiting = static_cast<std::int64_t>(st_->waiting.size());
     return c;
+  }
+  core::replication_state replication() override {
+    reachable();
+    return st_->replication;
   }
   std::optional<core::job_info> get_job(const std::string&) override {
     reachable();

@@ -34,6 +34,8 @@ public:
     v->queue = {bits(1) != 0, bits(1) != 0 ? "" : "ECONNREFUSED", 0.25};
     v->database = {bits(1) != 0, "connection \"refused\"\n", 1.5};
     v->counts = {3, 1, 1000, 2, 5, 0};
+    if (bits(1) != 0)
+      v->replication = {"master", {{"127.0.0.1:6380", "online", 12, 0}}};
     view_ = std::move(v);
     pool_ = {4, static_cast<int>(bits(2)), 7, bits(2) == 0};
   }
@@ -41,7 +43,7 @@ public:
   void create(std::string /*throttle_key*/, actors::create_post post,
               actors::create_callback done) override {
     actors::create_outcome o;
-    o.status = static_cast<actors::create_status>(bits(3) % 5);
+    o.status = static_cast<actors::create_status>(bits(3) % 6);
     o.job_id = post.idempotency_key.empty() ? "42" : "17";
     o.throttle = decision();
     done(o);

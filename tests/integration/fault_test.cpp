@@ -33,6 +33,7 @@
 #include "persistence/redis_client.hpp"
 #include "support/eventually.hpp"
 #include "support/raw_client.hpp"
+#include "support/redis_process.hpp"
 #include "support/server_process.hpp"
 #include "support/start_server.hpp"
 #include "support/test_env.hpp"
@@ -44,66 +45,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* secret = "fault-secret";
-
-// Runs a service function; throws (failing the test) when it fails.
-void must(const std::string& script) {
-  if (shell(script) != 0)
-    throw std::runtime_error("failed: " + script);
-}
-
-std::string service_dir(const std::string& stem) {
-  return require_env("POSTD_TEST_SERVICES_DIR") + "/" + unique_name(stem);
-}
-
-// A Redis of the test's own (Bull's AOF settings plus `directives`), so it
-// can be killed without disturbing the tests beside it.
-class private_redis {
-public:
-  explicit private_redis(std::vector<std::string> directives)
-      : dir_(service_dir("redis")), port_(free_port()),
-        directives_(std::move(directives)) {
-    start();
-  }
-  ~private_redis() {
-    stop();
-    shell("rm -rf " + dir_);
-  }
-  private_redis(const private_redis&) = delete;
-  private_redis& operator=(const private_redis&) = delete;
-
-  void start() {
-    std::string cmd = "postd_start_redis " + dir_ + " " + std::to_string(port_);
-    for (const auto& d : directives_)
-      cmd += " \"" + d + "\"";
-    must(cmd);
-  }
-  void stop() { shell("postd_stop_redis " + dir_); }
-  // SIGKILL: no shutdown, no final AOF flush; only what was fsynced stays.
-  void kill9() {
-    must("kill -KILL \"$(cat " + dir_ +
-         "/redis.pid)\" && _postd_wait_gone \"$(cat " + dir_ +
-         "/redis.pid)\" redis-server 10");
-  }
-  // SIGSTOP / SIGCONT: a hung Redis (connections open, no answers).
-  void pause() { must("kill -STOP \"$(cat " + dir_ + "/redis.pid)\""); }
-  void resume() { must("kill -CONT \"$(cat " + dir_ + "/redis.pid)\""); }
-  // Points a postd's environment at this Redis.
-  void serve(env_map& e) const {
-    e["REDIS_HOST"] = options().host;
-    e["REDIS_PORT"] = std::to_string(port_);
-  }
-  persistence::redis_options options() const {
-    persistence::redis_options o;
-    o.host = "127.0.0.1";
-    o.port = port_;
-    return o;
-  }
-
-private:
-  std::string dir_;
-  int port_;
-  std::vector<std::string> directives_;
-};
 
 // A PostgreSQL of the test's own (initdb'd on start, fsync off) with a
 // PgBouncer in front, like production, and one database migrated by postd.
