@@ -1,6 +1,7 @@
 #include "actors/enqueue.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,79 @@ bool replicas_confirmed(enqueue_state& st, const enqueue_settings& s,
   return false;
 }
 
+struct recovered {
+  std::size_t missing = 0;
+  std::size_t added = 0;
+};
+
+// Checks jobs [first, last) of the log and adds again those missing; each
+// call one HGET pipeline and at most one add script, like a batch.
+recovered recover_some(enqueue_state& st, std::deque<acked_job>& jobs,
+                       std::size_t first, std::size_t last) {
+  std::vector<std::pair<std::string, std::string>> ids;
+  ids.reserve(last - first);
+  for (auto i = first; i < last; ++i)
+    ids.emplace_back(jobs[i].job_id, jobs[i].post_id);
+  auto present = st.queue->have_jobs(ids);
+  std::vector<acked_job*> missing;
+  std::vector<persistence::job_request> again;
+  for (auto i = first; i < last; ++i)
+    if (i - first >= present.size() || !present[i - first]) {
+      missing.push_back(&jobs[i]);
+      again.push_back(jobs[i].request);
+    }
+  recovered out{missing.size(), 0};
+  if (again.empty())
+    return out;
+  // Never refused as queue_full: these were acknowledged.
+  auto results =
+      st.queue->add_jobs(again, std::numeric_limits<std::int64_t>::max());
+  for (std::size_t i = 0; i < missing.size() && i < results.size(); ++i) {
+    out.added += results[i].status == persistence::add_status::added ? 1 : 0;
+    missing[i]->job_id = results[i].job_id;
+  }
+  return out;
+}
+
+// After a new connection (the server may have lost what it took lately):
+// the logged jobs it lacks are added again, with their postId, so each is
+// still one row. A Redis error leaves the check for the next time.
+void recover(enqueue_state& st, const enqueue_settings& s) {
+  auto& log = *s.recovery;
+  log.trim(ack_log::clock::now());
+  const auto connection = st.queue->connections();
+  if (connection == log.checked_connection)
+    return;
+  if (log.empty()) {
+    log.checked_connection = connection;
+    return;
+  }
+  try {
+    recovered total;
+    auto& jobs = log.jobs();
+    for (std::size_t first = 0; first < jobs.size(); first += s.max_batch) {
+      auto part = recover_some(st, jobs, first,
+                               std::min(jobs.size(), first + s.max_batch));
+      total.missing += part.missing;
+      total.added += part.added;
+      metrics::process().jobs_recovered.fetch_add(part.added,
+                                                  std::memory_order_relaxed);
+    }
+    // Checked against the connection it began on: if that one was lost
+    // meanwhile, the next check runs again.
+    log.checked_connection = connection;
+    log::event(total.added > 0 ? spdlog::level::warn : spdlog::level::info,
+               "acknowledged jobs checked on a new redis connection",
+               {{"actor", "enqueue"},
+                {"checked", jobs.size()},
+                {"missing", total.missing},
+                {"added_again", total.added}});
+  } catch (const persistence::redis_error& e) {
+    log::debug("recovery check failed",
+               {{"actor", "enqueue"}, {"error", e.what()}});
+  }
+}
+
 bool written(create_status s) {
   return s == create_status::queued || s == create_status::duplicate;
 }
@@ -59,11 +133,15 @@ bool written(create_status s) {
 void flush(enqueue_state& st, const enqueue_settings& s) {
   auto batch = st.pending.take(s.max_batch);
   std::vector<persistence::job_request> jobs;
+  std::vector<std::string> post_ids;
   jobs.reserve(batch.size());
+  post_ids.reserve(batch.size());
   auto ts = core::epoch_ms();
-  for (const auto& req : batch)
-    jobs.push_back({job_data(req.post, core::new_post_id()), req.post.author,
+  for (const auto& req : batch) {
+    post_ids.push_back(core::new_post_id());
+    jobs.push_back({job_data(req.post, post_ids.back()), req.post.author,
                     req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
+  }
   try {
     // The connection logs the outage (once) and counts the error.
     st.faults.strike("enqueue fault before the redis add");
@@ -80,8 +158,13 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
       for (auto& status : statuses)
         if (written(status))
           status = create_status::unconfirmed;
+    const auto now = ack_log::clock::now();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto id = i < results.size() ? results[i].job_id : std::string{};
+      // Only jobs this batch added: a duplicate's first job (and its
+      // postId) is not ours to add again.
+      if (s.recovery && statuses[i] == create_status::queued)
+        s.recovery->record({now, id, post_ids[i], jobs[i]});
       batch[i].reply(
           create_outcome{statuses[i], std::move(id), batch[i].throttle});
     }
@@ -113,13 +196,35 @@ enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         const enqueue_settings& settings) {
   self->state.queue = settings.make_queue();
   self->state.faults = core::fault_injector{settings.fault_rate / 2};
+  if (settings.recovery) {
+    // A new queue's first connection is checked (connections() 1).
+    settings.recovery->checked_connection = 0;
+    self->send(self, tick_atom::value);
+  }
   return {
       [self](create_request& req) {
         if (self->state.pending.push(std::move(req)))
           self->send(self, flush_atom::value);
       },
+      [self, settings](tick_atom) {
+        if (!settings.recovery)
+          return;
+        // Idle or not: with jobs to protect, reach Redis so a reconnect
+        // (and the check after it) does not wait for the next create.
+        if (!settings.recovery->empty()) {
+          try {
+            self->state.queue->ping();
+          } catch (const persistence::redis_error&) {
+            // The connection logs it; the next tick tries again.
+          }
+        }
+        recover(self->state, settings);
+        self->delayed_send(self, settings.recovery_check, tick_atom::value);
+      },
       [self, settings](flush_atom) {
         flush(self->state, settings);
+        if (settings.recovery)
+          recover(self->state, settings);
         if (settings.progress)
           settings.progress->fetch_add(1, std::memory_order_relaxed);
         if (self->state.pending.reschedule())

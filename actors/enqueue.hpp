@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "actors/ack_log.hpp"
 #include "actors/protocol.hpp"
 #include "actors/supervisor.hpp"
 #include "core/batch_queue.hpp"
@@ -29,6 +30,11 @@ struct enqueue_settings {
   double fault_rate = 0;
   // Counts the batches answered (its supervisor's, fresh at each start).
   progress_counter progress;
+  // The jobs answered 202 lately (nullptr: none kept). After every new
+  // Redis connection those it lacks are added again; with jobs in it, the
+  // connection is checked every recovery_check even without creates.
+  std::shared_ptr<ack_log> recovery;
+  std::chrono::milliseconds recovery_check{1000};
 };
 
 // Builds Bull's `data` for a post, in the old service's shape, plus its

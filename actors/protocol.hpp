@@ -31,8 +31,10 @@ using throttle_actor =
                      caf::reacts_to<throttle_request>,
                      caf::reacts_to<sweep_atom>, caf::reacts_to<flush_atom>>;
 
-using enqueue_actor = caf::typed_actor<caf::reacts_to<create_request>,
-                                       caf::reacts_to<flush_atom>>;
+// tick_atom: the recovery log's periodic check (see ack_log.hpp).
+using enqueue_actor =
+    caf::typed_actor<caf::reacts_to<create_request>, caf::reacts_to<flush_atom>,
+                     caf::reacts_to<tick_atom>>;
 
 using writer_actor = caf::typed_actor<caf::reacts_to<work_atom>>;
 

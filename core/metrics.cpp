@@ -208,6 +208,10 @@ std::string registry::render(const snapshot& s) const {
           "Redis errors seen by the enqueue actor and the writers.",
           redis_errors);
   counter("postd_throttled_total", "Requests refused with 429.", throttled);
+  counter("postd_jobs_recovered_total",
+          "Acknowledged jobs a new Redis connection (failover, restart) "
+          "lacked, added again with their postId.",
+          jobs_recovered);
   counter("postd_redis_wait_shortfalls_total",
           "Batches of creates that fewer than ACK_REPLICAS replicas "
           "confirmed within ACK_TIMEOUT_MS (answered 503).",

@@ -78,6 +78,8 @@ public:
   std::atomic<std::uint64_t> throttled{0};
   // Batches that fewer than ACK_REPLICAS replicas confirmed in time.
   std::atomic<std::uint64_t> wait_shortfalls{0};
+  // Acknowledged jobs a new Redis connection lacked, added again.
+  std::atomic<std::uint64_t> jobs_recovered{0};
   // The HTTP front: requests answered 503 by their deadline or because
   // their answer was lost inside postd; connections refused over
   // MAX_CONNECTIONS, and open now.

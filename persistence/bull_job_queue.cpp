@@ -27,6 +27,21 @@ int bull_job_queue::wait_replicas(int replicas,
   });
 }
 
+std::uint64_t bull_job_queue::ping() {
+  redis_.run([](redis_client& r) {
+    auto reply = r.command({"PING"});
+    if (reply_is_error(reply.get()))
+      throw redis_reply_error("PING: " + reply_string(reply.get()));
+  });
+  return redis_.connections();
+}
+
+std::vector<bool> bull_job_queue::have_jobs(
+    const std::vector<std::pair<std::string, std::string>>& jobs) {
+  return redis_.run(
+      [&](redis_client& r) { return persistence::have_jobs(r, keys_, jobs); });
+}
+
 std::vector<active_job>
 bull_job_queue::take_jobs(std::size_t max, const std::string& token,
                           std::chrono::milliseconds lock_for,

@@ -17,6 +17,10 @@ public:
   std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
                                    std::int64_t max_waiting) override;
   int wait_replicas(int replicas, std::chrono::milliseconds timeout) override;
+  std::uint64_t connections() const override { return redis_.connections(); }
+  std::uint64_t ping() override;
+  std::vector<bool> have_jobs(
+      const std::vector<std::pair<std::string, std::string>>& jobs) override;
   std::vector<active_job>
   take_jobs(std::size_t max, const std::string& token,
             std::chrono::milliseconds lock_for,

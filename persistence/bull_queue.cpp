@@ -336,6 +336,27 @@ std::int64_t promote_delayed(redis_client& redis, const queue_keys& keys,
   return reply_integer(checked(std::move(r), "promote_delayed").get());
 }
 
+std::vector<bool>
+have_jobs(redis_client& redis, const queue_keys& keys,
+          const std::vector<std::pair<std::string, std::string>>& jobs) {
+  std::vector<redis_command> cmds;
+  cmds.reserve(jobs.size());
+  for (const auto& [job_id, post_id] : jobs)
+    cmds.push_back({"HGET", keys.base() + job_id, "data"});
+  auto replies = redis.pipeline(cmds);
+  std::vector<bool> out;
+  out.reserve(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (reply_is_error(replies[i].get()))
+      throw redis_reply_error("have_jobs: " + reply_string(replies[i].get()));
+    // postd writes the data itself (enqueue's job_data): "postId":"<uuid>".
+    const auto data = reply_string(replies[i].get());
+    out.push_back(data.find(R"("postId":")" + jobs[i].second + '"') !=
+                  std::string::npos);
+  }
+  return out;
+}
+
 job_counts count_jobs(redis_client& redis, const queue_keys& keys) {
   auto replies = redis.pipeline({{"MULTI"},
                                  {"LLEN", keys.key("wait")},

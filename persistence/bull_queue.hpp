@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/job.hpp"
@@ -130,6 +131,13 @@ std::vector<failure_outcome> fail_jobs(redis_client& redis,
 // 1000 per call; returns how many. now_ms <= 0 uses the Redis server's clock.
 std::int64_t promote_delayed(redis_client& redis, const queue_keys& keys,
                              std::int64_t now_ms);
+
+// For each (job id, postId): whether the job's hash is there and its data
+// carries that postId (after a failover or a reset, the id may name another
+// job, or none). One pipeline of HGETs.
+std::vector<bool>
+have_jobs(redis_client& redis, const queue_keys& keys,
+          const std::vector<std::pair<std::string, std::string>>& jobs);
 
 // All counts in one MULTI/EXEC, as Bull's getJobCounts computes them.
 job_counts count_jobs(redis_client& redis, const queue_keys& keys);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "persistence/bull_queue.hpp"
@@ -34,6 +35,13 @@ public:
   // returns how many did.
   virtual int wait_replicas(int replicas,
                             std::chrono::milliseconds timeout) = 0;
+  // The enqueue actor's recovery log: connections made so far (no I/O), a
+  // PING (connecting if needed; returns connections()), and which of the
+  // (job id, postId) pairs are still there.
+  virtual std::uint64_t connections() const = 0;
+  virtual std::uint64_t ping() = 0;
+  virtual std::vector<bool>
+  have_jobs(const std::vector<std::pair<std::string, std::string>>& jobs) = 0;
   // The writers.
   virtual std::vector<active_job>
   take_jobs(std::size_t max, const std::string& token,

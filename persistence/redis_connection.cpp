@@ -93,6 +93,7 @@ redis_client& redis_connection::connected_client() {
     throw;
   }
   reconnect_.reset();
+  ++connections_;
   log::info("redis connected",
             {{"actor", opts_.owner}, {"address", address_.to_string()}});
   return *client_;

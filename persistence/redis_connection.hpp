@@ -6,6 +6,7 @@
 // backoff, and a single error policy. Not thread-safe: one owner (an actor).
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -80,6 +81,9 @@ public:
   const redis_connection_options& options() const noexcept { return opts_; }
   // The address connected to last (Sentinel's master, or redis.host/port).
   const redis_endpoint& address() const noexcept { return address_; }
+  // Connections made so far: a new one (a restart, a failover) may reach a
+  // server that lost recent writes.
+  std::uint64_t connections() const noexcept { return connections_; }
 
 private:
   redis_client& connected_client();
@@ -93,6 +97,7 @@ private:
   std::function<clock::time_point()> now_;
   std::optional<sentinel_resolver> sentinels_;
   redis_endpoint address_;
+  std::uint64_t connections_ = 0;
   std::optional<redis_client> client_;
   core::backoff reconnect_;
   clock::time_point next_connect_{};

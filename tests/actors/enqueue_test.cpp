@@ -14,9 +14,13 @@ using postd::actors::create_status;
 namespace {
 
 struct fixture : testing::services_fixture {
+  // With `recovery`, the actor keeps its 202s there.
+  std::shared_ptr<actors::ack_log> recovery;
+
   actors::enqueue_actor spawn_enqueue(std::size_t max_batch = 512,
                                       int ack_replicas = 0) {
     actors::enqueue_settings s;
+    s.recovery = recovery;
     s.ack_replicas = ack_replicas;
     s.ack_timeout = std::chrono::milliseconds{70};
     s.make_queue = testing::fake_queue_factory(queue);
@@ -24,6 +28,11 @@ struct fixture : testing::services_fixture {
     s.backoff_ms = 250;
     s.max_batch = max_batch;
     return sys.spawn(actors::enqueue, s);
+  }
+  // Ends an actor with a recovery log (its tick would repeat for ever).
+  void stop(const actors::enqueue_actor& enq) {
+    anon_send_exit(enq, caf::exit_reason::user_shutdown);
+    sched.run();
   }
   // As the throttle actor passes it on: keyed by the author, with its
   // decision.
@@ -35,6 +44,11 @@ struct fixture : testing::services_fixture {
     return r;
   }
 };
+
+// The postId in a job's data.
+std::string post_id_of(const persistence::job_request& j) {
+  return nlohmann::json::parse(j.data)["postId"].get<std::string>();
+}
 
 int status(const actors::create_outcome& o) {
   return static_cast<int>(o.status);
@@ -201,6 +215,81 @@ CAF_TEST(a batch with nothing written does not wait) {
   CAF_CHECK(queue->waits.empty());
   CAF_REQUIRE_EQUAL(outcomes->size(), 1u);
   CAF_CHECK_EQUAL(status((*outcomes)[0]), queue_full);
+}
+
+CAF_TEST(a new connection gets back the acknowledged jobs it lacks) {
+  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "one"));
+  self->send(enq, request("bob", "two"));
+  self->send(enq, request("carol", "three", "k-3"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(queue->added.size(), 1u);
+  CAF_CHECK_EQUAL(recovery->jobs().size(), 3u);
+  CAF_CHECK(queue->checked.empty()); // the same connection: nothing to check
+  const auto lost = queue->added[0][1];
+
+  // A failover: the new master lacks bob's job.
+  queue->connections = 2;
+  queue->lost = {post_id_of(lost)};
+  self->send(enq, request("dave", "four"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(queue->checked.size(), 1u);
+  CAF_CHECK_EQUAL(queue->checked[0].size(), 4u);
+  CAF_CHECK_EQUAL(queue->checked[0][1].first, "2");
+  CAF_CHECK_EQUAL(queue->checked[0][1].second, post_id_of(lost));
+  CAF_REQUIRE_EQUAL(queue->added.size(), 3u); // the batch, then the re-add
+  CAF_REQUIRE_EQUAL(queue->added[2].size(), 1u);
+  CAF_CHECK_EQUAL(queue->added[2][0].data, lost.data); // the same postId
+  CAF_CHECK_EQUAL(queue->added[2][0].author, "bob");
+  // Logged where it is now, and checked once per connection only.
+  CAF_CHECK_EQUAL(recovery->jobs()[1].job_id, "5");
+  self->send(enq, request("erin", "five"));
+  sched.run();
+  CAF_CHECK_EQUAL(queue->checked.size(), 1u);
+  CAF_CHECK_EQUAL(queue->added.size(), 4u);
+  stop(enq); // its tick repeats
+}
+
+CAF_TEST(an idle actor checks a new connection on its tick) {
+  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "one"));
+  sched.run();
+  queue->connections = 2;
+  queue->lost = {post_id_of(queue->added[0][0])};
+  advance(std::chrono::milliseconds{1000});
+  sched.run();
+  CAF_CHECK(queue->pings > 0);
+  CAF_REQUIRE_EQUAL(queue->added.size(), 2u);
+  CAF_CHECK_EQUAL(queue->added[1][0].data, queue->added[0][0].data);
+  stop(enq);
+}
+
+CAF_TEST(only jobs this actor added and acknowledged are logged) {
+  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  queue->statuses = {persistence::add_status::added,
+                     persistence::add_status::duplicate,
+                     persistence::add_status::queue_full};
+  auto enq = spawn_enqueue();
+  sched.run();
+  self->send(enq, request("alice", "new"));
+  self->send(enq, request("alice", "again", "k"));
+  self->send(enq, request("carol", "too many"));
+  sched.run();
+  CAF_REQUIRE_EQUAL(recovery->jobs().size(), 1u);
+  CAF_CHECK_EQUAL(recovery->jobs()[0].job_id, "1");
+  // Unconfirmed by the replicas: answered 503, not logged.
+  stop(enq);
+  queue->replicas_confirming = 0;
+  auto acking = spawn_enqueue(512, 1);
+  sched.run();
+  self->send(acking, request("dave", "unconfirmed"));
+  sched.run();
+  CAF_CHECK_EQUAL(recovery->jobs().size(), 1u);
+  stop(acking);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

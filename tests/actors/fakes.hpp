@@ -38,6 +38,12 @@ struct fake_queue_state {
   // as a connection lost after the add); the calls' arguments.
   int replicas_confirming = 0;
   core::replication_state replication; // what replication() answers
+  // The recovery log's view: connections made (a test bumps it for a
+  // reconnect), pings, and the postIds have_jobs reports gone.
+  std::uint64_t connections = 1;
+  int pings = 0;
+  std::set<std::string> lost;
+  std::vector<std::vector<std::pair<std::string, std::string>>> checked;
   std::vector<std::pair<int, std::chrono::milliseconds>> waits;
   // The writers' side.
   std::deque<core::active_job> waiting;                 // taken from the front
@@ -72,6 +78,21 @@ public:
                             ? std::string{}
                             : std::to_string(st_->next_id++)});
     }
+    return out;
+  }
+  std::uint64_t connections() const override { return st_->connections; }
+  std::uint64_t ping() override {
+    reachable();
+    ++st_->pings;
+    return st_->connections;
+  }
+  std::vector<bool> have_jobs(
+      const std::vector<std::pair<std::string, std::string>>& jobs) override {
+    reachable();
+    st_->checked.push_back(jobs);
+    std::vector<bool> out;
+    for (const auto& [job_id, post_id] : jobs)
+      out.push_back(st_->lost.count(post_id) == 0);
     return out;
   }
   int wait_replicas(int replicas, std::chrono::milliseconds timeout) override {

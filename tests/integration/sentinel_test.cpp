@@ -52,10 +52,18 @@ bool failover(const private_sentinel& s) {
       20s);
 }
 
+// "" while it cannot tell: a demotion ends the old master's client
+// connections (Sentinel sends CLIENT KILL TYPE normal with the REPLICAOF).
 std::string role_of(const private_redis& r) {
-  persistence::redis_client c{r.options()};
-  auto reply = c.command({"ROLE"});
-  return persistence::reply_string(reply->element[0]);
+  try {
+    persistence::redis_client c{r.options()};
+    auto reply = c.command({"ROLE"});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+      return {};
+    return persistence::reply_string(reply->element[0]);
+  } catch (const persistence::redis_error&) {
+    return {};
+  }
 }
 
 // A master with one replica, and one sentinel watching them (quorum 1).
