@@ -53,15 +53,26 @@ bool replicas_confirmed(enqueue_state& st, const enqueue_settings& s,
   return false;
 }
 
+void publish_size(const ack_log& log) {
+  auto& m = metrics::process();
+  m.recovery_log_jobs.store(static_cast<std::int64_t>(log.jobs().size()),
+                            std::memory_order_relaxed);
+  m.recovery_log_bytes.store(static_cast<std::int64_t>(log.bytes()),
+                             std::memory_order_relaxed);
+}
+
 struct recovered {
   std::size_t missing = 0;
   std::size_t added = 0;
 };
 
-// Checks jobs [first, last) of the log and adds again those missing; each
-// call one HGET pipeline and at most one add script, like a batch.
-recovered recover_some(enqueue_state& st, std::deque<acked_job>& jobs,
-                       std::size_t first, std::size_t last) {
+// Checks jobs [first, last) of the log and adds again those missing, under
+// their job id where no job holds it (a new master's counter may be behind
+// it), else a new one; each call one HGET pipeline and at most one add
+// script, like a batch.
+recovered recover_some(enqueue_state& st, ack_log& log, std::size_t first,
+                       std::size_t last) {
+  auto& jobs = log.jobs();
   std::vector<std::pair<std::string, std::string>> ids;
   ids.reserve(last - first);
   for (auto i = first; i < last; ++i)
@@ -73,16 +84,18 @@ recovered recover_some(enqueue_state& st, std::deque<acked_job>& jobs,
     if (i - first >= present.size() || !present[i - first]) {
       missing.push_back(&jobs[i]);
       again.push_back(jobs[i].request);
+      again.back().job_id = jobs[i].job_id;
     }
   recovered out{missing.size(), 0};
   if (again.empty())
     return out;
   // Never refused as queue_full: these were acknowledged.
-  auto results =
-      st.queue->add_jobs(again, std::numeric_limits<std::int64_t>::max());
+  auto results = st.queue->add_jobs(
+      again, std::numeric_limits<std::int64_t>::max(), log.highest_id());
   for (std::size_t i = 0; i < missing.size() && i < results.size(); ++i) {
     out.added += results[i].status == persistence::add_status::added ? 1 : 0;
     missing[i]->job_id = results[i].job_id;
+    log.note_id(results[i].job_id);
   }
   return out;
 }
@@ -93,6 +106,7 @@ recovered recover_some(enqueue_state& st, std::deque<acked_job>& jobs,
 void recover(enqueue_state& st, const enqueue_settings& s) {
   auto& log = *s.recovery;
   log.trim(ack_log::clock::now());
+  publish_size(log);
   const auto connection = st.queue->connections();
   if (connection == log.checked_connection)
     return;
@@ -104,7 +118,7 @@ void recover(enqueue_state& st, const enqueue_settings& s) {
     recovered total;
     auto& jobs = log.jobs();
     for (std::size_t first = 0; first < jobs.size(); first += s.max_batch) {
-      auto part = recover_some(st, jobs, first,
+      auto part = recover_some(st, log, first,
                                std::min(jobs.size(), first + s.max_batch));
       total.missing += part.missing;
       total.added += part.added;
@@ -139,13 +153,21 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
   auto ts = core::epoch_ms();
   for (const auto& req : batch) {
     post_ids.push_back(core::new_post_id());
-    jobs.push_back({job_data(req.post, post_ids.back()), req.post.author,
-                    req.post.idempotency_key, s.attempts, s.backoff_ms, ts});
+    jobs.push_back({job_data(req.post, post_ids.back()),
+                    req.post.author,
+                    req.post.idempotency_key,
+                    s.attempts,
+                    s.backoff_ms,
+                    ts,
+                    {}});
   }
   try {
     // The connection logs the outage (once) and counts the error.
     st.faults.strike("enqueue fault before the redis add");
-    auto results = st.queue->add_jobs(jobs, s.max_waiting);
+    // New ids stay above those this instance answered for (a failover may
+    // have set the counter back).
+    auto results = st.queue->add_jobs(
+        jobs, s.max_waiting, s.recovery ? s.recovery->highest_id() : 0);
     st.faults.strike("enqueue fault after the redis add");
     std::vector<create_status> statuses;
     statuses.reserve(batch.size());
@@ -159,14 +181,29 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
         if (written(status))
           status = create_status::unconfirmed;
     const auto now = ack_log::clock::now();
+    std::size_t pushed_out = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto id = i < results.size() ? results[i].job_id : std::string{};
       // Only jobs this batch added: a duplicate's first job (and its
       // postId) is not ours to add again.
       if (s.recovery && statuses[i] == create_status::queued)
-        s.recovery->record({now, id, post_ids[i], jobs[i]});
+        pushed_out += s.recovery->record({now, id, post_ids[i], jobs[i]});
+      else if (s.recovery && statuses[i] == create_status::unconfirmed)
+        s.recovery->note_id(id);
       batch[i].reply(
           create_outcome{statuses[i], std::move(id), batch[i].throttle});
+    }
+    if (pushed_out > 0) {
+      metrics::process().recovery_log_dropped.fetch_add(
+          pushed_out, std::memory_order_relaxed);
+      if (now - st.full_warned > std::chrono::minutes{1}) {
+        st.full_warned = now;
+        log::warn("the recovery log is full: acknowledged jobs forgotten "
+                  "before RECOVERY_LOG_MS (see RECOVERY_LOG_MAX_MB)",
+                  {{"actor", "enqueue"},
+                   {"max_mb", s.recovery->bytes() >> 20U},
+                   {"dropped", s.recovery->dropped()}});
+      }
     }
   } catch (const persistence::redis_error& e) {
     log::debug(

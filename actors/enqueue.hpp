@@ -45,6 +45,8 @@ struct enqueue_state {
   core::batch_queue<create_request> pending;
   std::unique_ptr<persistence::job_queue> queue;
   core::fault_injector faults; // fault_rate's dice
+  // When the log last said that the recovery log is full (once a minute).
+  std::chrono::steady_clock::time_point full_warned;
   static inline const char* name = "enqueue";
 };
 

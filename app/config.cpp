@@ -208,6 +208,14 @@ std::vector<setting_info> all_settings() {
                       &config::ack_timeout_ms,
                       "how long a batch of creates waits for ACK_REPLICAS; "
                       "short: 503 with the jobId"),
+      integer_setting("RECOVERY_LOG_MS", "30000", 0, 3600000,
+                      &config::recovery_log_ms,
+                      "how long acknowledged jobs are kept to be checked "
+                      "(and added again) on a new Redis master; 0: off"),
+      integer_setting("RECOVERY_LOG_MAX_MB", "64", 1, 65536,
+                      &config::recovery_log_max_mb,
+                      "the recovery log's memory bound; past it the oldest "
+                      "jobs are forgotten early (counted in /metrics)"),
       integer_setting("THROTTLE_TTL", "60000", 1, i32_max,
                       &config::throttle_ttl_ms,
                       "rate-limit window in milliseconds"),

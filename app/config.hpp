@@ -39,6 +39,8 @@ struct config {
   std::string redis_sentinel_password;
   int ack_replicas = 0;
   int ack_timeout_ms = 0;
+  int recovery_log_ms = 0; // 0: no recovery log
+  int recovery_log_max_mb = 0;
   std::int64_t throttle_ttl_ms = 0;
   std::int64_t throttle_limit = 0;
   throttle_store throttle = throttle_store::memory;

@@ -74,11 +74,6 @@ persistence::post_store_factory store_factory(const config& c) {
 // Reads are rare next to creates; two keep one slow query from queueing
 // every other.
 constexpr std::size_t reader_count = 2;
-// The recovery log (actors/ack_log.hpp): the last 30 s of 202s, at most
-// 200,000 of them (~20 s at 10k creates/s; about 200 bytes each plus the
-// content). A Sentinel failover demotes the old master ~10 s after it began.
-constexpr std::chrono::seconds ack_log_window{30};
-constexpr std::size_t ack_log_jobs = 200000;
 
 // A child of the root supervisor that blocks (hiredis, libpqxx) and so runs
 // on its own thread.
@@ -190,7 +185,12 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   es.ack_replicas = c.ack_replicas;
   es.ack_timeout = std::chrono::milliseconds{c.ack_timeout_ms};
   // Kept across restarts of the enqueue actor (the spec holds the pointer).
-  es.recovery = std::make_shared<actors::ack_log>(ack_log_window, ack_log_jobs);
+  // A Sentinel failover demotes the old master ~10 s after it began: the
+  // default 30 s window covers it.
+  if (c.recovery_log_ms > 0)
+    es.recovery = std::make_shared<actors::ack_log>(
+        std::chrono::milliseconds{c.recovery_log_ms},
+        static_cast<std::size_t>(c.recovery_log_max_mb) << 20U);
   es.fault_rate = c.fault_enqueue_crash_rate;
   root.children.push_back(
       listed(counting_blocking_child("enqueue", actors::enqueue, es), dir,

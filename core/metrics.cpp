@@ -212,6 +212,18 @@ std::string registry::render(const snapshot& s) const {
           "Acknowledged jobs a new Redis connection (failover, restart) "
           "lacked, added again with their postId.",
           jobs_recovered);
+  counter("postd_recovery_log_dropped_total",
+          "Acknowledged jobs the recovery log forgot before RECOVERY_LOG_MS "
+          "(over RECOVERY_LOG_MAX_MB).",
+          recovery_log_dropped);
+  header(out, "postd_recovery_log_jobs", "gauge",
+         "Acknowledged jobs the recovery log holds now.");
+  line(out, "postd_recovery_log_jobs", "",
+       std::to_string(recovery_log_jobs.load(std::memory_order_relaxed)));
+  header(out, "postd_recovery_log_bytes", "gauge",
+         "The recovery log's memory now, roughly.");
+  line(out, "postd_recovery_log_bytes", "",
+       std::to_string(recovery_log_bytes.load(std::memory_order_relaxed)));
   counter("postd_redis_wait_shortfalls_total",
           "Batches of creates that fewer than ACK_REPLICAS replicas "
           "confirmed within ACK_TIMEOUT_MS (answered 503).",

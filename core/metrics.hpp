@@ -80,6 +80,11 @@ public:
   std::atomic<std::uint64_t> wait_shortfalls{0};
   // Acknowledged jobs a new Redis connection lacked, added again.
   std::atomic<std::uint64_t> jobs_recovered{0};
+  // The recovery log: its size now, and jobs forgotten before their time
+  // (over RECOVERY_LOG_MAX_MB).
+  std::atomic<std::int64_t> recovery_log_jobs{0};
+  std::atomic<std::int64_t> recovery_log_bytes{0};
+  std::atomic<std::uint64_t> recovery_log_dropped{0};
   // The HTTP front: requests answered 503 by their deadline or because
   // their answer was lost inside postd; connections refused over
   // MAX_CONNECTIONS, and open now.

@@ -6,9 +6,9 @@ namespace postd::persistence {
 
 std::vector<add_result>
 bull_job_queue::add_jobs(const std::vector<job_request>& jobs,
-                         std::int64_t max_waiting) {
+                         std::int64_t max_waiting, std::int64_t id_floor) {
   return redis_.run([&](redis_client& r) {
-    return persistence::add_jobs(r, keys_, jobs, max_waiting);
+    return persistence::add_jobs(r, keys_, jobs, max_waiting, id_floor);
   });
 }
 

@@ -15,7 +15,8 @@ public:
 
   const queue_keys& keys() const override { return keys_; }
   std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
-                                   std::int64_t max_waiting) override;
+                                   std::int64_t max_waiting,
+                                   std::int64_t id_floor) override;
   int wait_replicas(int replicas, std::chrono::milliseconds timeout) override;
   std::uint64_t connections() const override { return redis_.connections(); }
   std::uint64_t ping() override;

@@ -99,15 +99,17 @@ std::string idempotency_key(const queue_keys& keys, const job_request& job) {
 
 std::vector<add_result> add_jobs(redis_client& redis, const queue_keys& keys,
                                  const std::vector<job_request>& jobs,
-                                 std::int64_t max_waiting) {
+                                 std::int64_t max_waiting,
+                                 std::int64_t id_floor) {
   if (jobs.empty())
     return {};
   std::vector<std::string> k{keys.key("wait"), keys.key("paused"),
                              keys.key("meta-paused"), keys.key("id")};
   std::vector<std::string> a{keys.base(), std::string(create_post_job_name),
                              std::to_string(max_waiting),
-                             std::string(producer_token)};
-  a.reserve(a.size() + 4 * jobs.size());
+                             std::string(producer_token),
+                             std::to_string(id_floor)};
+  a.reserve(a.size() + 5 * jobs.size());
   for (const auto& job : jobs) {
     std::string idem_index = "0";
     if (!job.idempotency_key.empty()) {
@@ -118,6 +120,7 @@ std::vector<add_result> add_jobs(redis_client& redis, const queue_keys& keys,
     a.push_back(opts_head(job));
     a.push_back(job.timestamp_ms > 0 ? std::to_string(job.timestamp_ms) : "");
     a.push_back(std::move(idem_index));
+    a.push_back(job.job_id);
   }
   auto r = checked(redis.eval(add_jobs_script, k, a), "add_jobs");
   const auto& arr = array_of(r.get(), "add_jobs", 2 * jobs.size());

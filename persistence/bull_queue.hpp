@@ -47,6 +47,9 @@ struct job_request {
   int attempts = 3;
   int backoff_ms = 1000;
   std::int64_t timestamp_ms = 0;
+  // Empty: the next id of the queue's counter. Set (the recovery log adding
+  // again a job a new master lacks): that id, unless a job holds it.
+  std::string job_id;
 };
 
 enum class add_status { added, duplicate, queue_full };
@@ -62,10 +65,13 @@ struct add_result {
 // max_waiting jobs or more, jobs come back `queue_full` and nothing of them
 // is written (`paused` counts too). The idempotency key is
 // <base>idem:<author>:<key> (':' and '%' in the author percent-encoded)
-// holding the first job's id for 24 h.
+// holding the first job's id for 24 h. The id counter is first raised to
+// `id_floor` (and past every wanted id given), so that ids a failover took
+// back from the counter are not given again to other posts.
 std::vector<add_result> add_jobs(redis_client& redis, const queue_keys& keys,
                                  const std::vector<job_request>& jobs,
-                                 std::int64_t max_waiting);
+                                 std::int64_t max_waiting,
+                                 std::int64_t id_floor = 0);
 
 // Moves up to `max` jobs from the right end of `wait` onto `active`, each
 // locked with `token` for `lock_for` (Bull's moveToActive). When `wait` is

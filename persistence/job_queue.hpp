@@ -26,9 +26,10 @@ public:
 
   virtual const queue_keys& keys() const = 0;
 
-  // The enqueue actor.
+  // The enqueue actor (bull_queue.hpp's add_jobs).
   virtual std::vector<add_result> add_jobs(const std::vector<job_request>& jobs,
-                                           std::int64_t max_waiting) = 0;
+                                           std::int64_t max_waiting,
+                                           std::int64_t id_floor) = 0;
 
   // After add_jobs, on the same connection: Redis's WAIT for `replicas`
   // replicas to confirm every write made on it so far, at most `timeout`;

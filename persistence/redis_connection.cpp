@@ -34,8 +34,10 @@ bool has_word(std::string_view text, std::string_view word) {
 bool drops_connection(const redis_error& e, bool client_broken) {
   if (client_broken || dynamic_cast<const redis_reply_error*>(&e) == nullptr)
     return true;
-  static constexpr std::array<std::string_view, 4> wrong_server{
-      "READONLY", "LOADING", "MASTERDOWN", "UNBLOCKED"};
+  // NOREPLICAS: a master cut off from its replicas (min-replicas-to-write),
+  // as the old one is between a failover and its demotion.
+  static constexpr std::array<std::string_view, 5> wrong_server{
+      "READONLY", "LOADING", "MASTERDOWN", "UNBLOCKED", "NOREPLICAS"};
   return std::ranges::any_of(wrong_server, [&](std::string_view word) {
     return has_word(e.what(), word);
   });

@@ -42,7 +42,9 @@ struct redis_connection_options {
 // True when an error means this connection should be given up: hiredis
 // broke it (I/O error, timeout, protocol error), or the server cannot serve
 // writes here now (READONLY: a replica, e.g. after a failover; LOADING;
-// MASTERDOWN; UNBLOCKED: a blocked command ended by a role change), where a
+// MASTERDOWN; UNBLOCKED: a blocked command ended by a role change;
+// NOREPLICAS: a master without its replicas, as the old one is for ~10 s
+// after a planned failover until Sentinel demotes it), where a
 // new connection (to the master Sentinel names then) may reach the right
 // server. Other error replies (OOM, WRONGTYPE, script errors) leave a
 // healthy connection.

@@ -8,8 +8,12 @@
     KEYS[5..] idempotency keys: their number varies, so the file name gives
               none (Bull's loader: the caller passes the count)
     ARGV[1] key base  ARGV[2] job name  ARGV[3] max waiting  ARGV[4] token
+    ARGV[5] id floor: the counter is first raised to it (ids this producer
+            already answered for, which a failover may have taken back)
     then per job: data, opts up to `"timestamp":`, timestamp ("" = now),
-    index in KEYS of its idempotency key (0 = none)
+    index in KEYS of its idempotency key (0 = none), wanted id ("" = the
+    counter's next; else that id unless a job holds it, and the counter is
+    raised past it)
 
   Output:
     per job: "added"|"duplicate"|"full", then its id ("" when full)
@@ -27,43 +31,59 @@
 local bad = badType(KEYS[1], "list") or badType(KEYS[2], "list")
 if bad then return redis.error_reply("WRONGTYPE " .. bad) end
 
-local n = (#ARGV - 4) / 4
+local n = (#ARGV - 5) / 5
+local function arg(j, field) return ARGV[5 * j + field] end
 local function idemKey(j)
-  local index = tonumber(ARGV[4 * j + 4])
+  local index = tonumber(arg(j, 4))
   if index > 0 then return KEYS[index] end
 end
 
 -- Decide every job's fate first, so that one INCRBY allocates the ids (the
 -- same ids one INCR per job would give).
 local room = tonumber(ARGV[3]) - rcall("LLEN", KEYS[1]) - rcall("LLEN", KEYS[2])
-local ordinal, dupOf, claimed, added = {}, {}, {}, 0
+local floor = tonumber(ARGV[5])
+local ordinal, given, dupOf, claimed, taken = {}, {}, {}, {}, {}
+local added, counted = 0, 0
 for j = 1, n do
   local key = idemKey(j)
   local first = key and (claimed[key] or rcall("GET", key))
+  local wanted = arg(j, 5)
   if first then
     dupOf[j] = first -- a stored id, or the ordinal of a job of this batch
   elseif added < room then
     added = added + 1
-    ordinal[j] = added
-    if key then claimed[key] = added end
+    if wanted ~= "" and not taken[wanted] and
+        rcall("EXISTS", ARGV[1] .. wanted) == 0 then
+      given[j] = wanted
+      taken[wanted] = true
+      floor = math.max(floor, tonumber(wanted) or 0)
+      if key then claimed[key] = wanted end
+    else
+      counted = counted + 1
+      ordinal[j] = counted
+      if key then claimed[key] = counted end
+    end
   end
 end
+if floor > 0 and (tonumber(rcall("GET", KEYS[4])) or 0) < floor then
+  rcall("SET", KEYS[4], string.format("%d", floor))
+end
 local firstId = 0
-if added > 0 then firstId = rcall("INCRBY", KEYS[4], added) - added + 1 end
+if counted > 0 then firstId = rcall("INCRBY", KEYS[4], counted) - counted + 1 end
 
 local target = getTargetQueueList(KEYS[3], KEYS[1], KEYS[2])
 local now
 local out, pushed = {}, {}
 for j = 1, n do
-  if ordinal[j] then
-    local jobId = string.format("%d", firstId + ordinal[j] - 1)
-    local ts = ARGV[4 * j + 3]
+  if ordinal[j] or given[j] then
+    local jobId = given[j] or string.format("%d", firstId + ordinal[j] - 1)
+    local ts = arg(j, 3)
     if ts == "" then
       now = now or serverTimeMs()
       ts = string.format("%d", now)
     end
-    rcall("HSET", ARGV[1] .. jobId, "name", ARGV[2], "data", ARGV[4 * j + 1],
-          "opts", ARGV[4 * j + 2] .. ts .. "}", "timestamp", ts, "delay", "0",
+    rcall("HSET", ARGV[1] .. jobId, "name", ARGV[2], "data", arg(j, 1),
+          "opts", arg(j, 2) .. ts .. "}", "timestamp", ts, "delay", "0",
           "priority", "0")
     local key = idemKey(j)
     if key then rcall("SET", key, jobId, "EX", 86400) end

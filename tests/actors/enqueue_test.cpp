@@ -218,7 +218,8 @@ CAF_TEST(a batch with nothing written does not wait) {
 }
 
 CAF_TEST(a new connection gets back the acknowledged jobs it lacks) {
-  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  recovery =
+      std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 1U << 20U);
   auto enq = spawn_enqueue();
   sched.run();
   self->send(enq, request("alice", "one"));
@@ -243,8 +244,16 @@ CAF_TEST(a new connection gets back the acknowledged jobs it lacks) {
   CAF_REQUIRE_EQUAL(queue->added[2].size(), 1u);
   CAF_CHECK_EQUAL(queue->added[2][0].data, lost.data); // the same postId
   CAF_CHECK_EQUAL(queue->added[2][0].author, "bob");
+  // Under the id its 202 gave, and with the counter kept above every id
+  // this actor was given (the new master's may be behind).
+  CAF_CHECK_EQUAL(queue->added[2][0].job_id, "2");
+  CAF_CHECK(queue->added[1][0].job_id.empty());
+  CAF_REQUIRE_EQUAL(queue->id_floors.size(), 3u);
+  CAF_CHECK_EQUAL(queue->id_floors[0], 0);
+  CAF_CHECK_EQUAL(queue->id_floors[1], 3);
+  CAF_CHECK_EQUAL(queue->id_floors[2], 4);
   // Logged where it is now, and checked once per connection only.
-  CAF_CHECK_EQUAL(recovery->jobs()[1].job_id, "5");
+  CAF_CHECK_EQUAL(recovery->jobs()[1].job_id, "2");
   self->send(enq, request("erin", "five"));
   sched.run();
   CAF_CHECK_EQUAL(queue->checked.size(), 1u);
@@ -253,7 +262,8 @@ CAF_TEST(a new connection gets back the acknowledged jobs it lacks) {
 }
 
 CAF_TEST(an idle actor checks a new connection on its tick) {
-  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  recovery =
+      std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 1U << 20U);
   auto enq = spawn_enqueue();
   sched.run();
   self->send(enq, request("alice", "one"));
@@ -269,7 +279,8 @@ CAF_TEST(an idle actor checks a new connection on its tick) {
 }
 
 CAF_TEST(only jobs this actor added and acknowledged are logged) {
-  recovery = std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 100);
+  recovery =
+      std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 1U << 20U);
   queue->statuses = {persistence::add_status::added,
                      persistence::add_status::duplicate,
                      persistence::add_status::queue_full};

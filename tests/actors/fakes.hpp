@@ -32,7 +32,8 @@ struct fake_queue_state {
   bool complete_fails = false; // complete_jobs throws redis_error
   // add_jobs: one status per job, in order (then `added`); ids count up.
   std::deque<persistence::add_status> statuses;
-  int next_id = 1;
+  std::int64_t next_id = 1;
+  std::vector<std::int64_t> id_floors; // add_jobs's, per call
   std::vector<std::vector<persistence::job_request>> added; // per call
   // wait_replicas: how many replicas confirm (-1: WAIT throws redis_error,
   // as a connection lost after the add); the calls' arguments.
@@ -63,10 +64,12 @@ public:
   const persistence::queue_keys& keys() const override { return st_->keys; }
 
   std::vector<persistence::add_result>
-  add_jobs(const std::vector<persistence::job_request>& jobs,
-           std::int64_t) override {
+  add_jobs(const std::vector<persistence::job_request>& jobs, std::int64_t,
+           std::int64_t id_floor) override {
     reachable();
     st_->added.push_back(jobs);
+    st_->id_floors.push_back(id_floor);
+    st_->next_id = std::max<std::int64_t>(st_->next_id, id_floor + 1);
     std::vector<persistence::add_result> out;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       auto s = persistence::add_status::added;
@@ -74,9 +77,12 @@ public:
         s = st_->statuses.front();
         st_->statuses.pop_front();
       }
-      out.push_back({s, s == persistence::add_status::queue_full
-                            ? std::string{}
-                            : std::to_string(st_->next_id++)});
+      if (s == persistence::add_status::queue_full)
+        out.push_back({s, {}});
+      else if (!jobs[i].job_id.empty())
+        out.push_back({s, jobs[i].job_id});
+      else
+        out.push_back({s, std::to_string(st_->next_id++)});
     }
     return out;
   }

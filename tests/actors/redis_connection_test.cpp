@@ -62,6 +62,10 @@ CAF_TEST(replies from the wrong server drop the connection) {
       redis_reply_error("take_jobs: MASTERDOWN Link with MASTER is down"),
       false));
   CAF_CHECK(drops_connection(
+      redis_reply_error("add_jobs: NOREPLICAS Not enough good replicas to "
+                        "write."),
+      false));
+  CAF_CHECK(drops_connection(
       redis_reply_error("ERR Error running script (call to f_1): "
                         "@user_script:9: -READONLY You can't write"),
       false));

@@ -38,7 +38,7 @@ protected:
   }
 
   std::string add(const std::string& data) {
-    persistence::job_request j{data, "author-1", "", 3, 1000, 0};
+    persistence::job_request j{data, "author-1", "", 3, 1000, 0, {}};
     return persistence::add_jobs(redis_, keys_, {j}, 1000000).at(0).job_id;
   }
   std::vector<persistence::active_job> take(const std::string& token,

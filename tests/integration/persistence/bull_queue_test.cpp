@@ -244,6 +244,50 @@ TEST_F(BullQueueTest, AddBatchWritesBullFieldsAndWaitOrder) {
   EXPECT_TRUE(add_jobs(redis_, keys_, {}, 1000000).empty());
 }
 
+// After a failover the new master's counter may be behind ids already
+// answered for: the floor raises it first, so they are not given again.
+TEST_F(BullQueueTest, AddRaisesTheIdCounterToTheFloorFirst) {
+  add_jobs(redis_, keys_, {job("a")}, 1000000);
+  auto r = add_jobs(redis_, keys_, {job("b"), job("c")}, 1000000, 40);
+  EXPECT_EQ(r[0].job_id, "41");
+  EXPECT_EQ(r[1].job_id, "42");
+  // A floor below the counter changes nothing.
+  EXPECT_EQ(add_jobs(redis_, keys_, {job("d")}, 1000000, 5)[0].job_id, "43");
+  EXPECT_EQ(list("wait"), (ids{"43", "42", "41", "1"}));
+}
+
+// The recovery log adds a lost job again under the id its 202 gave, unless
+// another job holds that id now; either way the counter ends past it.
+TEST_F(BullQueueTest, AddTakesAWantedIdUnlessAJobHoldsIt) {
+  add_jobs(redis_, keys_, {job("a"), job("b")}, 1000000); // 1, 2
+  auto lost = job("lost", "user-1", "k-lost");
+  lost.job_id = "7";
+  auto taken = job("taken");
+  taken.job_id = "2";
+  auto r = add_jobs(redis_, keys_, {lost, taken, job("new")}, 1000000);
+  ASSERT_EQ(r.size(), 3U);
+  EXPECT_EQ(r[0].status, add_status::added);
+  EXPECT_EQ(r[0].job_id, "7");
+  EXPECT_EQ(r[1].status, add_status::added);
+  EXPECT_EQ(r[1].job_id, "8"); // 2 is another post's
+  EXPECT_EQ(r[2].job_id, "9");
+  EXPECT_EQ(hash(redis_, keys_.key("7"))["data"], lost.data);
+  EXPECT_EQ(hash(redis_, keys_.key("2"))["data"], job("b").data);
+  EXPECT_EQ(hash(redis_, keys_.key("8"))["data"], taken.data);
+  EXPECT_EQ(str(redis_, {"GET", keys_.key("id")}), "9");
+  // Its idempotency key names the wanted id, for a retry of the post.
+  auto retry =
+      add_jobs(redis_, keys_, {job("lost", "user-1", "k-lost")}, 1000000);
+  EXPECT_EQ(retry[0].status, add_status::duplicate);
+  EXPECT_EQ(retry[0].job_id, "7");
+  // The same wanted id twice in one batch: the second gets a new one.
+  auto twice = job("twice");
+  twice.job_id = "20";
+  auto r2 = add_jobs(redis_, keys_, {twice, twice}, 1000000);
+  EXPECT_EQ(r2[0].job_id, "20");
+  EXPECT_EQ(r2[1].job_id, "21");
+}
+
 TEST_F(BullQueueTest, AddUsesServerTimeWithoutTimestamp) {
   auto j = job("a");
   j.timestamp_ms = 0;
