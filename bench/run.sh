@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Load benchmark: postd's POST /v1/post/create against the ceiling of HTTP on
 # this machine (a minimal Beast server answering the same 202), one after the
-# other in the same run, with wrk. Prints a table with three rows per
+# other in the same run, with wrk. Prints a table with four rows per
 # connection count: ceiling; postd, the accept path (an ingest-only instance,
-# WRITERS=0); postd+w, one instance that also persists to PostgreSQL with 4
-# writers while it accepts.
+# WRITERS=0); postd+r1, the same accept path with ACK_REPLICAS=1 against a
+# replica of its Redis on this machine (each batch waits for the replica's
+# WAIT acknowledgement before its 202s); postd+w, one instance that also
+# persists to PostgreSQL with 4 writers while it accepts. After the table, per
+# connection count: postd+r1 / postd (req/s and p99, the cost of the replica
+# guarantee), with postd+r1's answers, those not 202 and its WAIT shortfalls
+# (from its /metrics), so that one sees whether every answer was a 202.
 #
 #   bench/run.sh                      30 s per run, 50 and 200 connections
 #   BENCH_SECONDS=10 bench/run.sh     shorter runs
+#   BENCH_CONNECTIONS="50" bench/run.sh   connection counts
+#   POSTD_BUILD_DIR=build/dev POSTD_SKIP_BUILD=1 bench/run.sh   that build as is
 #
 # It starts its own Redis servers (one per postd instance, so one's backlog
-# never weighs on the other) and PostgreSQL on free loopback ports in a temp
-# dir, and stops them at the end.
+# never weighs on the other, and a replica of postd+r1's) and PostgreSQL on
+# free loopback ports in a temp dir, and stops them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../deploy/lib/common.sh
@@ -22,12 +29,12 @@ connections=${BENCH_CONNECTIONS:-"50 200"}
 build_dir=${POSTD_BUILD_DIR:-build/release}
 
 postd_install_packages
-postd_build "$build_dir" Release
+[[ ${POSTD_SKIP_BUILD:-0} == 1 ]] || postd_build "$build_dir" Release
 postd_service_user >/dev/null
 
 work=$(mktemp -d /tmp/postd-bench.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/redis" "$work/redis-full" "$work/pg"
+mkdir -p "$work/redis" "$work/redis-full" "$work/redis-r1" "$work/redis-r1-replica" "$work/pg"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -35,6 +42,8 @@ cleanup() {
   postd_stop_postgres "$work/pg" || true
   postd_stop_redis "$work/redis" || true
   postd_stop_redis "$work/redis-full" || true
+  postd_stop_redis "$work/redis-r1-replica" || true
+  postd_stop_redis "$work/redis-r1" || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -44,6 +53,12 @@ redis_full_port=$(postd_free_port)
 pg_port=$(postd_free_port)
 postd_start_redis "$work/redis" "$redis_port"
 postd_start_redis "$work/redis-full" "$redis_full_port"
+# postd+r1's Redis and its replica (same settings: AOF everysec).
+redis_r1_port=$(postd_free_port)
+postd_start_redis "$work/redis-r1" "$redis_r1_port"
+redis_replica_port=$(postd_free_port)
+postd_start_redis "$work/redis-r1-replica" "$redis_replica_port" \
+  "replicaof 127.0.0.1 $redis_r1_port"
 postd_start_postgres "$work/pg" "$pg_port"
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE postd' >/dev/null
 
@@ -63,17 +78,21 @@ wait_port() {
   return 1
 }
 
-# run_wrk NAME PORT CONNECTIONS PID -> one table row
+# run_wrk NAME PORT CONNECTIONS PID -> one table row; also appends
+# "NAME CONNECTIONS REQ/S P99_MS" to $work/results for the ratios.
 run_wrk() {
   local name=$1 port=$2 conns=$3 pid=$4 out rss
   out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/post.lua \
     "http://127.0.0.1:$port/v1/post/create" | grep '^RESULT')
   rss=$(ps -o rss= -p "$pid" | tr -d ' ')
-  echo "$out" | awk -v name="$name" -v conns="$conns" -v rss="$rss" '{
+  echo "$out" | awk -v name="$name" -v conns="$conns" -v rss="$rss" \
+    -v results="$work/results" '{
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    rps = v["requests"] / (v["duration_us"] / 1e6); p99 = v["p99_us"] / 1000
     printf "| %-8s | %5d | %9.0f | %8.2f | %8.2f | %6d | %7.1f |\n", name, conns,
-      v["requests"] / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000,
+      rps, v["p50_us"] / 1000, p99,
       v["non2xx"] + v["errors_connect"] + v["errors_timeout"], rss / 1024
+    printf "%s %d %.3f %.3f\n", name, conns, rps, p99 >> results
   }'
 }
 
@@ -102,8 +121,17 @@ DATABASE_URL=$full_db REDIS_PORT=$redis_full_port QUEUE_NAME=bench-full WRITERS=
   PORT=$full_port "$build_dir/postd" serve \
   > "$work/postd-full.log" 2>&1 & pids+=($!)
 full_pid=$!
+# "postd+r1": the same accept path with ACK_REPLICAS=1, on its own Redis
+# whose replica (above) must acknowledge each batch (WAIT 1 100) before its
+# 202s; a batch it does not confirm in time is answered 503.
+r1_port=$(postd_free_port)
+REDIS_PORT=$redis_r1_port QUEUE_NAME=bench-r1 WRITERS=0 QUEUE_MAX_WAITING=1000000000000 \
+  ACK_REPLICAS=1 PORT=$r1_port "$build_dir/postd" serve \
+  > "$work/postd-r1.log" 2>&1 & pids+=($!)
+r1_pid=$!
 wait_port "$ingest_port"
 wait_port "$full_port"
+wait_port "$r1_port"
 
 echo "wrk -t1, ${seconds}s per run, on $(nproc) cores; Redis and PostgreSQL on the same machine"
 echo
@@ -111,6 +139,8 @@ echo "| server   | conns | req/s     | p50 ms   | p99 ms   | errors | RSS MiB |"
 echo "|----------|-------|-----------|----------|----------|--------|---------|"
 rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 full_cli() { redis-cli -h 127.0.0.1 -p "$redis_full_port" "$@"; }
+r1_cli() { redis-cli -h 127.0.0.1 -p "$redis_r1_port" "$@"; }
+replica_cli() { redis-cli -h 127.0.0.1 -p "$redis_replica_port" "$@"; }
 # queued CLI QUEUE -> its jobs in wait + active, read at one instant
 queued() {
   "$1" EVAL "return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])" \
@@ -130,6 +160,34 @@ fresh_ingest() {
   rcli FLUSHALL >/dev/null
   rewrite_aof rcli
 }
+# The same for postd+r1, on its Redis and on the replica (once the replica
+# has the FLUSHALL too).
+fresh_r1() {
+  r1_cli FLUSHALL >/dev/null
+  if (($(r1_cli WAIT 1 10000) < 1)); then
+    echo "bench: postd+r1's replica did not acknowledge the FLUSHALL" >&2
+  fi
+  rewrite_aof r1_cli
+  rewrite_aof replica_cli
+}
+# create_counts PORT -> "ANSWERS NOT_202 WAIT_SHORTFALLS" so far, from postd's
+# /metrics (it answers the requests wrk leaves in flight too).
+create_counts() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    /^http_requests_total\{route="\/v1\/post\/create",method="POST",/ {
+      n += $NF; if ($0 !~ /status="202"/) bad += $NF }
+    /^postd_redis_wait_shortfalls_total / { s = $NF }
+    END { printf "%d %d %d\n", n, bad, s }'
+}
+# The replica has loaded its master's data and follows it.
+for ((i = 0; ; i++)); do
+  r1_cli INFO replication | grep -q '^slave0:.*state=online' && break
+  if ((i >= 300)); then
+    echo "bench: postd+r1's replica is not in sync after 30 s" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
 # postd+w leaves a backlog its writers go on persisting: the next run waits
 # for it (at most 5 minutes), or it would measure them too.
 settle_full() {
@@ -145,13 +203,35 @@ for c in $connections; do
   run_wrk ceiling "$ceiling_port" "$c" "$ceiling_pid"
   fresh_ingest
   run_wrk postd "$ingest_port" "$c" "$ingest_pid"
+  fresh_r1
+  before=$(create_counts "$r1_port")
+  run_wrk postd+r1 "$r1_port" "$c" "$r1_pid"
+  sleep 0.5 # the answers to the requests wrk left in flight
+  echo "$c $before $(create_counts "$r1_port")" >> "$work/r1-counts"
   run_wrk postd+w "$full_port" "$c" "$full_pid"
   settle_full
 done
 echo
-echo "postd   /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
-echo "postd+w /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"
-echo "(postd's queue holds its last run's jobs: the Redis is emptied before each)"
+# The cost of the replica guarantee: postd+r1 (ACK_REPLICAS=1) over postd
+# (ACK_REPLICAS=0), run one after the other at each connection count.
+awk 'FILENAME ~ /results$/ { rps[$1, $2] = $3; p99[$1, $2] = $4; next }
+  {
+    c = $1
+    printf "postd+r1 / postd at %d conns: req/s x%.2f, p99 x%.2f;", c,
+      rps["postd+r1", c] / rps["postd", c], p99["postd+r1", c] / p99["postd", c]
+    printf " postd+r1 answered %d creates, %d not 202, %d WAIT shortfalls\n",
+      $5 - $2, $6 - $3, $7 - $4
+  }' "$work/results" "$work/r1-counts"
+echo
+echo "postd    /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
+echo "postd+r1 /health/queue after the runs: $(curl -s "http://127.0.0.1:$r1_port/health/queue")"
+echo "postd+w  /health/queue after the runs: $(curl -s "http://127.0.0.1:$full_port/health/queue")"
+echo "(postd's and postd+r1's queues hold their last run's jobs: their Redis is emptied before each)"
+# postd+r1 and its Redis servers are done: the runs below use neither.
+kill "$r1_pid" 2>/dev/null || true
+wait "$r1_pid" 2>/dev/null || true
+postd_stop_redis "$work/redis-r1-replica"
+postd_stop_redis "$work/redis-r1"
 
 pg() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "${PGDB:-postd}" "$@"; }
 now_ms() { date +%s%3N; }

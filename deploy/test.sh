@@ -81,6 +81,11 @@ summary=
 # TSan run took ~300 s, about the Release run's time, and it runs while
 # clang-tidy, the last background step, still has minutes to go.
 tsan_labels='^(unit|actors|integration|persistence)$'
+# The Sentinel failover tests (three redis-server, three redis-sentinel and
+# minutes of load) run in the Release suite only: what they drive in postd
+# (the reconnects through Sentinel, the recovery log) the Sentinel and
+# recovery-log tests also drive under ASan and TSan, in seconds.
+sanitized_exclude='FailoverTest\.'
 
 # End process group PGID (a session started by setsid: ctest or the
 # background queue, and whatever they spawned): TERM, then KILL after 5 s.
@@ -453,7 +458,8 @@ main() {
     if [[ $skip_build == 1 ]] || queue_wait 'asan build'; then
       mkdir -p "$services_dir/asan-reports"
       sanitizer_options "$services_dir/asan-reports"
-      timed 'asan tests' run_suite asan "$asan_dir" "${sanitizer_env[@]}" -- "$@" || rc=1
+      timed 'asan tests' run_suite asan "$asan_dir" "${sanitizer_env[@]}" -- \
+        -E "$sanitized_exclude" "$@" || rc=1
       show_sanitizer_reports asan "$services_dir/asan-reports" || rc=1
       if ((fuzz)); then
         timed fuzzing run_fuzz "$asan_dir" || rc=1
@@ -471,7 +477,7 @@ main() {
       # (ctest arguments such as -L lint may leave the TSan run nothing)
       (($# == 0)) || may_select_none=(--may-select-none)
       timed 'tsan tests' run_suite "${may_select_none[@]}" tsan "$tsan_dir" "${sanitizer_env[@]}" \
-        "${tsan_prefix[@]}" -- -L "$tsan_labels" "$@" || rc=1
+        "${tsan_prefix[@]}" -- -L "$tsan_labels" -E "$sanitized_exclude" "$@" || rc=1
       show_sanitizer_reports tsan "$services_dir/tsan-reports" || rc=1
     else
       printf 'postd: tsan build failed, see above\n' >&2

@@ -389,42 +389,120 @@ postd_stop_sentinel() {
   _postd_stop_pid "$pid" redis-server 30
 }
 
+# The index (0, 1 or 2) of the server that was the master when the group in
+# DIR last ran. Sentinel writes the master down at each failover (its
+# `sentinel monitor` line, with the `config-epoch` it was elected in) and has
+# the servers rewrite their redis.conf (`replicaof` gone on the promoted one):
+# the address in the sentinel file with the highest epoch, mapped to a
+# server through that run's ports (DIR/group.env); failing that, the first
+# server whose redis.conf has no `replicaof`; for a new group, 0.
+_postd_group_last_master() {
+  local dir=$1 ports=() line i f port epoch best_port='' best_epoch=-1
+  if [[ -r $dir/group.env ]]; then
+    line=$(sed -n 's/^POSTD_GROUP_REDIS_PORTS="\(.*\)"$/\1/p' "$dir/group.env")
+    read -ra ports <<<"$line"
+  fi
+  for i in 0 1 2; do
+    f=$dir/sentinel-$i/sentinel.conf
+    [[ -r $f ]] || continue
+    port=$(awk '$1 == "sentinel" && $2 == "monitor" { print $5; exit }' "$f")
+    epoch=$(awk '$1 == "sentinel" && $2 == "config-epoch" { print $4; exit }' "$f")
+    [[ $port =~ ^[0-9]+$ ]] || continue
+    [[ $epoch =~ ^[0-9]+$ ]] || epoch=0
+    if ((epoch > best_epoch)); then best_epoch=$epoch best_port=$port; fi
+  done
+  if [[ -n $best_port ]]; then
+    for i in 0 1 2; do
+      [[ ${ports[i]:-} != "$best_port" ]] || { printf '%s\n' "$i"; return 0; }
+    done
+  fi
+  for i in 0 1 2; do
+    f=$dir/redis-$i/redis.conf
+    [[ -r $f ]] || continue
+    grep -qiE '^[[:space:]]*(replicaof|slaveof)[[:space:]]' "$f" || { printf '%s\n' "$i"; return 0; }
+  done
+  printf '0\n'
+}
+
+# Wait up to POSTD_START_TIMEOUT s until the master on PORT counts N replicas
+# online (their first sync done): before that it refuses writes
+# (min-replicas-to-write). Only warns when they take longer (a large data
+# set): the group still comes up by itself.
+_postd_wait_replicas_online() {
+  local port=$1 n=$2 timeout=${POSTD_START_TIMEOUT:-10} i online
+  for ((i = 0; i < timeout * 10; i++)); do
+    online=$(redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null | grep -c '^slave[0-9]*:.*state=online') || true
+    ((online >= n)) && return 0
+    sleep 0.1
+  done
+  _postd_err "the master on 127.0.0.1:$port has ${online:-0} of $n replicas in sync after ${timeout}s; it takes writes once one is"
+}
+
 # postd_start_redis_group DIR [NAME]: a Redis group as Sentinel users run one
 # (deploy/redis-sentinel/): a master and two replicas (deploy/redis.conf:
 # AOF, noeviction; the master takes writes only while a replica is at most
 # 10 s behind: min-replicas-to-write 1, min-replicas-max-lag 10) and three
-# sentinels (quorum 2) watching them as NAME (mymaster), all on free
-# 127.0.0.1 ports, under DIR/{redis-0,redis-1,redis-2,sentinel-0,...}. Writes
-# DIR/group.env: REDIS_SENTINELS, REDIS_SENTINEL_NAME and each server's port
-# (POSTD_GROUP_REDIS_PORTS, POSTD_GROUP_SENTINEL_PORTS), to source. Stop it
-# with postd_stop_redis_group DIR.
+# sentinels (quorum 2, down-after 5000 ms) watching them as NAME (mymaster),
+# on 127.0.0.1, under DIR/{redis-0,redis-1,redis-2,sentinel-0,...}. Ports:
+# free ones picked at random, or with POSTD_GROUP_BASE_PORT=B fixed ones:
+# redis-0..2 on B..B+2, sentinel-0..2 on B+10..B+12. Writes DIR/group.env:
+# REDIS_SENTINELS, REDIS_SENTINEL_NAME, the servers' ports in DIR order
+# (POSTD_GROUP_REDIS_PORTS, POSTD_GROUP_SENTINEL_PORTS) and the master's
+# (POSTD_GROUP_MASTER_PORT), to source. Returns once the master counts both
+# replicas in sync (it takes writes). Stop it with postd_stop_redis_group.
+#
+# DIR may hold a group that ran before: its data is kept (AOF), the server
+# that was the master when it stopped starts as the master again
+# (_postd_group_last_master: after a failover that is no longer redis-0) and
+# the other two as its replicas (they resynchronise from it), and the
+# sentinels start from fresh configurations, so that nothing they learned
+# last time (ports, replicas, other sentinels) outlives that run.
 postd_start_redis_group() {
-  local dir name i port master_port redis_ports=() sentinel_ports=() sentinels=
+  local dir name base master i port master_port order sentinels='' redis_ports=() sentinel_ports=()
+  local rules=("min-replicas-to-write 1" "min-replicas-max-lag 10")
   [[ $# -ge 1 ]] || { _postd_err "usage: postd_start_redis_group DIR [NAME]"; return 2; }
   dir=$(_postd_abspath "$1")
   name=${2:-mymaster}
+  base=${POSTD_GROUP_BASE_PORT:-}
+  if [[ -n $base ]]; then
+    if ! [[ $base =~ ^[0-9]{1,5}$ ]] || ((10#$base < 1 || 10#$base + 12 > 65535)); then
+      _postd_err "POSTD_GROUP_BASE_PORT must be a port from 1 to 65523 (got '$base')"
+      return 2
+    fi
+    base=$((10#$base))
+    for port in "$base" $((base + 1)) $((base + 2)) $((base + 10)) $((base + 11)) $((base + 12)); do
+      _postd_require_free_port "$port" "the Redis group (POSTD_GROUP_BASE_PORT=$base)" || return 1
+    done
+  fi
   mkdir -p "$dir" || return 1
-  for i in 0 1 2; do
-    port=$(postd_free_port) || return 1
-    if ((i == 0)); then
+  master=$(_postd_group_last_master "$dir")
+  ((master == 0)) || _postd_err "redis-$master was the group's master when it last ran: it starts as the master"
+  rm -f "$dir/group.env" # this run's, once it is up
+  order=("$master")
+  for i in 0 1 2; do ((i == master)) || order+=("$i"); done
+  for i in "${order[@]}"; do
+    if [[ -n $base ]]; then port=$((base + i)); else port=$(postd_free_port) || return 1; fi
+    if ((i == master)); then
       master_port=$port
-      postd_start_redis "$dir/redis-$i" "$port" \
-        "min-replicas-to-write 1" "min-replicas-max-lag 10" || return 1
+      postd_start_redis "$dir/redis-$i" "$port" "${rules[@]}" || return 1
     else
       # A replica promoted later keeps the same rule.
-      postd_start_redis "$dir/redis-$i" "$port" "replicaof 127.0.0.1 $master_port" \
-        "min-replicas-to-write 1" "min-replicas-max-lag 10" || return 1
+      postd_start_redis "$dir/redis-$i" "$port" "replicaof 127.0.0.1 $master_port" "${rules[@]}" || return 1
     fi
-    redis_ports+=("$port")
+    redis_ports[i]=$port
   done
+  _postd_wait_replicas_online "$master_port" 2
   for i in 0 1 2; do
-    port=$(postd_free_port) || return 1
+    if [[ -n $base ]]; then port=$((base + 10 + i)); else port=$(postd_free_port) || return 1; fi
+    # postd_start_sentinel keeps an existing file: start from the template.
+    _postd_pidfile_pid "$dir/sentinel-$i/sentinel.pid" redis-server >/dev/null ||
+      rm -f "$dir/sentinel-$i/sentinel.conf"
     postd_start_sentinel "$dir/sentinel-$i" "$port" "$master_port" "$name" 2 5000 || return 1
     sentinel_ports+=("$port")
     sentinels+=${sentinels:+,}127.0.0.1:$port
   done
-  printf 'REDIS_SENTINELS=%s\nREDIS_SENTINEL_NAME=%s\nPOSTD_GROUP_REDIS_PORTS="%s"\nPOSTD_GROUP_SENTINEL_PORTS="%s"\n' \
-    "$sentinels" "$name" "${redis_ports[*]}" "${sentinel_ports[*]}" >"$dir/group.env"
+  printf 'REDIS_SENTINELS=%s\nREDIS_SENTINEL_NAME=%s\nPOSTD_GROUP_REDIS_PORTS="%s"\nPOSTD_GROUP_SENTINEL_PORTS="%s"\nPOSTD_GROUP_MASTER_PORT=%s\n' \
+    "$sentinels" "$name" "${redis_ports[*]}" "${sentinel_ports[*]}" "$master_port" >"$dir/group.env"
 }
 
 # postd_stop_redis_group DIR: stop what postd_start_redis_group started.

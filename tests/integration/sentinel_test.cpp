@@ -28,44 +28,6 @@ namespace {
 
 constexpr const char* secret = "sentinel-secret";
 
-// What the sentinel says the master is now.
-persistence::redis_endpoint master_of(const private_sentinel& s) {
-  auto c = s.client();
-  auto r = c.command({"SENTINEL", "get-master-addr-by-name", "mymaster"});
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-    return {};
-  return {persistence::reply_string(r->element[0]),
-          static_cast<int>(persistence::reply_integer(r->element[1]))};
-}
-
-// SENTINEL FAILOVER, asked again while the sentinel has no replica it deems
-// fit yet (NOGOODSLAVE: it has not seen the replica's link up in a recent
-// INFO); false when it never accepts within 20 s.
-bool failover(const private_sentinel& s) {
-  auto c = s.client();
-  return eventually(
-      [&] {
-        return persistence::reply_string(
-                   c.command({"SENTINEL", "FAILOVER", "mymaster"}).get()) ==
-               "OK";
-      },
-      20s);
-}
-
-// "" while it cannot tell: a demotion ends the old master's client
-// connections (Sentinel sends CLIENT KILL TYPE normal with the REPLICAOF).
-std::string role_of(const private_redis& r) {
-  try {
-    persistence::redis_client c{r.options()};
-    auto reply = c.command({"ROLE"});
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
-      return {};
-    return persistence::reply_string(reply->element[0]);
-  } catch (const persistence::redis_error&) {
-    return {};
-  }
-}
-
 // A master with one replica, and one sentinel watching them (quorum 1).
 struct SentinelTest : ::testing::Test {
   private_redis master;
@@ -90,11 +52,11 @@ struct SentinelTest : ::testing::Test {
   // master has been turned into a replica (until then it still takes
   // writes, for ~10 s on Redis 7.0).
   bool switch_master() {
-    return failover(sentinel) &&
+    return sentinel.failover() &&
            eventually(
                [&] {
-                 return master_of(sentinel) == replica.endpoint() &&
-                        role_of(master) == "slave";
+                 return sentinel.master() == replica.endpoint() &&
+                        master.role() == "slave";
                },
                20s);
   }

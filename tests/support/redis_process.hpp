@@ -4,12 +4,17 @@
 // deploy/lib/common.sh under POSTD_TEST_SERVICES_DIR (never the shared
 // Redis): a server (to kill, hang or restart) and a Sentinel watching one.
 
+#include <chrono>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <hiredis/hiredis.h>
+
 #include "persistence/redis_client.hpp"
 #include "persistence/sentinel.hpp"
+#include "support/eventually.hpp"
 #include "support/server_process.hpp"
 #include "support/test_env.hpp"
 
@@ -70,6 +75,20 @@ public:
   }
   int port() const { return port_; }
   persistence::redis_endpoint endpoint() const { return {"127.0.0.1", port_}; }
+  // ROLE's first word ("master", "slave"); "" while it cannot tell (down,
+  // or a demotion ending the connection: Sentinel sends CLIENT KILL TYPE
+  // normal with the REPLICAOF).
+  std::string role() const {
+    try {
+      persistence::redis_client c{options()};
+      auto reply = c.command({"ROLE"});
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+        return {};
+      return persistence::reply_string(reply->element[0]);
+    } catch (const persistence::redis_error&) {
+      return {};
+    }
+  }
 
 private:
   std::string dir_;
@@ -103,6 +122,42 @@ public:
     o.host = "127.0.0.1";
     o.port = port_;
     return persistence::redis_client{o};
+  }
+  // What the sentinel says mymaster is now ({} when it cannot say).
+  persistence::redis_endpoint master() const {
+    try {
+      auto c = client();
+      auto r = c.command({"SENTINEL", "get-master-addr-by-name", "mymaster"});
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return {};
+      return {persistence::reply_string(r->element[0]),
+              static_cast<int>(persistence::reply_integer(r->element[1]))};
+    } catch (const persistence::redis_error&) {
+      return {};
+    }
+  }
+  // SENTINEL FAILOVER, asked again while the sentinel has no replica it
+  // deems fit yet (NOGOODSLAVE: it has not seen the replica's link up in a
+  // recent INFO); false when it never accepts within 20 s.
+  bool failover() const {
+    auto c = client();
+    return eventually(
+        [&] {
+          return persistence::reply_string(
+                     c.command({"SENTINEL", "FAILOVER", "mymaster"}).get()) ==
+                 "OK";
+        },
+        std::chrono::seconds{20});
+  }
+  // How many replicas and other sentinels it knows of for mymaster.
+  std::size_t known(const char* what) const {
+    try {
+      auto c = client();
+      auto r = c.command({"SENTINEL", what, "mymaster"});
+      return r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    } catch (const persistence::redis_error&) {
+      return 0;
+    }
   }
 
 private:
