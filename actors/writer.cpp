@@ -38,6 +38,25 @@ void refresh_locks(writer_state& st, const writer_settings& s) {
   });
 }
 
+// On a connection to another server (a failover): the jobs there locked
+// with our token that we do not hold (finished or given back on the old
+// master, which did not pass that on) go back to wait now, not after their
+// locks expire. Taken again, each is still one row (its postId).
+void release_orphans(writer_state& st) {
+  const auto connection = st.queue->connections();
+  if (connection == st.checked_connection)
+    return;
+  std::vector<std::string> held;
+  held.reserve(st.held.size());
+  for (const auto& j : st.held)
+    held.push_back(j.id);
+  auto back = st.queue->release_orphans(held, st.token);
+  st.checked_connection = connection;
+  if (!back.empty())
+    log::warn("jobs locked by this writer on a new redis server given back",
+              {{"actor", "writer"}, {"jobs", back}});
+}
+
 // Cheap to call often: the script itself runs the check once per interval
 // across every writer of every instance (Bull's `stalled-check` key).
 void check_stalled(writer_state& st, const writer_settings& s,
@@ -58,6 +77,7 @@ void check_stalled(writer_state& st, const writer_settings& s,
 bool work_once(writer_state& st, const writer_settings& s,
                clock::time_point now) {
   connect(st, s);
+  release_orphans(st);
   if (st.held.empty()) {
     check_stalled(st, s, now);
     // Retries wait a second or more: promoting due ones every 100 ms is on

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct writer_settings : connection_factories {
 struct writer_state : connections {
   std::vector<persistence::active_job> held; // taken, not yet finished
   std::string token;
+  // The queue's connection (job_queue::connections()) last checked for
+  // jobs locked with our token that we do not hold.
+  std::uint64_t checked_connection = 0;
   std::chrono::steady_clock::time_point next_stalled_check{};
   std::chrono::steady_clock::time_point next_promote{};
   bool degraded = false; // lost Redis or PostgreSQL, retrying

@@ -60,6 +60,14 @@ bull_job_queue::release_jobs(const std::vector<std::string>& job_ids,
 }
 
 std::vector<std::string>
+bull_job_queue::release_orphans(const std::vector<std::string>& held,
+                                const std::string& token) {
+  return redis_.run([&](redis_client& r) {
+    return persistence::release_orphans(r, keys_, held, token);
+  });
+}
+
+std::vector<std::string>
 bull_job_queue::extend_locks(const std::vector<std::string>& job_ids,
                              const std::string& token,
                              std::chrono::milliseconds lock_for) {

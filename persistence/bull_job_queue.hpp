@@ -28,6 +28,8 @@ public:
             std::chrono::milliseconds block_for) override;
   std::vector<std::string> release_jobs(const std::vector<std::string>& job_ids,
                                         const std::string& token) override;
+  std::vector<std::string> release_orphans(const std::vector<std::string>& held,
+                                           const std::string& token) override;
   std::vector<std::string>
   extend_locks(const std::vector<std::string>& job_ids,
                const std::string& token,

@@ -22,6 +22,8 @@ namespace postd::persistence {
 const lua_script add_jobs_script = lua_script::embedded("addJobs");
 const lua_script take_jobs_script = lua_script::embedded("takeJobs");
 const lua_script release_jobs_script = lua_script::embedded("releaseJobs");
+const lua_script release_orphans_script =
+    lua_script::embedded("releaseOrphans");
 const lua_script extend_locks_script = lua_script::embedded("extendLocks");
 const lua_script complete_jobs_script = lua_script::embedded("completeJobs");
 const lua_script fail_jobs_script = lua_script::embedded("failJobs");
@@ -232,6 +234,21 @@ std::vector<std::string> release_jobs(redis_client& redis,
                  a),
       "release_jobs");
   return strings_of(r.get(), "release_jobs");
+}
+
+std::vector<std::string> release_orphans(redis_client& redis,
+                                         const queue_keys& keys,
+                                         const std::vector<std::string>& held,
+                                         const std::string& token) {
+  std::vector<std::string> a{keys.base(), token};
+  a.insert(a.end(), held.begin(), held.end());
+  auto r = checked(
+      redis.eval(release_orphans_script,
+                 {keys.key("wait"), keys.key("active"), keys.key("paused"),
+                  keys.key("meta-paused"), keys.key("stalled")},
+                 a),
+      "release_orphans");
+  return strings_of(r.get(), "release_orphans");
 }
 
 std::vector<std::string> extend_locks(redis_client& redis,

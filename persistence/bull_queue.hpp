@@ -92,6 +92,15 @@ std::vector<std::string> release_jobs(redis_client& redis,
                                       const std::vector<std::string>& job_ids,
                                       const std::string& token);
 
+// After a new connection (a failover): the jobs of active locked with
+// `token` but not in `held` (the worker finished or gave them back on the
+// old master, which did not pass that on) go back to wait now, as
+// release_jobs gives them back. Returns their ids.
+std::vector<std::string> release_orphans(redis_client& redis,
+                                         const queue_keys& keys,
+                                         const std::vector<std::string>& held,
+                                         const std::string& token);
+
 // Re-arms the locks `token` holds on these jobs; returns the ids whose lock
 // was lost (another worker or the stalled check took them).
 std::vector<std::string> extend_locks(redis_client& redis,

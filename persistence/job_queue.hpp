@@ -52,6 +52,9 @@ public:
   release_jobs(const std::vector<std::string>& job_ids,
                const std::string& token) = 0;
   virtual std::vector<std::string>
+  release_orphans(const std::vector<std::string>& held,
+                  const std::string& token) = 0;
+  virtual std::vector<std::string>
   extend_locks(const std::vector<std::string>& job_ids,
                const std::string& token,
                std::chrono::milliseconds lock_for) = 0;

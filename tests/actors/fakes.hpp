@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "persistence/job_queue.hpp"
@@ -45,6 +46,9 @@ struct fake_queue_state {
   int pings = 0;
   std::set<std::string> lost;
   std::vector<std::vector<std::pair<std::string, std::string>>> checked;
+  // release_orphans: what it answers (once), and the held ids of each call.
+  std::vector<std::string> orphans;
+  std::vector<std::vector<std::string>> orphan_checks;
   std::vector<std::pair<int, std::chrono::milliseconds>> waits;
   // The writers' side.
   std::deque<core::active_job> waiting;                 // taken from the front
@@ -127,6 +131,12 @@ public:
     reachable();
     st_->released.push_back(ids);
     return ids;
+  }
+  std::vector<std::string> release_orphans(const std::vector<std::string>& held,
+                                           const std::string&) override {
+    reachable();
+    st_->orphan_checks.push_back(held);
+    return std::exchange(st_->orphans, {});
   }
   std::vector<std::string> extend_locks(const std::vector<std::string>& ids,
                                         const std::string&,

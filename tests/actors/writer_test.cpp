@@ -175,6 +175,29 @@ CAF_TEST(redis lost after the insert : the retry writes again as one row) {
   CAF_CHECK_EQUAL(queue->takes, 1);
 }
 
+CAF_TEST(each new redis connection gives back what our token locked there) {
+  queue->waiting = {job("1", "one", "p-1"), job("2", "two", "p-2")};
+  db->down = true; // the batch stays held
+  spawn_writer();
+  run_until_takes(1);
+  sched.run();
+  // Its first connection was checked, before it held anything.
+  CAF_REQUIRE_EQUAL(queue->orphan_checks.size(), 1u);
+  CAF_CHECK(queue->orphan_checks[0].empty());
+  // The same connection: not checked again.
+  CAF_CHECK_EQUAL(advance(100ms), 1u);
+  sched.run_once();
+  CAF_CHECK_EQUAL(queue->orphan_checks.size(), 1u);
+  // A failover: the new master is asked, naming the jobs still held.
+  queue->connections = 2;
+  queue->orphans = {"7"};
+  advance(std::chrono::milliseconds{5000});
+  sched.run_once();
+  CAF_REQUIRE_EQUAL(queue->orphan_checks.size(), 2u);
+  CAF_CHECK_EQUAL(queue->orphan_checks[1], (strings{"1", "2"}));
+  CAF_CHECK(queue->completed.empty());
+}
+
 CAF_TEST(a crash gives the held jobs back at once) {
   queue->waiting = {job("1", "one", "p-1"), job("2", "two", "p-2")};
   queue->crash_on_complete = "boom";

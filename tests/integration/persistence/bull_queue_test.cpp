@@ -917,5 +917,25 @@ TEST_F(BullQueueTest, ReleaseGivesJobsBackInTakenOrder) {
   EXPECT_TRUE(release_jobs(redis_, keys_, {}, token_).empty());
 }
 
+// A failover: the new master has the jobs a writer took on the old one,
+// locked with its token, though the writer completed some there. Those it
+// does not hold go back; its held job, another worker's and an unlocked
+// one (taken, its lock not yet set) stay.
+TEST_F(BullQueueTest, ReleaseOrphansGivesBackWhatOurTokenLockedButWeDoNotHold) {
+  add(6);
+  ASSERT_EQ(take(5), (ids{"1", "2", "3", "4", "5"}));
+  str(redis_, {"SET", keys_.key("3:lock"), "another-worker"});
+  str(redis_, {"DEL", keys_.key("4:lock")});
+  EXPECT_EQ(release_orphans(redis_, keys_, {"2"}, token_), (ids{"5", "1"}));
+  EXPECT_EQ(list("active"), (ids{"4", "3", "2"}));
+  EXPECT_EQ(num(redis_, {"EXISTS", keys_.key("1:lock"), keys_.key("5:lock")}),
+            0);
+  EXPECT_EQ(str(redis_, {"GET", keys_.key("2:lock")}), token_);
+  EXPECT_EQ(take(3), (ids{"1", "5", "6"})); // the given back first, in order
+  // Nothing of ours left unheld: nothing moves.
+  EXPECT_TRUE(
+      release_orphans(redis_, keys_, {"1", "2", "5", "6"}, token_).empty());
+}
+
 } // namespace
 } // namespace postd::persistence
