@@ -219,36 +219,43 @@ std::vector<active_job> take_jobs(redis_client& redis, const queue_keys& keys,
   }
 }
 
+namespace {
+
+// releaseJobs and releaseOrphans: the same keys, the token, then job ids.
+std::vector<std::string> release(redis_client& redis, const queue_keys& keys,
+                                 const lua_script& script,
+                                 std::string_view what,
+                                 const std::vector<std::string>& job_ids,
+                                 const std::string& token) {
+  std::vector<std::string> a{keys.base(), token};
+  a.insert(a.end(), job_ids.begin(), job_ids.end());
+  auto r = checked(
+      redis.eval(script,
+                 {keys.key("wait"), keys.key("active"), keys.key("paused"),
+                  keys.key("meta-paused"), keys.key("stalled")},
+                 a),
+      what);
+  return strings_of(r.get(), what);
+}
+
+} // namespace
+
 std::vector<std::string> release_jobs(redis_client& redis,
                                       const queue_keys& keys,
                                       const std::vector<std::string>& job_ids,
                                       const std::string& token) {
   if (job_ids.empty())
     return {};
-  std::vector<std::string> a{keys.base(), token};
-  a.insert(a.end(), job_ids.begin(), job_ids.end());
-  auto r = checked(
-      redis.eval(release_jobs_script,
-                 {keys.key("wait"), keys.key("active"), keys.key("paused"),
-                  keys.key("meta-paused"), keys.key("stalled")},
-                 a),
-      "release_jobs");
-  return strings_of(r.get(), "release_jobs");
+  return release(redis, keys, release_jobs_script, "release_jobs", job_ids,
+                 token);
 }
 
 std::vector<std::string> release_orphans(redis_client& redis,
                                          const queue_keys& keys,
                                          const std::vector<std::string>& held,
                                          const std::string& token) {
-  std::vector<std::string> a{keys.base(), token};
-  a.insert(a.end(), held.begin(), held.end());
-  auto r = checked(
-      redis.eval(release_orphans_script,
-                 {keys.key("wait"), keys.key("active"), keys.key("paused"),
-                  keys.key("meta-paused"), keys.key("stalled")},
-                 a),
-      "release_orphans");
-  return strings_of(r.get(), "release_orphans");
+  return release(redis, keys, release_orphans_script, "release_orphans", held,
+                 token);
 }
 
 std::vector<std::string> extend_locks(redis_client& redis,
