@@ -1,5 +1,7 @@
 #include "actors/reader.hpp"
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "core/describe_job.hpp"
@@ -31,18 +33,58 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
   return core::describe_job(q.author, job, row);
 }
 
+// `read` on the replica (DATABASE_READ_URL); on the primary when there is
+// none, when the replica fails (its connection dropped, made again on the
+// next query), or when `found` says the replica's answer may be behind.
+template <class Read, class Found>
+auto on_replica(reader_state& st, const reader_settings& s, Read read,
+                Found found) {
+  if (s.make_read_store) {
+    try {
+      if (!st.replica)
+        st.replica = s.make_read_store();
+      auto answer = read(*st.replica);
+      if (st.replica_failing)
+        log::info("read replica available again", {{"actor", "reader"}});
+      st.replica_failing = false;
+      if (found(answer))
+        return answer;
+    } catch (const core::store_error& e) {
+      st.replica.reset();
+      log::event(st.replica_failing ? spdlog::level::debug
+                                    : spdlog::level::warn,
+                 "read replica failed: reading the primary",
+                 {{"actor", "reader"}, {"error", e.what()}});
+      st.replica_failing = true;
+    }
+  }
+  return read(st.store(s));
+}
+
 posts_page find_posts(reader_state& st, const reader_settings& s,
                       const posts_query& q) {
-  auto& db = st.store(s);
   posts_page page;
   page.outcome = posts_page::result::found;
   if (!q.post_id.empty()) {
-    if (auto p = db.find_post(q.post_id))
+    // A replica a little behind may lack a post its author just saw
+    // completed: not found there is asked of the primary.
+    auto p = on_replica(
+        st, s,
+        [&](persistence::post_store_api& db) {
+          return db.find_post(q.post_id);
+        },
+        [](const std::optional<core::post>& p) { return p.has_value(); });
+    if (p)
       page.items.push_back(std::move(*p));
     else
       page.outcome = posts_page::result::not_found;
   } else {
-    page.items = db.posts_by_author(q.author_id, q.limit, q.after);
+    page.items = on_replica(
+        st, s,
+        [&](persistence::post_store_api& db) {
+          return db.posts_by_author(q.author_id, q.limit, q.after);
+        },
+        [](const auto&) { return true; });
   }
   return page;
 }

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <memory>
+
 #include "actors/connections.hpp"
 #include "actors/protocol.hpp"
 #include "actors/supervisor.hpp"
@@ -8,6 +10,9 @@
 namespace postd::actors {
 
 struct reader_settings : connection_factories {
+  // DATABASE_READ_URL's store (a replica), asked first for posts; empty:
+  // make_store's. A post it lacks, or a failure, goes to make_store's.
+  persistence::post_store_factory make_read_store;
   // Fault injection for tests: the chance a query throws a crash-like
   // exception before it is looked up. 0 in production.
   double fault_rate = 0;
@@ -16,7 +21,9 @@ struct reader_settings : connection_factories {
 };
 
 struct reader_state : connections {
-  core::fault_injector faults; // fault_rate's dice
+  std::unique_ptr<persistence::post_store_api> replica; // null: connect anew
+  bool replica_failing = false; // warned once per outage
+  core::fault_injector faults;  // fault_rate's dice
   static inline const char* name = "reader";
 };
 

@@ -166,6 +166,17 @@ std::vector<setting_info> all_settings() {
          c.database_url = target.url;
          c.database_schema = target.schema;
        }},
+      {"DATABASE_READ_URL", "", "DATABASE_URL", "URL",
+       "libpq URL the read routes (a post, the author's posts) query first, "
+       "e.g. a streaming replica; a post not found there, or a replica that "
+       "fails, is read from DATABASE_URL",
+       [](config& c, const std::string& text) {
+         if (text.empty())
+           return;
+         auto target = parse_database_url(text);
+         c.database_read_url = target.url;
+         c.database_read_schema = target.schema;
+       }},
       integer_setting("DB_CONNECT_TIMEOUT_MS", "3000", 1, ten_minutes_ms,
                       &config::db_connect_timeout_ms,
                       "PostgreSQL connect timeout, rounded up to whole "

@@ -27,6 +27,9 @@ struct config {
   std::uint16_t port = 0;      // 0: any free port (the start log line names it)
   std::string database_url;    // as libpq takes it (parse_database_url)
   std::string database_schema; // Prisma's ?schema=, empty for the default
+  // DATABASE_READ_URL, parsed the same way; empty: read from database_url.
+  std::string database_read_url;
+  std::string database_read_schema;
   int db_connect_timeout_ms = 0;
   int db_statement_timeout_ms = 0;
   std::string redis_host;

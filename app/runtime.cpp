@@ -61,10 +61,14 @@ queue_factory(const config& c,
 
 // Every PostgreSQL session of the server: the URL, Prisma's schema (set per
 // transaction, as PgBouncer's transaction mode requires) and the timeouts.
-persistence::post_store_factory store_factory(const config& c) {
+// `replica`: DATABASE_READ_URL's (none when it is not set).
+persistence::post_store_factory store_factory(const config& c,
+                                              bool replica = false) {
+  if (replica && c.database_read_url.empty())
+    return {};
   persistence::pg_options options{
-      .url = c.database_url,
-      .schema = c.database_schema,
+      .url = replica ? c.database_read_url : c.database_url,
+      .schema = replica ? c.database_read_schema : c.database_schema,
       .connect_timeout = std::chrono::milliseconds{c.db_connect_timeout_ms},
       .statement_timeout =
           std::chrono::milliseconds{c.db_statement_timeout_ms}};
@@ -231,6 +235,7 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   static_cast<actors::connection_factories&>(rs) = {
       queue_factory(c, redis_options(c, "reader", reconnect::paced_by_actor)),
       store_factory(c)};
+  rs.make_read_store = store_factory(c, /*replica=*/true);
   rs.fault_rate = c.fault_reader_crash_rate;
   for (std::size_t i = 0; i < reader_count; ++i) {
     auto spec = counting_blocking_child("reader-" + std::to_string(i),

@@ -580,6 +580,29 @@ postd_stop_postgres() {
   _postd_stop_pid "$pid" postgres 1
 }
 
+# postd_start_pg_standby DIR PORT PRIMARY_PORT: a streaming standby of the
+# PostgreSQL on 127.0.0.1:PRIMARY_PORT, its data in DIR (pg_basebackup -R on
+# first use: standby.signal and primary_conninfo, the primary's settings with
+# it), on 127.0.0.1:PORT. The primary's initdb allows replication from
+# loopback (trust). To make it synchronous, set synchronous_standby_names on
+# the primary; to fail over, stop the primary and promote this one
+# (SELECT pg_promote(), as pg_auto_failover or Patroni would).
+postd_start_pg_standby() {
+  local dir port primary_port out
+  [[ $# -eq 3 ]] || { _postd_err "usage: postd_start_pg_standby DIR PORT PRIMARY_PORT"; return 2; }
+  [[ -n ${POSTD_SERVICE_USER:-} ]] || postd_service_user || return 1
+  dir=$(_postd_abspath "$1")
+  port=$2
+  primary_port=$3
+  if [[ ! -f $dir/PG_VERSION ]]; then
+    _postd_service_dir "$dir" || return 1
+    out=$(_postd_as_service_user "$POSTD_PG_BIN/pg_basebackup" -h 127.0.0.1 \
+      -p "$primary_port" -U postgres -D "$dir" -R -X stream -c fast 2>&1) ||
+      { printf '%s\n' "$out" >&2; _postd_err "pg_basebackup from 127.0.0.1:$primary_port failed"; return 1; }
+  fi
+  postd_start_postgres "$dir" "$port"
+}
+
 # ---------------------------------------------------------------- PgBouncer
 
 # postd_start_pgbouncer DIR PORT PG_PORT: PgBouncer (transaction mode, trust,

@@ -33,6 +33,7 @@
 #include "persistence/postgres.hpp"
 #include "persistence/redis_client.hpp"
 #include "support/eventually.hpp"
+#include "support/pg_process.hpp"
 #include "support/post_load.hpp"
 #include "support/raw_client.hpp"
 #include "support/redis_process.hpp"
@@ -47,64 +48,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* secret = load_secret;
-
-// A PostgreSQL of the test's own (initdb'd on start, fsync off) with a
-// PgBouncer in front, like production, and one database migrated by postd.
-class private_postgres {
-public:
-  // `crash_safe`: a COMMIT waits for its WAL to reach the OS
-  // (synchronous_commit on), so a kill -9 of PostgreSQL loses no committed
-  // row; otherwise the quick settings, for tests that only stop it cleanly.
-  explicit private_postgres(bool crash_safe = false)
-      : dir_(service_dir("pg")), bouncer_dir_(service_dir("pgb")),
-        port_(free_port()), bouncer_port_(free_port()),
-        crash_safe_(crash_safe) {
-    start();
-    must("postd_start_pgbouncer " + bouncer_dir_ + " " +
-         std::to_string(bouncer_port_) + " " + std::to_string(port_));
-    pqxx::connection conn{url_to(port_, "postgres")};
-    pqxx::nontransaction tx{conn};
-    tx.exec("CREATE DATABASE " + tx.quote_name(db_));
-  }
-  ~private_postgres() {
-    shell("postd_stop_pgbouncer " + bouncer_dir_);
-    stop();
-    shell("rm -rf " + dir_ + " " + bouncer_dir_);
-  }
-  private_postgres(const private_postgres&) = delete;
-  private_postgres& operator=(const private_postgres&) = delete;
-
-  void start() {
-    // fsync off either way: the machine does not crash in these tests.
-    must("postd_start_postgres " + dir_ + " " + std::to_string(port_) +
-         " fsync=off full_page_writes=off" +
-         (crash_safe_ ? "" : " synchronous_commit=off"));
-  }
-  void stop() { shell("postd_stop_postgres " + dir_); }
-  // Sends SIG`sig` to the postmaster and every process it forked (STOP:
-  // hung, CONT, KILL: crashed; KILL also waits until they are gone).
-  void signal_all(const std::string& sig) {
-    const std::string pm = "\"$(head -1 " + dir_ + "/postmaster.pid)\"";
-    must("pm=" + pm + "; kill -" + sig + " $(pgrep -P \"$pm\") \"$pm\"" +
-         (sig == "KILL" ? " && _postd_wait_gone \"$pm\" postgres 10" : ""));
-  }
-  void restart_bouncer() {
-    must("postd_stop_pgbouncer " + bouncer_dir_);
-    must("postd_start_pgbouncer " + bouncer_dir_ + " " +
-         std::to_string(bouncer_port_) + " " + std::to_string(port_));
-  }
-  std::string direct_url() const { return url_to(port_, db_); }
-  std::string pgbouncer_url() const { return url_to(bouncer_port_, db_); }
-
-private:
-  static std::string url_to(int port, const std::string& db) {
-    return "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/" + db;
-  }
-  std::string dir_, bouncer_dir_;
-  int port_, bouncer_port_;
-  bool crash_safe_;
-  std::string db_ = unique_name("postd_fault");
-};
 
 // The lines of `text` that contain every one of `parts`.
 std::size_t count_lines(const std::string& text,

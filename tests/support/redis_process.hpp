@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -19,16 +18,6 @@
 #include "support/test_env.hpp"
 
 namespace postd::testing {
-
-// Runs a service function; throws (failing the test) when it fails.
-inline void must(const std::string& script) {
-  if (shell(script) != 0)
-    throw std::runtime_error("failed: " + script);
-}
-
-inline std::string service_dir(const std::string& stem) {
-  return require_env("POSTD_TEST_SERVICES_DIR") + "/" + unique_name(stem);
-}
 
 // A Redis of the test's own (Bull's AOF settings plus `directives`), so it
 // can be killed without disturbing the tests beside it.

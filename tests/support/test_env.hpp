@@ -10,6 +10,7 @@
 // A missing variable fails the test (it never skips): a run without services
 // must not pass.
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,17 @@ private:
 // Runs `script` in bash with deploy/lib/common.sh sourced (POSTD_TEST_LIB),
 // e.g. "postd_stop_redis DIR"; returns its exit status.
 int shell(const std::string& script);
+
+// Runs a service function; throws (failing the test) when it fails.
+inline void must(const std::string& script) {
+  if (shell(script) != 0)
+    throw std::runtime_error("failed: " + script);
+}
+
+// A fresh directory name for a service of the test's own.
+inline std::string service_dir(const std::string& stem) {
+  return require_env("POSTD_TEST_SERVICES_DIR") + "/" + unique_name(stem);
+}
 
 // libpq URL of the server's maintenance database ("postgres"), direct.
 std::string admin_url();
