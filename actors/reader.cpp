@@ -33,13 +33,17 @@ job_lookup lookup_job(reader_state& st, const reader_settings& s,
   return core::describe_job(q.author, job, row);
 }
 
+// How long a replica that failed is skipped for the primary.
+constexpr std::chrono::seconds replica_pause{5};
+
 // `read` on the replica (DATABASE_READ_URL); on the primary when there is
-// none, when the replica fails (its connection dropped, made again on the
-// next query), or when `found` says the replica's answer may be behind.
+// none, when the replica fails (its connection dropped, tried again after
+// replica_pause), or when `found` says the replica's answer may be behind.
 template <class Read, class Found>
 auto on_replica(reader_state& st, const reader_settings& s, Read read,
                 Found found) {
-  if (s.make_read_store) {
+  const auto now = std::chrono::steady_clock::now();
+  if (s.make_read_store && now >= st.replica_retry_at) {
     try {
       if (!st.replica)
         st.replica = s.make_read_store();
@@ -51,6 +55,7 @@ auto on_replica(reader_state& st, const reader_settings& s, Read read,
         return answer;
     } catch (const core::store_error& e) {
       st.replica.reset();
+      st.replica_retry_at = now + replica_pause;
       log::event(st.replica_failing ? spdlog::level::debug
                                     : spdlog::level::warn,
                  "read replica failed: reading the primary",

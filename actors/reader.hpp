@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "actors/connections.hpp"
@@ -23,7 +24,10 @@ struct reader_settings : connection_factories {
 struct reader_state : connections {
   std::unique_ptr<persistence::post_store_api> replica; // null: connect anew
   bool replica_failing = false; // warned once per outage
-  core::fault_injector faults;  // fault_rate's dice
+  // After a failure the replica is skipped until then: a replica that does
+  // not answer would cost every read its connect timeout.
+  std::chrono::steady_clock::time_point replica_retry_at{};
+  core::fault_injector faults; // fault_rate's dice
   static inline const char* name = "reader";
 };
 
