@@ -29,6 +29,18 @@ struct fixture : testing::services_fixture {
     s.max_batch = max_batch;
     return sys.spawn(actors::enqueue, s);
   }
+  // Three creates in one batch that Redis answers added, duplicate (an
+  // idempotency key seen before) and queue full.
+  void send_added_duplicate_full(const actors::enqueue_actor& enq) {
+    queue->statuses = {persistence::add_status::added,
+                       persistence::add_status::duplicate,
+                       persistence::add_status::queue_full};
+    sched.run();
+    self->send(enq, request("alice", "new"));
+    self->send(enq, request("alice", "again", "k"));
+    self->send(enq, request("carol", "too many"));
+    sched.run();
+  }
   // Ends an actor with a recovery log (its tick would repeat for ever).
   void stop(const actors::enqueue_actor& enq) {
     anon_send_exit(enq, caf::exit_reason::user_shutdown);
@@ -111,15 +123,8 @@ CAF_TEST(a batch is capped at max_batch and the rest follows at once) {
 }
 
 CAF_TEST(each request is answered from its own job s result) {
-  queue->statuses = {persistence::add_status::added,
-                     persistence::add_status::duplicate,
-                     persistence::add_status::queue_full};
   auto enq = spawn_enqueue();
-  sched.run();
-  self->send(enq, request("alice", "new"));
-  self->send(enq, request("alice", "again", "k"));
-  self->send(enq, request("carol", "too many"));
-  sched.run();
+  send_added_duplicate_full(enq);
   CAF_REQUIRE_EQUAL(outcomes->size(), 3u);
   CAF_CHECK_EQUAL(status((*outcomes)[0]), queued);
   CAF_CHECK_EQUAL((*outcomes)[0].job_id, "1");
@@ -281,15 +286,8 @@ CAF_TEST(an idle actor checks a new connection on its tick) {
 CAF_TEST(only jobs this actor added and acknowledged are logged) {
   recovery =
       std::make_shared<actors::ack_log>(std::chrono::seconds{30}, 1U << 20U);
-  queue->statuses = {persistence::add_status::added,
-                     persistence::add_status::duplicate,
-                     persistence::add_status::queue_full};
   auto enq = spawn_enqueue();
-  sched.run();
-  self->send(enq, request("alice", "new"));
-  self->send(enq, request("alice", "again", "k"));
-  self->send(enq, request("carol", "too many"));
-  sched.run();
+  send_added_duplicate_full(enq);
   CAF_REQUIRE_EQUAL(recovery->jobs().size(), 1u);
   CAF_CHECK_EQUAL(recovery->jobs()[0].job_id, "1");
   // Unconfirmed by the replicas: answered 503, not logged.

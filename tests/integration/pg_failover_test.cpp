@@ -44,6 +44,20 @@ long long rows_on(const std::string& url) {
   return tx.exec1(R"(SELECT count(*) FROM "Post")")[0].as<long long>();
 }
 
+// postd's environment for these tests: the shared Redis, a queue of the
+// test's own, the load's JWT secret, a short connect timeout (a stopped
+// server is passed over quickly), then `settings`; migrated.
+env_map migrated_env(const std::string& queue, env_map settings) {
+  settings.merge(fault_env({{"REDIS_HOST", test_redis().host},
+                            {"REDIS_PORT", std::to_string(test_redis().port)},
+                            {"JWT_SECRET", load_secret},
+                            {"QUEUE_NAME", queue},
+                            {"DB_CONNECT_TIMEOUT_MS", "1000"}}));
+  auto m = run_postd({"migrate"}, settings);
+  EXPECT_EQ(m.exit_code, 0) << m.out << m.err;
+  return settings;
+}
+
 } // namespace
 
 TEST(PostgresFailoverTest, PrimaryLostAndStandbyPromotedMidLoadKeepsEveryPost) {
@@ -55,17 +69,10 @@ TEST(PostgresFailoverTest, PrimaryLostAndStandbyPromotedMidLoadKeepsEveryPost) {
       "postgresql://postgres@127.0.0.1:" + std::to_string(primary.port()) +
       ",127.0.0.1:" + std::to_string(standby.port()) + "/" +
       primary.database() + "?target_session_attrs=read-write";
-  auto e = fault_env({{"DATABASE_URL", url},
-                      {"REDIS_HOST", test_redis().host},
-                      {"REDIS_PORT", std::to_string(test_redis().port)},
-                      {"JWT_SECRET", load_secret},
-                      {"QUEUE_NAME", queue},
-                      {"WRITERS", "2"},
-                      {"HTTP_THREADS", "2"},
-                      {"DB_CONNECT_TIMEOUT_MS", "1000"},
-                      {"LOG_LEVEL", "info"}});
-  auto m = run_postd({"migrate"}, e);
-  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  const auto e = migrated_env(queue, {{"DATABASE_URL", url},
+                                      {"WRITERS", "2"},
+                                      {"HTTP_THREADS", "2"},
+                                      {"LOG_LEVEL", "info"}});
   server_process server{e};
   ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
 
@@ -106,16 +113,9 @@ TEST(ReadReplicaTest, PostsAreReadOnTheReplicaAndFallBackToThePrimary) {
   const std::string queue = unique_name("rr");
   const std::string standby_url =
       private_postgres::url_to(standby.port(), primary.database());
-  auto e = fault_env({{"DATABASE_URL", primary.direct_url()},
-                      {"DATABASE_READ_URL", standby_url},
-                      {"REDIS_HOST", test_redis().host},
-                      {"REDIS_PORT", std::to_string(test_redis().port)},
-                      {"JWT_SECRET", load_secret},
-                      {"QUEUE_NAME", queue},
-                      {"WRITERS", "1"},
-                      {"DB_CONNECT_TIMEOUT_MS", "1000"}});
-  auto m = run_postd({"migrate"}, e);
-  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  const auto e = migrated_env(queue, {{"DATABASE_URL", primary.direct_url()},
+                                      {"DATABASE_READ_URL", standby_url},
+                                      {"WRITERS", "1"}});
   server_process server{e};
   ASSERT_TRUE(server.wait_healthy(20s)) << server.output();
   const std::string token =
