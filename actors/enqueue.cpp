@@ -223,9 +223,12 @@ std::string job_data(const create_post& post, const std::string& post_id) {
     return nlohmann::json(s).dump(-1, ' ', false,
                                   nlohmann::json::error_handler_t::replace);
   };
-  return R"({"postData":{"content":)" + quoted(post.content) +
-         R"(},"userId":)" + quoted(post.author) +
-         R"(,"fileUrls":[],"postId":)" + quoted(post_id) + "}";
+  auto data = R"({"postData":{"content":)" + quoted(post.content) +
+              R"(},"userId":)" + quoted(post.author) +
+              R"(,"fileUrls":[],"postId":)" + quoted(post_id);
+  if (!post.idempotency_key.empty())
+    data += R"(,"idempotencyKey":)" + quoted(post.idempotency_key);
+  return data + "}";
 }
 
 enqueue_actor::behavior_type

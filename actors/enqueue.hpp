@@ -38,7 +38,9 @@ struct enqueue_settings {
 };
 
 // Builds Bull's `data` for a post, in the old service's shape, plus its
-// `postId` (the row's id, so a job written twice is still one row).
+// `postId` (the row's id, so a job written twice is still one row) and its
+// `idempotencyKey` if any (written with the row, so a retry that Redis
+// queued again, having lost the key, is still one row).
 std::string job_data(const create_post& post, const std::string& post_id);
 
 struct enqueue_state {

@@ -73,6 +73,26 @@ void check_stalled(writer_state& st, const writer_settings& s,
               {{"requeued", stalled.requeued}, {"failed", stalled.failed}});
 }
 
+// The posts' Idempotency-Keys matter for 24 h after their job was queued;
+// a week leaves room for a queue that took days to drain. Each writer
+// forgets the older ones after its first round and hourly (one indexed
+// DELETE).
+constexpr std::chrono::hours key_lifetime{24 * 7};
+constexpr std::chrono::hours key_purge_interval{1};
+
+void forget_old_keys(writer_state& st, clock::time_point now) {
+  if (now < st.next_key_purge)
+    return;
+  const auto before =
+      core::epoch_ms() -
+      std::chrono::duration_cast<std::chrono::milliseconds>(key_lifetime)
+          .count();
+  if (auto n = st.db->forget_keys(before); n > 0)
+    log::info("old idempotency keys forgotten",
+              {{"actor", "writer"}, {"keys", n}});
+  st.next_key_purge = now + key_purge_interval;
+}
+
 // One take -> write -> complete round; false when the queue was empty.
 bool work_once(writer_state& st, const writer_settings& s,
                clock::time_point now) {
@@ -87,8 +107,10 @@ bool work_once(writer_state& st, const writer_settings& s,
       st.queue->promote_delayed(core::epoch_ms());
     }
     st.held = st.queue->take_jobs(s.batch, st.token, s.lock_for, s.block_for);
-    if (st.held.empty())
+    if (st.held.empty()) {
+      forget_old_keys(st, now);
       return false;
+    }
     metrics::process().batch(st.held.size());
   } else {
     refresh_locks(st, s);
@@ -118,6 +140,7 @@ bool work_once(writer_state& st, const writer_settings& s,
         counts.jobs_failed.fetch_add(1, std::memory_order_relaxed);
   }
   st.held.clear();
+  forget_old_keys(st, now); // after the batch, which it must not hold up
   if (s.progress)
     s.progress->fetch_add(1, std::memory_order_relaxed);
   return true;

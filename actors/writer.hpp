@@ -45,6 +45,7 @@ struct writer_state : connections {
   std::uint64_t checked_connection = 0;
   std::chrono::steady_clock::time_point next_stalled_check{};
   std::chrono::steady_clock::time_point next_promote{};
+  std::chrono::steady_clock::time_point next_key_purge{};
   bool degraded = false; // lost Redis or PostgreSQL, retrying
   core::backoff retry{std::chrono::milliseconds{100},
                       std::chrono::milliseconds{5000}};

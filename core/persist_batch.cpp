@@ -41,6 +41,10 @@ std::optional<new_post> post_from_job(const active_job& job,
     for (const auto& url : data["fileUrls"])
       if (url.is_string())
         row.images.push_back(url.get<std::string>());
+  if (auto key = data.find("idempotencyKey");
+      key != data.end() && key->is_string())
+    row.idempotency_key = key->get<std::string>();
+  row.queued_at_ms = job.timestamp_ms;
   return row;
 }
 
@@ -59,15 +63,18 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
   std::unordered_map<std::string_view, const std::string*> opts;
   for (const auto& job : jobs)
     opts.emplace(job.id, &job.opts);
-  auto complete = [&](const new_post& row) {
+  auto complete = [&](const new_post& row, const insert_outcome& done) {
+    auto earlier = done.earlier.find(row.id);
+    const auto& post_id =
+        earlier == done.earlier.end() ? row.id : earlier->second;
     out.completed.push_back({row.job_id,
-                             nlohmann::json{{"postId", row.id}}.dump(),
+                             nlohmann::json{{"postId", post_id}}.dump(),
                              *opts.at(row.job_id)});
   };
   try {
-    insert(rows);
+    auto done = insert(rows);
     for (const auto& row : rows)
-      complete(row);
+      complete(row, done);
     return out;
   } catch (const store_error& e) {
     if (e.connection_lost())
@@ -75,8 +82,7 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
   }
   for (const auto& row : rows) {
     try {
-      insert({row});
-      complete(row);
+      complete(row, insert({row}));
     } catch (const store_error& e) {
       if (e.connection_lost())
         throw;

@@ -2,6 +2,9 @@
 
 // A post as the "Post" table holds it (SPEC §4).
 
+#include <cstddef>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,20 @@ struct new_post {
   std::string content;
   std::string author_id;
   std::vector<std::string> images;
+  // The create's Idempotency-Key (empty: none) and when its job was queued
+  // (the job's timestamp, ms since the epoch): the key is the post's for
+  // 24 h from then, written with it (post_store_api::insert_posts).
+  std::string idempotency_key;
+  std::int64_t queued_at_ms = 0;
+};
+
+// What inserting a batch of new_posts did.
+struct insert_outcome {
+  std::size_t inserted = 0; // rows that were new
+  // Rows left out because an earlier post of the author holds their
+  // Idempotency-Key (a retry that Redis queued again, having lost the
+  // key): row id -> the earlier post's id, which stands for them.
+  std::map<std::string, std::string> earlier;
 };
 
 struct post {

@@ -25,9 +25,15 @@ class post_store_api {
 public:
   virtual ~post_store_api() = default;
 
-  // Idempotent on the id (a row whose id exists is left as it is); returns
-  // how many rows were new. All stored when it returns.
-  virtual std::size_t insert_posts(const std::vector<core::new_post>& rows) = 0;
+  // Idempotent on the id (a row whose id exists is left as it is) and on
+  // the Idempotency-Key (a row whose key an earlier post of the author took
+  // within 24 h is left out, that post standing for it). All stored or
+  // stood for when it returns.
+  virtual core::insert_outcome
+  insert_posts(const std::vector<core::new_post>& rows) = 0;
+  // Forgets the Idempotency-Keys queued before `queued_before_ms` (ms since
+  // the epoch); returns how many.
+  virtual std::size_t forget_keys(std::int64_t queued_before_ms) = 0;
   virtual std::optional<core::post> find_post(const std::string& id) = 0;
   virtual std::optional<core::post>
   find_post_by_job(const std::string& job_id, const std::string& author_id) = 0;

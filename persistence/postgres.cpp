@@ -26,7 +26,7 @@ void check_row(const new_post& row) {
                              row.job_id + "')",
                          false);
   bool nul = has_nul(row.id) || has_nul(row.job_id) || has_nul(row.content) ||
-             has_nul(row.author_id) ||
+             has_nul(row.author_id) || has_nul(row.idempotency_key) ||
              std::any_of(row.images.begin(), row.images.end(), has_nul);
   if (nul)
     throw postgres_error("post for job '" + row.job_id +
@@ -37,12 +37,16 @@ void check_row(const new_post& row) {
 
 std::string row_json(const new_post& row) {
   try {
-    return nlohmann::json{{"id", row.id},
-                          {"content", row.content},
-                          {"authorId", row.author_id},
-                          {"images", row.images},
-                          {"jobId", row.job_id}}
-        .dump();
+    nlohmann::json out{{"id", row.id},
+                       {"content", row.content},
+                       {"authorId", row.author_id},
+                       {"images", row.images},
+                       {"jobId", row.job_id},
+                       {"key", nullptr},
+                       {"queuedAt", row.queued_at_ms}};
+    if (!row.idempotency_key.empty())
+      out["key"] = row.idempotency_key;
+    return out.dump();
   } catch (const nlohmann::json::exception& e) {
     throw postgres_error("post for job '" + row.job_id +
                              "' is not valid UTF-8: " + e.what(),
@@ -209,15 +213,28 @@ template <class Tx, class F> auto post_store::run(F&& f) {
   }
 }
 
-std::size_t post_store::insert_posts(const std::vector<new_post>& rows) {
+insert_outcome post_store::insert_posts(const std::vector<new_post>& rows) {
   if (rows.empty())
-    return 0;
+    return {};
   const std::string batch = batch_json(rows);
   return run<pqxx::work>([&](auto& tx) {
-    // A conflicting row is a committed one (ON CONFLICT waits for a
-    // concurrent insert of the same id to end): either way the row is there.
-    auto inserted = tx.exec_params(sql::insert_posts, batch).affected_rows();
-    return static_cast<std::size_t>(inserted);
+    insert_outcome out;
+    auto counts = tx.exec_params(sql::insert_posts, batch);
+    out.inserted = counts[0][0].template as<std::size_t>();
+    if (counts[0][1].template as<std::size_t>() <
+        counts[0][2].template as<std::size_t>())
+      for (const auto& r : tx.exec_params(sql::insert_post_keys, batch))
+        out.earlier.emplace(r[0].template as<std::string>(),
+                            r[1].template as<std::string>());
+    return out;
+  });
+}
+
+std::size_t post_store::forget_keys(std::int64_t queued_before_ms) {
+  return run<pqxx::work>([&](auto& tx) {
+    return static_cast<std::size_t>(
+        tx.exec_params(sql::forget_post_keys, queued_before_ms)
+            .affected_rows());
   });
 }
 

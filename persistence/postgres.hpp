@@ -17,6 +17,7 @@
 
 namespace postd::persistence {
 
+using core::insert_outcome;
 using core::new_post;
 using core::post;
 
@@ -62,11 +63,18 @@ public:
   post_store(const post_store&) = delete;
   post_store& operator=(const post_store&) = delete;
 
-  // Inserts all rows with one statement in one transaction, idempotent on
-  // the primary key: a row whose id exists is left as it is (ON CONFLICT
-  // (id) DO NOTHING), so a job written twice is one row. When this returns,
-  // every row is stored. Returns how many were new.
-  std::size_t insert_posts(const std::vector<new_post>& rows);
+  // Inserts all rows in one transaction (one statement, two when a key was
+  // taken before), idempotent on the primary key: a row whose id exists is
+  // left as it is (ON CONFLICT (id) DO NOTHING), so a job written twice is
+  // one row; and on the Idempotency-Key: a row whose key an earlier post of
+  // the author took less than 24 h before it was queued is left out, that
+  // post standing for it (sql::insert_posts). When this returns, every row
+  // is stored or stood for.
+  insert_outcome insert_posts(const std::vector<new_post>& rows);
+
+  // Deletes the Idempotency-Keys queued before `queued_before_ms` (ms since
+  // the epoch); returns how many.
+  std::size_t forget_keys(std::int64_t queued_before_ms);
 
   std::optional<post> find_post(const std::string& id);
   // The author's newest row carrying this Bull job id (job ids repeat after

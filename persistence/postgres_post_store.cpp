@@ -11,8 +11,12 @@ public:
   explicit postgres_post_store(pg_options options)
       : store_(std::move(options)) {}
 
-  std::size_t insert_posts(const std::vector<core::new_post>& rows) override {
+  core::insert_outcome
+  insert_posts(const std::vector<core::new_post>& rows) override {
     return store_.insert_posts(rows);
+  }
+  std::size_t forget_keys(std::int64_t queued_before_ms) override {
+    return store_.forget_keys(queued_before_ms);
   }
   std::optional<core::post> find_post(const std::string& id) override {
     return store_.find_post(id);

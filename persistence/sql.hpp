@@ -29,13 +29,74 @@ inline constexpr const char* set_search_path = "SET LOCAL search_path TO ";
 // The whole batch travels as ONE json parameter, so a batch is one statement
 // whatever its size. Timestamps are UTC as Prisma writes them; the column
 // default (CURRENT_TIMESTAMP) would follow the server's TimeZone instead.
+//
+// A row with an Idempotency-Key ("key") is inserted only if it takes the
+// key: the key is free, or its holder was queued 24 h or more before it (a
+// new post; Redis keeps a key 24 h). Otherwise an earlier post holds it and
+// stands for the row (insert_post_keys says which). A conflicting key or id
+// is a committed one (ON CONFLICT waits for a concurrent insert to end).
+// Answers the rows inserted, the keys taken and the rows with a key: fewer
+// taken than keyed sends insert_post_keys.
 inline constexpr const char* insert_posts = R"sql(
-INSERT INTO "Post" ("id", "content", "authorId", "images", "jobId", "createdAt", "updatedAt")
-SELECT x."id", x."content", x."authorId", x."images", x."jobId",
-       now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
-FROM jsonb_to_recordset($1::jsonb)
-  AS x("id" text, "content" text, "authorId" text, "images" text[], "jobId" text)
-ON CONFLICT ("id") DO NOTHING)sql";
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x("id" text, "content" text, "authorId" text, "images" text[],
+         "jobId" text, "key" text, "queuedAt" bigint)
+), taken AS (
+  INSERT INTO "PostIdempotencyKey" AS k
+    ("authorId", "key", "postId", "queuedAt", "jobId", "jobQueuedAt")
+  SELECT DISTINCT ON ("authorId", "key")
+         "authorId", "key", "id", "queuedAt", "jobId", "queuedAt"
+  FROM x WHERE "key" IS NOT NULL
+  ORDER BY "authorId", "key", "queuedAt", "id"
+  ON CONFLICT ("authorId", "key") DO UPDATE
+    SET "postId" = excluded."postId", "queuedAt" = excluded."queuedAt",
+        "jobId" = excluded."jobId", "jobQueuedAt" = excluded."jobQueuedAt"
+    WHERE k."queuedAt" <= excluded."queuedAt" - 86400000
+  RETURNING "postId"
+), stored AS (
+  INSERT INTO "Post" ("id", "content", "authorId", "images", "jobId", "createdAt", "updatedAt")
+  SELECT x."id", x."content", x."authorId", x."images", x."jobId",
+         now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+  FROM x WHERE x."key" IS NULL OR x."id" IN (SELECT "postId" FROM taken)
+  ON CONFLICT ("id") DO NOTHING
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM taken),
+       (SELECT count(*) FROM x WHERE "key" IS NOT NULL))sql";
+
+// The same batch's keyed rows whose key was not taken, in the insert's
+// transaction (a statement of its own: it must see a key that a concurrent
+// transaction committed while the insert waited for it). Answers each row
+// whose key another post holds, with that post's id. The post carries the
+// jobId of the latest job queued for its key: the one a retrying client was
+// answered last (a later retry's job moves it there).
+inline constexpr const char* insert_post_keys = R"sql(
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x("id" text, "authorId" text, "jobId" text, "key" text,
+         "queuedAt" bigint)
+  WHERE "key" IS NOT NULL
+), latest AS (
+  SELECT DISTINCT ON ("authorId", "key") * FROM x
+  ORDER BY "authorId", "key", "queuedAt" DESC, "id" DESC
+), moved AS (
+  UPDATE "PostIdempotencyKey" k
+  SET "jobId" = l."jobId", "jobQueuedAt" = l."queuedAt"
+  FROM latest l
+  WHERE k."authorId" = l."authorId" AND k."key" = l."key"
+    AND l."queuedAt" > k."jobQueuedAt"
+  RETURNING k."postId", k."jobId"
+), relabeled AS (
+  UPDATE "Post" p SET "jobId" = m."jobId" FROM moved m WHERE p."id" = m."postId"
+)
+SELECT x."id", k."postId"
+FROM x JOIN "PostIdempotencyKey" k USING ("authorId", "key")
+WHERE k."postId" <> x."id")sql";
+
+// Keys queued before $1 (ms since the epoch): long past their 24 h.
+inline constexpr const char* forget_post_keys = R"sql(
+DELETE FROM "PostIdempotencyKey" WHERE "queuedAt" < $1)sql";
 
 inline constexpr const char* find_post = POSTD_SQL_POST_COLUMNS R"sql(
 WHERE "id" = $1)sql";

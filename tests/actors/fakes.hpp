@@ -217,6 +217,7 @@ struct fake_database {
   std::set<std::string> rejected; // contents refused as the rows' fault
   std::vector<core::new_post> rows;
   int inserts = 0;     // insert_posts calls, failed ones included
+  int key_purges = 0;  // forget_keys calls
   int stores_made = 0; // connections made
 };
 
@@ -224,22 +225,45 @@ class fake_store final : public persistence::post_store_api {
 public:
   explicit fake_store(std::shared_ptr<fake_database> db) : db_(std::move(db)) {}
 
-  std::size_t insert_posts(const std::vector<core::new_post>& rows) override {
+  // Like the real store, idempotent on the id and on the author's key
+  // (without its 24 h: the actor tests run in fake time).
+  core::insert_outcome
+  insert_posts(const std::vector<core::new_post>& rows) override {
     ++db_->inserts;
     reachable();
     for (const auto& r : rows)
       if (db_->rejected.count(r.content) > 0)
         throw core::store_error("value rejected: " + r.content, false);
-    std::size_t added = 0;
+    core::insert_outcome out;
     for (const auto& r : rows) {
+      auto holder =
+          std::find_if(db_->rows.begin(), db_->rows.end(), [&](const auto& x) {
+            return !r.idempotency_key.empty() && x.author_id == r.author_id &&
+                   x.idempotency_key == r.idempotency_key;
+          });
+      if (holder != db_->rows.end() && holder->id != r.id) {
+        out.earlier.emplace(r.id, holder->id);
+        continue;
+      }
       bool known = std::any_of(db_->rows.begin(), db_->rows.end(),
                                [&](const auto& x) { return x.id == r.id; });
       if (!known) {
         db_->rows.push_back(r);
-        ++added;
+        ++out.inserted;
       }
     }
-    return added;
+    return out;
+  }
+  std::size_t forget_keys(std::int64_t queued_before_ms) override {
+    reachable();
+    ++db_->key_purges;
+    std::size_t n = 0;
+    for (auto& r : db_->rows)
+      if (!r.idempotency_key.empty() && r.queued_at_ms < queued_before_ms) {
+        r.idempotency_key.clear();
+        ++n;
+      }
+    return n;
   }
   std::optional<core::post> find_post(const std::string&) override {
     reachable();

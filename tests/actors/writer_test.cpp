@@ -223,4 +223,35 @@ CAF_TEST(shutdown gives the held jobs back) {
   writer = actors::writer_actor{};
 }
 
+// Two jobs of one create (its retry queued again by a Redis that lost the
+// Idempotency-Key): one row, and both jobs answer its postId.
+CAF_TEST(a retry with the same key completes with the earlier post) {
+  auto keyed = [](const std::string& id, const std::string& post_id) {
+    return core::active_job{id,
+                            "create-post",
+                            actors::job_data({"alice", "same", "k-1"}, post_id),
+                            "{}",
+                            0,
+                            1700000000000};
+  };
+  queue->waiting = {keyed("1", "p-1"), keyed("2", "p-2")};
+  spawn_writer();
+  run_until_takes(1);
+  CAF_CHECK_EQUAL(row_ids(), (strings{"p-1"}));
+  CAF_REQUIRE_EQUAL(queue->completed.size(), 1u);
+  CAF_CHECK_EQUAL(ids_of(queue->completed[0]), (strings{"1", "2"}));
+  CAF_CHECK_EQUAL(queue->completed[0][1].return_value, R"({"postId":"p-1"})");
+}
+
+// Old keys are forgotten once at the start, then hourly, not per batch.
+CAF_TEST(old idempotency keys are forgotten at the start then hourly) {
+  queue->waiting = {job("1", "one", "p-1")};
+  spawn_writer();
+  run_until_takes(3);
+  CAF_CHECK_EQUAL(db->key_purges, 1);
+  sched.advance_time(std::chrono::hours{1});
+  run_until_takes(4);
+  CAF_CHECK_EQUAL(db->key_purges, 2);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

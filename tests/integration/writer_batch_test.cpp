@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "actors/enqueue.hpp"
 #include "core/ids.hpp"
 #include "core/persist_batch.hpp"
 #include "persistence/bull_queue.hpp"
@@ -135,6 +136,44 @@ TEST_F(WriterBatchTest, AnOldProducersJobRetriedAfterAFailedAttemptIsOneRow) {
   const auto expected =
       core::legacy_post_id(keys_.base(), job_id, second[0].timestamp_ms);
   EXPECT_EQ(rows("old producer"), std::make_pair(1LL, expected));
+}
+
+// The split brain of a failover: the old master queued a create (its
+// answer lost or a 503) and a writer wrote it; the new master never got it,
+// nor its Idempotency-Key, so the client's retry is queued again with a new
+// post id. The row is still one, the retry's job completes with its postId
+// (what the job-status route answers) and the row carries the retry's jobId.
+TEST_F(WriterBatchTest, ARetryQueuedAgainAfterRedisLostItsKeyIsOneRow) {
+  const actors::create_post create{"author-1", "retried", "key-1"};
+  auto add_create = [&] {
+    persistence::job_request j{actors::job_data(create, core::new_post_id()),
+                               create.author,
+                               create.idempotency_key,
+                               3,
+                               1000,
+                               0,
+                               {}};
+    return persistence::add_jobs(redis_, keys_, {j}, 1000000).at(0);
+  };
+  ASSERT_EQ(add_create().status, persistence::add_status::added);
+  auto first = take("writer-a", 30s);
+  ASSERT_EQ(first.size(), 1u);
+  const auto first_post =
+      nlohmann::json::parse(persist(first).completed.at(0).return_value)
+          .at("postId")
+          .get<std::string>();
+  redis_.command({"DEL", keys_.base() + "idem:author-1:key-1"});
+
+  auto retry = add_create();
+  ASSERT_EQ(retry.status, persistence::add_status::added);
+  auto second = take("writer-b", 30s);
+  ASSERT_EQ(second.size(), 1u);
+  auto result = persist(second);
+  ASSERT_EQ(result.completed.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(result.completed[0].return_value)["postId"],
+            first_post);
+  EXPECT_EQ(rows("retried"), std::make_pair(1LL, first_post));
+  EXPECT_EQ(store_.find_post(first_post)->job_id, retry.job_id);
 }
 
 } // namespace

@@ -16,6 +16,14 @@ TEST(JobData, HasTheOldServiceShapeInItsKeyOrder) {
             R"("postId":"0190c7a2-5b1e-7c3d-8e4f-0123456789ab"})");
 }
 
+// The key goes last, and only when the create had one.
+TEST(JobData, CarriesTheIdempotencyKey) {
+  create_post post{"alice", "hello", "key \"1\""};
+  EXPECT_EQ(job_data(post, "p-1"),
+            R"({"postData":{"content":"hello"},"userId":"alice","fileUrls":[],)"
+            R"("postId":"p-1","idempotencyKey":"key \"1\""})");
+}
+
 TEST(JobData, EscapesEveryString) {
   const std::string content = "quote \" backslash \\ newline \n tab \t "
                               "nul-free control \x01 emoji \xF0\x9F\x9A\x80";

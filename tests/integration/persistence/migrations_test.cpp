@@ -27,13 +27,16 @@ const char* const indexes_name = "20251103090809_add_post_performance_indexes";
 const char* const job_id_name = "20251126120000_add_post_job_id";
 const char* const job_id_not_unique_name =
     "20261128090000_post_job_id_not_unique";
+const char* const idempotency_key_name = "20261129090000_post_idempotency_key";
 const std::vector<std::string> all_names{init_name, indexes_name, job_id_name,
-                                         job_id_not_unique_name};
+                                         job_id_not_unique_name,
+                                         idempotency_key_name};
 // The history of a database fully migrated: each migration applied once.
 const std::map<std::string, int> each_once{{init_name, 1},
                                            {indexes_name, 1},
                                            {job_id_name, 1},
-                                           {job_id_not_unique_name, 1}};
+                                           {job_id_not_unique_name, 1},
+                                           {idempotency_key_name, 1}};
 
 // ctest sets POSTD_SOURCE_DIR; a binary run by hand finds the tree from here.
 fs::path source_dir() {
@@ -176,7 +179,7 @@ TEST(Migrations, AppliesAllOnAnEmptyDatabaseThenNothing) {
 
   auto second = migrate(db.direct_url(), embedded_migrations());
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.already_applied, 4u);
+  EXPECT_EQ(second.already_applied, all_names.size());
   EXPECT_TRUE(second.modified.empty());
   EXPECT_EQ(recorded(db.direct_url()), each_once);
 }
@@ -190,7 +193,7 @@ TEST(Migrations, RecordsRowsAsPrismaDoes) {
       "SELECT id, checksum, migration_name, logs IS NULL, "
       "rolled_back_at IS NULL, started_at <= finished_at, applied_steps_count "
       "FROM _prisma_migrations ORDER BY migration_name");
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), all_names.size());
   std::set<std::string> ids;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& m = embedded_migrations()[i];
@@ -205,16 +208,16 @@ TEST(Migrations, RecordsRowsAsPrismaDoes) {
     EXPECT_TRUE(rows[i][5].as<bool>());
     EXPECT_EQ(rows[i][6].as<int>(), 1);
   }
-  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(ids.size(), all_names.size());
 }
 
 TEST(Migrations, WorksThroughPgBouncer) {
   scratch_database db;
   auto first = migrate(db.pgbouncer_url(), embedded_migrations());
-  EXPECT_EQ(first.applied.size(), 4u);
+  EXPECT_EQ(first.applied.size(), all_names.size());
   auto second = migrate(db.pgbouncer_url(), embedded_migrations());
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.already_applied, 4u);
+  EXPECT_EQ(second.already_applied, all_names.size());
   EXPECT_TRUE(table_exists(db.direct_url(), "\"Post\""));
 }
 
@@ -240,10 +243,11 @@ TEST(Migrations, ConcurrentRunsSerialise) {
   std::size_t applied = 0;
   for (int i = 0; i < runs; ++i) {
     EXPECT_EQ(errors[i], "") << "run " << i;
-    EXPECT_EQ(reports[i].applied.size() + reports[i].already_applied, 4u);
+    EXPECT_EQ(reports[i].applied.size() + reports[i].already_applied,
+              all_names.size());
     applied += reports[i].applied.size();
   }
-  EXPECT_EQ(applied, 4u);
+  EXPECT_EQ(applied, all_names.size());
   EXPECT_EQ(recorded(db.direct_url()), each_once);
 }
 
@@ -256,7 +260,8 @@ TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
 
   auto report = migrate(db.pgbouncer_url(), embedded_migrations());
   EXPECT_EQ(report.applied,
-            (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
+            (std::vector<std::string>{job_id_name, job_id_not_unique_name,
+                                      idempotency_key_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_TRUE(report.modified.empty());
   EXPECT_EQ(recorded(db.direct_url()), each_once);
@@ -281,7 +286,8 @@ TEST(Migrations, DatabaseOfTheOldServiceInItsPrismaSchema) {
       migrate(pg_options{.url = db.pgbouncer_url(), .schema = "tenant1"},
               embedded_migrations());
   EXPECT_EQ(report.applied,
-            (std::vector<std::string>{job_id_name, job_id_not_unique_name}));
+            (std::vector<std::string>{job_id_name, job_id_not_unique_name,
+                                      idempotency_key_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_EQ(recorded(old_service), each_once);
   EXPECT_TRUE(table_exists(db.direct_url(), "tenant1.\"Post\""));
@@ -294,12 +300,14 @@ TEST(Migrations, DatabaseOfTheOldServiceInItsPrismaSchema) {
 TEST(Migrations, ASchemaIsCreatedAndMigratedAlone) {
   scratch_database db;
   const pg_options tenant{.url = db.pgbouncer_url(), .schema = "tenant2"};
-  EXPECT_EQ(migrate(tenant, embedded_migrations()).applied.size(), 4u);
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).applied.size(),
+            all_names.size());
   EXPECT_TRUE(table_exists(db.direct_url(), "tenant2._prisma_migrations"));
   EXPECT_FALSE(table_exists(db.direct_url(), "public._prisma_migrations"));
   EXPECT_EQ(migrate(db.pgbouncer_url(), embedded_migrations()).applied.size(),
-            4u); // public had none yet
-  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied, 4u);
+            all_names.size()); // public had none yet
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied,
+            all_names.size());
   EXPECT_TRUE(table_exists(db.direct_url(), "public.\"Post\""));
 }
 
@@ -311,7 +319,7 @@ TEST(Migrations, ModifiedChecksumIsReportedNotReapplied) {
                             std::string(indexes_name) + "'");
   auto report = migrate(db.direct_url(), embedded_migrations());
   EXPECT_TRUE(report.applied.empty());
-  EXPECT_EQ(report.already_applied, 4u);
+  EXPECT_EQ(report.already_applied, all_names.size());
   EXPECT_EQ(report.modified, (std::vector<std::string>{indexes_name}));
   EXPECT_EQ(recorded(db.direct_url()).at(indexes_name), 1);
 }
@@ -411,7 +419,8 @@ TEST(Migrations, APrismaFailedMigrationStopsTheRun) {
                         "WHERE finished_at IS NULL");
   auto report = migrate(db.direct_url(), embedded_migrations());
   EXPECT_EQ(report.applied, (std::vector<std::string>{indexes_name, job_id_name,
-                                                      job_id_not_unique_name}));
+                                                      job_id_not_unique_name,
+                                                      idempotency_key_name}));
 }
 
 // A database the earlier postd migrated (jobId unique) and wrote to: the new
@@ -432,7 +441,8 @@ TEST(Migrations, DatabaseOfTheEarlierPostdMigratesToAPlainJobIdIndex) {
     tx.commit();
   }
   auto report = migrate(db.pgbouncer_url(), embedded_migrations());
-  EXPECT_EQ(report.applied, (std::vector<std::string>{job_id_not_unique_name}));
+  EXPECT_EQ(report.applied, (std::vector<std::string>{job_id_not_unique_name,
+                                                      idempotency_key_name}));
   EXPECT_EQ(report.already_applied, 3u);
 
   pqxx::connection conn{db.direct_url()};

@@ -1,8 +1,10 @@
 #include <chrono>
+#include <cstdint>
 #include <iostream>
 #include <map>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -34,7 +36,18 @@ protected:
   static new_post row(const std::string& job, const std::string& author,
                       const std::string& content = "hello",
                       std::vector<std::string> images = {}) {
-    return new_post{new_post_id(), job, content, author, std::move(images)};
+    return new_post{new_post_id(),     job, content, author,
+                    std::move(images), {},  0};
+  }
+
+  // A row of a create with an Idempotency-Key, queued at `queued_at_ms`.
+  static new_post keyed(const std::string& job, const std::string& author,
+                        const std::string& key, std::int64_t queued_at_ms,
+                        const std::string& content) {
+    auto r = row(job, author, content);
+    r.idempotency_key = key;
+    r.queued_at_ms = queued_at_ms;
+    return r;
   }
 
   static std::vector<new_post> rows(const std::string& prefix, int n,
@@ -64,7 +77,7 @@ protected:
 
 TEST_F(PostgresStore, InsertsABatchThroughPgBouncer) {
   auto batch = rows("job-", 256);
-  EXPECT_EQ(store_->insert_posts(batch), 256u);
+  EXPECT_EQ(store_->insert_posts(batch).inserted, 256u);
   EXPECT_EQ(count_rows(), 256);
 
   auto stored = store_->find_post(batch[17].id);
@@ -72,18 +85,18 @@ TEST_F(PostgresStore, InsertsABatchThroughPgBouncer) {
   EXPECT_EQ(stored->content, batch[17].content);
   EXPECT_EQ(stored->author_id, "author-1");
   EXPECT_EQ(stored->job_id, "job-17");
-  EXPECT_EQ(store_->insert_posts({}), 0u);
+  EXPECT_EQ(store_->insert_posts({}).inserted, 0u);
 }
 
 // A job written twice (a retry after a lost COMMIT reply, a stalled job taken
 // again) carries the same post id: one row, the first one kept.
 TEST_F(PostgresStore, ReinsertingTheSamePostsCreatesNothing) {
   auto batch = rows("job-", 50);
-  EXPECT_EQ(store_->insert_posts(batch), 50u);
+  EXPECT_EQ(store_->insert_posts(batch).inserted, 50u);
   auto retry = batch;
   for (auto& r : retry)
     r.content = "changed"; // the first write wins
-  EXPECT_EQ(store_->insert_posts(retry), 0u);
+  EXPECT_EQ(store_->insert_posts(retry).inserted, 0u);
   EXPECT_EQ(count_rows(), 50);
   EXPECT_EQ(store_->find_post(batch[3].id)->content, batch[3].content);
 }
@@ -94,7 +107,7 @@ TEST_F(PostgresStore, ABatchMixingNewAndExistingPosts) {
   std::vector<new_post> mixed(old_rows.begin() + 5, old_rows.end());
   for (int i = 10; i < 15; ++i)
     mixed.push_back(row("job-" + std::to_string(i), "author-2"));
-  EXPECT_EQ(store_->insert_posts(mixed), 5u);
+  EXPECT_EQ(store_->insert_posts(mixed).inserted, 5u);
   EXPECT_EQ(count_rows(), 15);
   for (const auto& r : mixed)
     EXPECT_EQ(store_->find_post(r.id)->job_id, r.job_id);
@@ -103,7 +116,7 @@ TEST_F(PostgresStore, ABatchMixingNewAndExistingPosts) {
 TEST_F(PostgresStore, APostTwiceInOneBatchYieldsOneRow) {
   auto a = row("job-x", "author-1", "first");
   auto b = a;
-  EXPECT_EQ(store_->insert_posts({a, b}), 1u);
+  EXPECT_EQ(store_->insert_posts({a, b}).inserted, 1u);
   EXPECT_EQ(count_rows(), 1);
   EXPECT_EQ(store_->find_post(a.id)->job_id, "job-x");
 }
@@ -117,8 +130,8 @@ TEST_F(PostgresStore, AReusedJobIdIsANewPost) {
   before.id = "0-" + before.id;
   after.id = "1-" + after.id;
   auto other = row("7", "author-2", "someone else's job 7");
-  EXPECT_EQ(store_->insert_posts({before}), 1u);
-  EXPECT_EQ(store_->insert_posts({after, other}), 2u);
+  EXPECT_EQ(store_->insert_posts({before}).inserted, 1u);
+  EXPECT_EQ(store_->insert_posts({after, other}).inserted, 2u);
   EXPECT_EQ(count_rows(), 3);
   EXPECT_EQ(store_->find_post(before.id)->content, "before the reset");
   EXPECT_EQ(store_->find_post(after.id)->content, "after the reset");
@@ -126,6 +139,106 @@ TEST_F(PostgresStore, AReusedJobIdIsANewPost) {
   EXPECT_EQ(store_->find_post_by_job("7", "author-1")->id, after.id);
   EXPECT_EQ(store_->find_post_by_job("7", "author-2")->id, other.id);
   EXPECT_FALSE(store_->find_post_by_job("7", "author-3"));
+}
+
+// A create retried with its Idempotency-Key after Redis lost the key (the
+// old master of a failover queued the first attempt, a writer wrote it,
+// the new master queued the retry): the retry's job is a second post id
+// with the same key. The first post stands for it and carries the jobId of
+// the retry, the one the client was answered.
+TEST_F(PostgresStore, ARetryWithTheSameKeyIsTheEarlierPost) {
+  constexpr std::int64_t t0 = 1'790'000'000'000;
+  auto first = keyed("5", "author-1", "k-1", t0, "first attempt");
+  auto retry = keyed("9", "author-1", "k-1", t0 + 3000, "retry");
+  auto out = store_->insert_posts({first});
+  EXPECT_EQ(out.inserted, 1u);
+  EXPECT_TRUE(out.earlier.empty());
+
+  out = store_->insert_posts({retry});
+  EXPECT_EQ(out.inserted, 0u);
+  EXPECT_EQ(out.earlier,
+            (std::map<std::string, std::string>{{retry.id, first.id}}));
+  EXPECT_EQ(count_rows(), 1);
+  EXPECT_FALSE(store_->find_post(retry.id));
+  EXPECT_EQ(store_->find_post(first.id)->job_id, "9");
+  EXPECT_EQ(store_->find_post_by_job("9", "author-1")->id, first.id);
+
+  // The first job written again (its writer lost the COMMIT's answer): still
+  // one row, still labelled with the retry's job.
+  out = store_->insert_posts({first});
+  EXPECT_EQ(out.inserted, 0u);
+  EXPECT_TRUE(out.earlier.empty());
+  EXPECT_EQ(store_->find_post(first.id)->job_id, "9");
+}
+
+// The order the jobs are written in does not matter: the retry written
+// first holds the key, the earlier attempt written later is left out and
+// leaves the label alone (the retry is the newer job).
+TEST_F(PostgresStore, AnEarlierAttemptWrittenAfterItsRetryIsLeftOut) {
+  constexpr std::int64_t t0 = 1'790'000'000'000;
+  auto first = keyed("5", "author-1", "k-1", t0, "first attempt");
+  auto retry = keyed("9", "author-1", "k-1", t0 + 3000, "retry");
+  EXPECT_EQ(store_->insert_posts({retry}).inserted, 1u);
+  auto out = store_->insert_posts({first});
+  EXPECT_EQ(out.inserted, 0u);
+  EXPECT_EQ(out.earlier.at(first.id), retry.id);
+  EXPECT_EQ(count_rows(), 1);
+  EXPECT_EQ(store_->find_post(retry.id)->job_id, "9");
+}
+
+// Both attempts in one batch (one writer took both): the earlier one is the
+// row, labelled with the later one's job.
+TEST_F(PostgresStore, BothAttemptsInOneBatchAreOneRow) {
+  constexpr std::int64_t t0 = 1'790'000'000'000;
+  auto first = keyed("5", "author-1", "k-1", t0, "first attempt");
+  auto retry = keyed("9", "author-1", "k-1", t0 + 3000, "retry");
+  auto other = keyed("10", "author-1", "k-2", t0 + 3000, "another key");
+  auto out = store_->insert_posts({retry, other, first});
+  EXPECT_EQ(out.inserted, 2u);
+  EXPECT_EQ(out.earlier,
+            (std::map<std::string, std::string>{{retry.id, first.id}}));
+  EXPECT_EQ(count_rows(), 2);
+  EXPECT_EQ(store_->find_post(first.id)->job_id, "9");
+  EXPECT_EQ(store_->find_post(other.id)->job_id, "10");
+}
+
+// A key is the author's, for 24 h (SPEC §3): another author's same key, and
+// the same author's key reused a day later, are new posts.
+TEST_F(PostgresStore, AKeyIsTheAuthorsForADay) {
+  constexpr std::int64_t t0 = 1'790'000'000'000;
+  constexpr std::int64_t day = 86'400'000;
+  auto first = keyed("1", "author-1", "k-1", t0, "first");
+  auto someone_else = keyed("2", "author-2", "k-1", t0 + 1, "someone else");
+  auto almost_a_day = keyed("3", "author-1", "k-1", t0 + day - 1, "retry");
+  auto a_day_later = keyed("4", "author-1", "k-1", t0 + day, "a new post");
+  EXPECT_EQ(store_->insert_posts({first, someone_else}).inserted, 2u);
+  auto out = store_->insert_posts({almost_a_day});
+  EXPECT_EQ(out.earlier.at(almost_a_day.id), first.id);
+  out = store_->insert_posts({a_day_later});
+  EXPECT_EQ(out.inserted, 1u);
+  EXPECT_TRUE(out.earlier.empty());
+  EXPECT_EQ(count_rows(), 3);
+  EXPECT_EQ(store_->find_post(first.id)->job_id, "3");
+  EXPECT_EQ(store_->find_post(a_day_later.id)->job_id, "4");
+}
+
+// Two writers holding the two attempts at once: one row whichever commits
+// first, and the other learns which.
+TEST_F(PostgresStore, ConcurrentAttemptsAreOneRow) {
+  constexpr std::int64_t t0 = 1'790'000'000'000;
+  for (int round = 0; round < 20; ++round) {
+    const auto key = "race-" + std::to_string(round);
+    auto a = keyed("a" + key, "author-1", key, t0, "attempt a");
+    auto b = keyed("b" + key, "author-1", key, t0 + 1, "attempt b");
+    post_store other{db_.pgbouncer_url()};
+    insert_outcome from_b;
+    std::thread racer{[&] { from_b = other.insert_posts({b}); }};
+    auto from_a = store_->insert_posts({a});
+    racer.join();
+    EXPECT_EQ(from_a.inserted + from_b.inserted, 1u) << key;
+    EXPECT_EQ(from_a.earlier.size() + from_b.earlier.size(), 1u) << key;
+  }
+  EXPECT_EQ(count_rows(), 20);
 }
 
 TEST_F(PostgresStore, ContentRoundTripsByteExact) {
@@ -178,7 +291,7 @@ TEST_F(PostgresStore, ANulByteIsAClearErrorNotACrash) {
   EXPECT_FALSE(store_->find_post(std::string("x\0y", 3)));
   EXPECT_TRUE(
       store_->posts_by_author(std::string("a\0", 2), 10, std::nullopt).empty());
-  EXPECT_EQ(store_->insert_posts({row("job-ok", "author-1")}), 1u);
+  EXPECT_EQ(store_->insert_posts({row("job-ok", "author-1")}).inserted, 1u);
 }
 
 TEST_F(PostgresStore, InvalidUtf8IsAClearError) {
@@ -212,7 +325,7 @@ TEST_F(PostgresStore, AKeyTooLargeToIndexIsTheRowsFault) {
     EXPECT_NE(std::string(e.what()).find("54000"), std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(store_->insert_posts({row("job-fine", "author-1")}), 1u);
+  EXPECT_EQ(store_->insert_posts({row("job-fine", "author-1")}).inserted, 1u);
 }
 
 // Errors that are not the rows' doing must leave the jobs waiting (SPEC §6):
@@ -220,7 +333,7 @@ TEST_F(PostgresStore, AKeyTooLargeToIndexIsTheRowsFault) {
 TEST(PostgresNotReady, ErrorsNotCausedByTheRowsAreRetryable) {
   postd::testing::scratch_database db;
   post_store store{db.pgbouncer_url()};
-  new_post p{new_post_id(), "job-1", "early", "author-1", {}};
+  new_post p{new_post_id(), "job-1", "early", "author-1", {}, {}, 0};
   try {
     store.insert_posts({p});
     FAIL() << "insert into a missing table succeeded";
@@ -229,7 +342,7 @@ TEST(PostgresNotReady, ErrorsNotCausedByTheRowsAreRetryable) {
   }
   EXPECT_THROW(store.find_post("x"), postgres_error);
   migrate(db.direct_url(), embedded_migrations());
-  EXPECT_EQ(store.insert_posts({p}), 1u);
+  EXPECT_EQ(store.insert_posts({p}).inserted, 1u);
   EXPECT_EQ(store.find_post(p.id)->content, "early");
 }
 
@@ -418,7 +531,7 @@ TEST_F(PostgresStore, ReconnectsAfterTheServerDropsTheSession) {
     EXPECT_TRUE(e.connection_lost()) << e.what();
   }
   direct.ping(); // a fresh connection
-  EXPECT_EQ(direct.insert_posts({row("job-after", "author-1")}), 1u);
+  EXPECT_EQ(direct.insert_posts({row("job-after", "author-1")}).inserted, 1u);
   // PgBouncer hides the dropped server connection: no error at all.
   store_->ping();
 }
@@ -434,7 +547,7 @@ TEST_F(PostgresStore, InsertRateOf256RowBatchesThroughPgBouncer) {
   }
   auto start = std::chrono::steady_clock::now();
   for (const auto& batch : all)
-    ASSERT_EQ(store_->insert_posts(batch), 256u);
+    ASSERT_EQ(store_->insert_posts(batch).inserted, 256u);
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   double rate = batches * 256 / took.count();
   std::cout << "insert_posts: " << batches
@@ -533,7 +646,7 @@ TEST_F(PostgresStore, AStatementPastTheTimeoutIsRetryable) {
   store.ping(); // touches no table
 
   blocker->abort();
-  EXPECT_EQ(store.insert_posts({r}), 1u);
+  EXPECT_EQ(store.insert_posts({r}).inserted, 1u);
   EXPECT_EQ(store.find_post(r.id)->job_id, "job-slow");
   // The store's default (5 s) does not cut an ordinary call.
   EXPECT_EQ(store_->find_post(r.id)->job_id, "job-slow");
@@ -588,8 +701,8 @@ TEST(PostgresSchema, APrismaSchemaHoldsEverythingThroughPgBouncer) {
   postd::testing::scratch_database db;
   const pg_options tenant{.url = db.pgbouncer_url(), .schema = "tenant1"};
   auto report = migrate(tenant, embedded_migrations());
-  EXPECT_EQ(report.applied.size(), 4u);
-  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied, 4u);
+  EXPECT_EQ(report.applied.size(), 5u);
+  EXPECT_EQ(migrate(tenant, embedded_migrations()).already_applied, 5u);
 
   post_store store{tenant};
   std::vector<new_post> batch;
@@ -598,8 +711,10 @@ TEST(PostgresSchema, APrismaSchemaHoldsEverythingThroughPgBouncer) {
                              "job-" + std::to_string(i),
                              "post " + std::to_string(i),
                              "author-1",
-                             {}});
-  EXPECT_EQ(store.insert_posts(batch), 5u);
+                             {},
+                             {},
+                             0});
+  EXPECT_EQ(store.insert_posts(batch).inserted, 5u);
   EXPECT_EQ(store.find_post(batch[2].id)->content, "post 2");
   EXPECT_EQ(store.find_post_by_job("job-3", "author-1")->id, batch[3].id);
   EXPECT_EQ(store.posts_by_author("author-1", 10, std::nullopt).size(), 5u);
@@ -608,7 +723,7 @@ TEST(PostgresSchema, APrismaSchemaHoldsEverythingThroughPgBouncer) {
   const auto direct = db.direct_url();
   EXPECT_EQ(scalar(direct, R"(SELECT count(*) FROM tenant1."Post")"), "5");
   EXPECT_EQ(scalar(direct, "SELECT count(*) FROM tenant1._prisma_migrations"),
-            "4");
+            std::to_string(embedded_migrations().size()));
   auto relations = relations_by_schema(direct);
   EXPECT_EQ(relations.count("public"), 0u) << "something landed in public";
   EXPECT_GT(relations["tenant1"], 5); // "Post", its indexes, the history
@@ -633,8 +748,8 @@ TEST(PostgresSchema, ANameThatNeedsQuoting) {
                           .schema = "Tenant \"Two\"; DROP"};
   migrate(tenant, embedded_migrations());
   post_store store{tenant};
-  auto p = new_post{new_post_id(), "job-1", "quoted", "author-1", {}};
-  EXPECT_EQ(store.insert_posts({p}), 1u);
+  auto p = new_post{new_post_id(), "job-1", "quoted", "author-1", {}, {}, 0};
+  EXPECT_EQ(store.insert_posts({p}).inserted, 1u);
   EXPECT_EQ(store.find_post(p.id)->content, "quoted");
   EXPECT_EQ(scalar(db.direct_url(),
                    R"(SELECT count(*) FROM "Tenant ""Two""; DROP"."Post")"),
@@ -676,7 +791,7 @@ TEST(PostgresSchema, AnExistingSchemaNeedsNoCreatePrivilege) {
 
   auto report = migrate(pg_options{.url = url, .schema = "tenant3"},
                         embedded_migrations());
-  EXPECT_EQ(report.applied.size(), 4u);
+  EXPECT_EQ(report.applied.size(), embedded_migrations().size());
   EXPECT_EQ(scalar(db.direct_url(), R"(SELECT count(*) FROM tenant3."Post")"),
             "0");
   // A missing one it may not create is a clear error.
