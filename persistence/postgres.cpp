@@ -98,14 +98,21 @@ std::unique_ptr<Connection> connect(const pg_options& options) {
   }
 }
 
-// Class 57P (admin/crash shutdown, database dropped) ends the session even
-// when libpq still reports it open for a moment.
+// Class 57P (admin/crash shutdown, database dropped) and 08 (connection
+// exceptions) end the session even when libpq still reports it open for a
+// moment; 25006 (a read-only transaction: the server is a standby now, after
+// a failover) makes it useless: the next connection, through a multi-host
+// URL's target_session_attrs=read-write, finds the new primary.
 bool ends_session(const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
       dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr)
     return true;
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-  return sql != nullptr && sql->sqlstate().starts_with("57P");
+  if (sql == nullptr)
+    return false;
+  const auto& state = sql->sqlstate();
+  return state.starts_with("57P") || state.starts_with("08") ||
+         state == "25006";
 }
 
 // Only these errors are the rows' own doing, so retrying cannot help: data

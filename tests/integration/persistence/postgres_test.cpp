@@ -241,6 +241,31 @@ TEST_F(PostgresStore, ConcurrentAttemptsAreOneRow) {
   EXPECT_EQ(count_rows(), 20);
 }
 
+// A primary that became a standby (a failover the URL's hosts did not show
+// yet) answers 25006 to a write: retried, on a new connection, which finds
+// a writable server (here: the same one made writable again; the old
+// session would stay read-only).
+TEST_F(PostgresStore, AReadOnlyServerIsRetriedOnANewConnection) {
+  const auto database =
+      pqxx::connection{db_.direct_url()}.quote_name(db_.name());
+  exec("ALTER DATABASE " + database +
+       " SET default_transaction_read_only = on");
+  post_store store{db_.direct_url()};
+  store.ping();
+  try {
+    store.insert_posts({row("job-1", "author-1")});
+    FAIL() << "a read-only server took the insert";
+  } catch (const postgres_error& e) {
+    EXPECT_TRUE(e.connection_lost()) << e.what();
+    EXPECT_NE(std::string(e.what()).find("25006"), std::string::npos)
+        << e.what();
+  }
+  pqxx::connection admin{postd::testing::admin_url()};
+  pqxx::nontransaction{admin}.exec("ALTER DATABASE " + database +
+                                   " RESET default_transaction_read_only");
+  EXPECT_EQ(store.insert_posts({row("job-1", "author-1")}).inserted, 1u);
+}
+
 TEST_F(PostgresStore, ContentRoundTripsByteExact) {
   const std::vector<std::string> contents{
       "it's \"quoted\" and 'single'",
