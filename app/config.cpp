@@ -284,6 +284,11 @@ std::vector<setting_info> all_settings() {
                       &config::max_connections,
                       "open client connections; past it new ones are closed "
                       "at once"),
+      integer_setting("SHUTDOWN_DELAY_MS", "0", 0, one_hour_ms,
+                      &config::shutdown_delay_ms,
+                      "on SIGTERM, readiness fails this long while requests "
+                      "are still served, before the drain (for load "
+                      "balancers to stop sending)"),
       integer_setting("SHUTDOWN_GRACE_MS", "10000", 0, one_hour_ms,
                       &config::shutdown_grace_ms, "drain time on SIGTERM"),
       choice_setting(

@@ -64,6 +64,7 @@ struct config {
   int http_read_timeout_ms = 0;
   int request_timeout_ms = 0;
   int max_connections = 0;
+  int shutdown_delay_ms = 0;
   int shutdown_grace_ms = 0;
   std::string log_level;
   std::string log_format;

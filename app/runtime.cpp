@@ -1,11 +1,15 @@
 #include "app/runtime.hpp"
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 
 #include <caf/all.hpp>
+#include <signal.h>
+#include <time.h>
 
 #include "actors/directory.hpp"
 #include "actors/enqueue.hpp"
@@ -259,6 +263,25 @@ int wait_for_signal() {
   return sig;
 }
 
+// Waits `delay` or until a second SIGTERM/SIGINT cuts it short.
+void wait_or_signal(std::chrono::milliseconds delay) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const auto end = std::chrono::steady_clock::now() + delay;
+  for (auto left = delay; left.count() > 0;
+       left = std::chrono::duration_cast<std::chrono::milliseconds>(
+           end - std::chrono::steady_clock::now())) {
+    timespec ts{static_cast<time_t>(left.count() / 1000),
+                static_cast<long>(left.count() % 1000) * 1000000L};
+    if (sigtimedwait(&set, nullptr, &ts) >= 0)
+      return; // a second signal: no more waiting
+    if (errno != EINTR)
+      return; // EAGAIN: the delay is over
+  }
+}
+
 } // namespace
 
 void block_signals() {
@@ -322,9 +345,16 @@ int serve(const config& c) {
   int sig = wait_for_signal();
   log::info("shutting down",
             {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  // Readiness fails first; no new connection, idle ones close; requests in
-  // flight are answered (202, or 503 at their deadline).
+  // Readiness fails first, while requests are still served for
+  // SHUTDOWN_DELAY_MS (load balancers and Kubernetes take the instance out
+  // on their next check); then no new connection, idle ones close, requests
+  // in flight are answered (202, or 503 at their deadline).
   api.start_draining();
+  if (c.shutdown_delay_ms > 0) {
+    log::info("readiness failing before the drain",
+              {{"delay_ms", c.shutdown_delay_ms}});
+    wait_or_signal(std::chrono::milliseconds{c.shutdown_delay_ms});
+  }
   srv->stop_accepting();
   if (!srv->wait_idle(std::chrono::milliseconds{c.shutdown_grace_ms}))
     log::warn("requests still in flight after the grace period: answering "

@@ -23,8 +23,11 @@ POSTD_PACKAGES=(
   libbenchmark-dev libcpp-jwt-dev libssl-dev libspdlog-dev libfmt-dev
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
-  clang-tidy clang libclang-rt-dev llvm
+  clang-tidy clang libclang-rt-dev llvm nginx-light docker-compose python3-yaml
 )
+# nginx-light: the multi-instance test's load balancer; docker-compose and
+# python3-yaml: the deploy kit's checks (`docker-compose config`, YAML), as
+# there is no container engine here.
 # clang, libclang-rt-dev (the sanitizer runtimes and libFuzzer) and llvm (its
 # llvm-symbolizer puts names and lines in sanitizer reports): deploy/test.sh's
 # sanitizer trees are built by Clang.

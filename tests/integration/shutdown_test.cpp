@@ -170,3 +170,61 @@ TEST_F(ShutdownTest, IdleConnectionsCloseAtOnce) {
   stopper.join();
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << server.output();
 }
+
+namespace {
+
+unsigned readiness(int port) {
+  try {
+    return http_call(port, "GET", "/health/ready", {}, {}, 2s).status;
+  } catch (const std::exception&) {
+    return 0; // refused: no longer listening
+  }
+}
+
+} // namespace
+
+// SHUTDOWN_DELAY_MS: readiness fails at once, but new connections are still
+// accepted and creates still queued until the delay is over; then the drain
+// as usual, and exit 0.
+TEST_F(ShutdownTest, TheDelayKeepsServingWhileReadinessFails) {
+  auto e = env();
+  e["SHUTDOWN_DELAY_MS"] = "3000";
+  ASSERT_EQ(run_postd({"migrate"}, e).exit_code, 0);
+  START_SERVER(server, e);
+  const int port = server.port();
+  ASSERT_EQ(readiness(port), 200u);
+  const auto token = http::token_verifier{secret}.issue("delay", 600s);
+  auto create = [&](const std::string& content) {
+    return http_call(port, "POST", "/v1/post/create",
+                     nlohmann::json{{"content", content}}.dump(),
+                     {{"Authorization", "Bearer " + token},
+                      {"Content-Type", "application/json"}})
+        .status;
+  };
+  const auto signalled = std::chrono::steady_clock::now();
+  server.signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return readiness(port) == 503; }, 2s))
+      << server.output();
+  EXPECT_EQ(create("after the signal"), 202u) << server.output();
+  EXPECT_EQ(http_call(port, "GET", "/health/live").status, 200u);
+  EXPECT_TRUE(eventually([&] { return readiness(port) == 0; }, 10s));
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, 2500ms);
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  START_SERVER(drainer, env()); // what the first left queued, if anything
+  EXPECT_TRUE(
+      eventually([&] { return rows_with("after the signal") == 1; }, 10s));
+}
+
+// A second SIGTERM ends the delay: an operator who wants it gone now.
+TEST_F(ShutdownTest, ASecondSignalCutsTheDelayShort) {
+  auto e = env();
+  e["SHUTDOWN_DELAY_MS"] = "600000";
+  START_SERVER(server, e);
+  const int port = server.port();
+  server.signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return readiness(port) == 503; }, 2s))
+      << server.output();
+  const auto second = std::chrono::steady_clock::now();
+  EXPECT_EQ(server.stop(SIGTERM), 0) << server.output();
+  EXPECT_LT(std::chrono::steady_clock::now() - second, 15s);
+}

@@ -224,6 +224,11 @@ bool server_process::wait_healthy(std::chrono::milliseconds timeout) {
   return false;
 }
 
+void server_process::signal(int sig) const {
+  if (pid_ > 0)
+    ::kill(pid_, sig);
+}
+
 int server_process::stop(int sig, std::chrono::milliseconds timeout) {
   if (pid_ <= 0)
     return -1;

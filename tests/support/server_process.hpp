@@ -51,6 +51,8 @@ public:
   int port(std::chrono::milliseconds timeout = std::chrono::seconds{20}) const;
   // Polls until /health answers 200 or the timeout passes.
   bool wait_healthy(std::chrono::milliseconds timeout);
+  // Sends `sig` and returns (a running process only).
+  void signal(int sig) const;
   // Sends `sig` and waits for the exit; returns the exit status (or 128+sig).
   int stop(int sig,
            std::chrono::milliseconds timeout = std::chrono::seconds{20});
