@@ -68,6 +68,9 @@ void check_stalled(writer_state& st, const writer_settings& s,
                                                 s.stalled_interval);
   auto stalled = st.queue->recover_stalled(s.max_stalled_count,
                                            s.stalled_interval, s.keep_failed);
+  metrics::process().jobs_stalled.fetch_add(stalled.requeued.size() +
+                                                stalled.failed.size(),
+                                            std::memory_order_relaxed);
   if (!stalled.requeued.empty() || !stalled.failed.empty())
     log::warn("stalled jobs recovered",
               {{"requeued", stalled.requeued}, {"failed", stalled.failed}});

@@ -183,6 +183,10 @@ std::string registry::render(const snapshot& s) const {
           "Jobs this process moved to failed (attempts used up).", jobs_failed);
   counter("postd_jobs_retried_total",
           "Jobs this process sent back for a later attempt.", jobs_retried);
+  counter("postd_jobs_stalled_total",
+          "Stalled jobs (their worker's lock expired: it died or hung) this "
+          "process's stalled check requeued or failed.",
+          jobs_stalled);
   header(out, "postd_writer_restarts_total", "counter",
          "Writer actors restarted by their supervisor.");
   line(out, "postd_writer_restarts_total", "",

@@ -73,6 +73,7 @@ public:
   std::atomic<std::uint64_t> jobs_completed{0};
   std::atomic<std::uint64_t> jobs_failed{0};
   std::atomic<std::uint64_t> jobs_retried{0};
+  std::atomic<std::uint64_t> jobs_stalled{0};
   std::atomic<std::uint64_t> db_errors{0};
   std::atomic<std::uint64_t> redis_errors{0};
   std::atomic<std::uint64_t> throttled{0};

@@ -82,10 +82,11 @@ summary=
 # clang-tidy, the last background step, still has minutes to go.
 tsan_labels='^(unit|actors|integration|persistence)$'
 # The Sentinel failover tests (three redis-server, three redis-sentinel and
-# minutes of load) run in the Release suite only: what they drive in postd
+# minutes of load) and the multi-instance tests (three postd behind nginx)
+# run in the Release suite only: what they drive in postd
 # (the reconnects through Sentinel, the recovery log) the Sentinel and
 # recovery-log tests also drive under ASan and TSan, in seconds.
-sanitized_exclude='FailoverTest\.'
+sanitized_exclude='FailoverTest\.|MultiInstanceTest\.'
 
 # End process group PGID (a session started by setsid: ctest or the
 # background queue, and whatever they spawned): TERM, then KILL after 5 s.

@@ -350,6 +350,57 @@ postd_stop_redis() {
   _postd_stop_pid "$pid" redis-server 30
 }
 
+# postd_start_nginx DIR PORT UPSTREAM_PORT...: the deploy kit's nginx
+# (deploy/nginx.conf) on 127.0.0.1:PORT, in front of postd instances on
+# 127.0.0.1:UPSTREAM_PORT (the first one stands for postd1, and so on; as
+# many as the file names), its logs, pid and temp files in DIR. Waits until
+# it answers.
+postd_start_nginx() {
+  local dir port timeout=${POSTD_START_TIMEOUT:-10} i=1 up edits=() pid
+  [[ $# -ge 3 ]] || { _postd_err "usage: postd_start_nginx DIR PORT UPSTREAM_PORT..."; return 2; }
+  dir=$(_postd_abspath "$1")
+  port=$2
+  shift 2
+  if pid=$(_postd_pidfile_pid "$dir/nginx.pid" nginx); then
+    _postd_err "nginx already runs from $dir (pid $pid)"
+    return 1
+  fi
+  _postd_require_free_port "$port" nginx || return 1
+  mkdir -p "$dir/temp" || return 1
+  edits=(-e "s|^\( *\)listen 80;|\1listen 127.0.0.1:$port;|"
+    -e "s|access_log /dev/stdout|access_log $dir/access.log|"
+    -e "s|^error_log stderr|error_log $dir/error.log|")
+  for up in "$@"; do
+    edits+=(-e "s|server postd$i:3000|server 127.0.0.1:$up|")
+    i=$((i + 1))
+  done
+  # Temp files in DIR: the packaged paths belong to www-data.
+  for up in client_body proxy fastcgi uwsgi scgi; do
+    edits+=(-e "/^http {/a\\  ${up}_temp_path $dir/temp/$up;")
+  done
+  sed "${edits[@]}" "$POSTD_REPO/deploy/nginx.conf" >"$dir/nginx.conf" || return 1
+  if grep -nE 'server postd[0-9]+:|listen 80;' "$dir/nginx.conf" >&2; then
+    _postd_err "nginx: deploy/nginx.conf names more instances or ports than given (above)"
+    return 1
+  fi
+  nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g "pid $dir/nginx.pid;" ||
+    { _postd_start_failed "nginx failed to start" "$dir/error.log"; return; }
+  for ((i = 0; i < timeout * 10; i++)); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/health/live" && return 0
+    sleep 0.1
+  done
+  _postd_start_failed "nginx did not answer on 127.0.0.1:$port within ${timeout}s" "$dir/error.log"
+}
+
+# postd_stop_nginx DIR: stop the nginx started from DIR (QUIT: graceful).
+postd_stop_nginx() {
+  local dir pid
+  dir=$(_postd_abspath "$1")
+  pid=$(_postd_pidfile_pid "$dir/nginx.pid" nginx) || return 0
+  kill -QUIT "$pid" 2>/dev/null || return 0
+  _postd_wait_gone "$pid" nginx 10 || _postd_stop_pid "$pid" nginx 5
+}
+
 # postd_start_sentinel DIR PORT MASTER_PORT [NAME [QUORUM [DOWN_AFTER_MS]]]:
 # start a Redis Sentinel on 127.0.0.1:PORT (deploy/redis-sentinel/
 # sentinel.conf rendered into DIR) monitoring the master 127.0.0.1:MASTER_PORT

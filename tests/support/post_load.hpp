@@ -53,6 +53,8 @@ public:
   load& operator=(const load&) = delete;
 
   void set_port(int port) { port_ = port; }
+  // Ends the load early: each client stops after its current post.
+  void stop() { stopped_ = true; }
   int target() const { return target_; }
   int acked() const { return acked_count_; }
   // Blocks until `n` creates were acknowledged (or the timeout passes).
@@ -111,7 +113,7 @@ private:
         std::chrono::steady_clock::now() + std::chrono::seconds{60};
     int i = 0;
     bool maybe_queued = false; // by an earlier send of post i
-    while (acked_count_ < target_ &&
+    while (!stopped_ && acked_count_ < target_ &&
            std::chrono::steady_clock::now() < deadline) {
       const std::string content =
           "post " + std::to_string(t) + "/" + std::to_string(i);
@@ -167,6 +169,7 @@ private:
   std::size_t abandoned_maybe_queued_ = 0;
   std::atomic<int> acked_count_{0};
   std::atomic<int> unanswered_{0};
+  std::atomic<bool> stopped_{false};
 
 public:
   // A jobId answered 202 for two posts: impossible while Redis keeps its

@@ -245,7 +245,8 @@ std::string server_process::output() const {
 http_result http_call(int port, const std::string& method,
                       const std::string& target, const std::string& body,
                       const std::map<std::string, std::string>& headers,
-                      std::chrono::milliseconds timeout) {
+                      std::chrono::milliseconds timeout,
+                      const std::string& source) {
   namespace net = boost::asio;
   namespace beast = boost::beast;
   namespace bhttp = beast::http;
@@ -264,6 +265,11 @@ http_result http_call(int port, const std::string& method,
   bhttp::response<bhttp::string_body> res;
   beast::error_code failure;
   const char* step = "connect";
+  if (!source.empty()) {
+    // An open socket is connected as it is: bound to `source` first.
+    stream.socket().open(net::ip::tcp::v4());
+    stream.socket().bind({net::ip::make_address(source), 0});
+  }
   stream.expires_after(timeout);
   stream.async_connect(
       net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"),

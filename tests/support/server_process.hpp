@@ -70,15 +70,17 @@ struct http_result {
   std::map<std::string, std::string> headers; // names lower-cased
 };
 
-// One request on a fresh connection to 127.0.0.1:port. Throws
-// std::runtime_error when no whole response came within `timeout` (a
-// stalled server fails the test instead of hanging it), and
-// boost::system::system_error when the connection fails.
-http_result http_call(int port, const std::string& method,
-                      const std::string& target, const std::string& body = {},
-                      const std::map<std::string, std::string>& headers = {},
-                      std::chrono::milliseconds timeout = std::chrono::seconds{
-                          10});
+// One request on a fresh connection to 127.0.0.1:port, from `source` when
+// given (another loopback address, e.g. 127.0.0.2: another client as the
+// server sees it). Throws std::runtime_error when no whole response came
+// within `timeout` (a stalled server fails the test instead of hanging it),
+// and boost::system::system_error when the connection fails.
+http_result
+http_call(int port, const std::string& method, const std::string& target,
+          const std::string& body = {},
+          const std::map<std::string, std::string>& headers = {},
+          std::chrono::milliseconds timeout = std::chrono::seconds{10},
+          const std::string& source = {});
 
 // The value of one series in the server's /metrics, named with its labels
 // as exposed (e.g. `postd_actor_running{actor="enqueue"}`); -1 when it
