@@ -4,12 +4,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <memory>
 
 #include <caf/all.hpp>
-#include <signal.h>
-#include <time.h>
 
 #include "actors/directory.hpp"
 #include "actors/enqueue.hpp"
