@@ -83,17 +83,25 @@ void check_stalled(writer_state& st, const writer_settings& s,
 constexpr std::chrono::hours key_lifetime{24 * 7};
 constexpr std::chrono::hours key_purge_interval{1};
 
+// Housekeeping, never a reason to stop writing: a failure (a database not
+// migrated yet, a lost connection the next insert will meet anyway) waits
+// for the next interval.
 void forget_old_keys(writer_state& st, clock::time_point now) {
   if (now < st.next_key_purge)
     return;
+  st.next_key_purge = now + key_purge_interval;
   const auto before =
       core::epoch_ms() -
       std::chrono::duration_cast<std::chrono::milliseconds>(key_lifetime)
           .count();
-  if (auto n = st.db->forget_keys(before); n > 0)
-    log::info("old idempotency keys forgotten",
-              {{"actor", "writer"}, {"keys", n}});
-  st.next_key_purge = now + key_purge_interval;
+  try {
+    if (auto n = st.db->forget_keys(before); n > 0)
+      log::info("old idempotency keys forgotten",
+                {{"actor", "writer"}, {"keys", n}});
+  } catch (const core::store_error& e) {
+    log::debug("old idempotency keys not forgotten this time",
+               {{"actor", "writer"}, {"error", e.what()}});
+  }
 }
 
 // One take -> write -> complete round; false when the queue was empty.

@@ -216,9 +216,10 @@ struct fake_database {
   bool down = false;              // every call: a lost connection
   std::set<std::string> rejected; // contents refused as the rows' fault
   std::vector<core::new_post> rows;
-  int inserts = 0;     // insert_posts calls, failed ones included
-  int key_purges = 0;  // forget_keys calls
-  int stores_made = 0; // connections made
+  int inserts = 0;          // insert_posts calls, failed ones included
+  int key_purges = 0;       // forget_keys calls
+  bool purge_fails = false; // forget_keys: the table is missing (retryable)
+  int stores_made = 0;      // connections made
 };
 
 class fake_store final : public persistence::post_store_api {
@@ -257,6 +258,9 @@ public:
   std::size_t forget_keys(std::int64_t queued_before_ms) override {
     reachable();
     ++db_->key_purges;
+    if (db_->purge_fails)
+      throw core::store_error("relation \"PostIdempotencyKey\" does not exist",
+                              true);
     std::size_t n = 0;
     for (auto& r : db_->rows)
       if (!r.idempotency_key.empty() && r.queued_at_ms < queued_before_ms) {

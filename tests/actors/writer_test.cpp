@@ -243,6 +243,18 @@ CAF_TEST(a retry with the same key completes with the earlier post) {
   CAF_CHECK_EQUAL(queue->completed[0][1].return_value, R"({"postId":"p-1"})");
 }
 
+// A failed purge (a database not migrated yet) is not a lost database: the
+// writer neither reconnects nor backs off for it.
+CAF_TEST(a failed key purge does not stop the writer) {
+  queue->waiting = {job("1", "one", "p-1")};
+  db->purge_fails = true;
+  spawn_writer();
+  run_until_takes(3);
+  CAF_CHECK_EQUAL(db->key_purges, 1);
+  CAF_CHECK_EQUAL(db->stores_made, 1);
+  CAF_CHECK_EQUAL(row_ids(), (strings{"p-1"}));
+}
+
 // Old keys are forgotten once at the start, then hourly, not per batch.
 CAF_TEST(old idempotency keys are forgotten at the start then hourly) {
   queue->waiting = {job("1", "one", "p-1")};
