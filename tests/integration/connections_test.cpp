@@ -103,7 +103,7 @@ TEST_F(ConnectionsTest, FileDescriptorExhaustionBacksOffQuietly) {
   EXPECT_LT(lines(during) - before, 10u) << during;
 
   // The flood's connections close; postd reads their ends (the backlog's
-  // too) and accepts again: seconds under ASan on a busy machine.
+  // too) and accepts again, within seconds even on a busy machine.
   flood.clear();
   ASSERT_TRUE(eventually(
       [&] {
