@@ -235,7 +235,8 @@ enqueue_actor::behavior_type
 enqueue(enqueue_actor::stateful_pointer<enqueue_state> self,
         const enqueue_settings& settings) {
   self->state.queue = settings.make_queue();
-  self->state.faults = core::fault_injector{settings.fault_rate / 2};
+  self->state.faults = core::fault_injector{
+      settings.faults, core::fault::enqueue_crash_rate, 0.5};
   if (settings.recovery) {
     // A new queue's first connection is checked (connections() 1).
     settings.recovery->checked_connection = 0;

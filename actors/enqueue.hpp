@@ -24,10 +24,11 @@ struct enqueue_settings {
   // replicas (0: none); jobs not confirmed in time are answered unconfirmed.
   int ack_replicas = 0;
   std::chrono::milliseconds ack_timeout{100};
-  // Fault injection for tests: the chance a batch throws a crash-like
-  // exception (half before the add script, half after Redis took the jobs
-  // and before anyone is answered). 0 in production.
-  double fault_rate = 0;
+  // The fault API's board (FAULTS=on; none in production): its
+  // enqueue_crash_rate is the chance a batch throws a crash-like exception
+  // (half before the add script, half after Redis took the jobs and before
+  // anyone is answered).
+  std::shared_ptr<const core::fault_board> faults;
   // Counts the batches answered (its supervisor's, fresh at each start).
   progress_counter progress;
   // The jobs answered 202 lately (nullptr: none kept). After every new
@@ -46,7 +47,7 @@ std::string job_data(const create_post& post, const std::string& post_id);
 struct enqueue_state {
   core::batch_queue<create_request> pending;
   std::unique_ptr<persistence::job_queue> queue;
-  core::fault_injector faults; // fault_rate's dice
+  core::fault_injector faults; // enqueue_crash_rate's dice
   // When the log last said that the recovery log is full (once a minute).
   std::chrono::steady_clock::time_point full_warned;
   static inline const char* name = "enqueue";

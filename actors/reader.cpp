@@ -125,7 +125,8 @@ reader_actor::behavior_type
 reader(reader_actor::stateful_pointer<reader_state> self,
        const reader_settings& settings) {
   self->state.queue = settings.make_queue();
-  self->state.faults = core::fault_injector{settings.fault_rate};
+  self->state.faults =
+      core::fault_injector{settings.faults, core::fault::reader_crash_rate};
   return {
       [self, settings](job_query& q) {
         auto& st = self->state;

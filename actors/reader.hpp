@@ -14,9 +14,10 @@ struct reader_settings : connection_factories {
   // DATABASE_READ_URL's store (a replica), asked first for posts; empty:
   // make_store's. A post it lacks, or a failure, goes to make_store's.
   persistence::post_store_factory make_read_store;
-  // Fault injection for tests: the chance a query throws a crash-like
-  // exception before it is looked up. 0 in production.
-  double fault_rate = 0;
+  // The fault API's board (FAULTS=on; none in production): its
+  // reader_crash_rate is the chance a query throws a crash-like exception
+  // before it is looked up.
+  std::shared_ptr<const core::fault_board> faults;
   // Counts the queries answered (its supervisor's, fresh at each start).
   progress_counter progress;
 };
@@ -27,7 +28,7 @@ struct reader_state : connections {
   // After a failure the replica is skipped until then: a replica that does
   // not answer would cost every read its connect timeout.
   std::chrono::steady_clock::time_point replica_retry_at{};
-  core::fault_injector faults; // fault_rate's dice
+  core::fault_injector faults; // reader_crash_rate's dice
   static inline const char* name = "reader";
 };
 

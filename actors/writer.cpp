@@ -185,7 +185,8 @@ writer(writer_actor::stateful_pointer<writer_state> self,
   // Half the injected faults strike before the insert, half after it
   // committed and before the jobs are completed (the rows exist, the jobs
   // are still active).
-  self->state.faults = core::fault_injector{settings.fault_rate / 2};
+  self->state.faults = core::fault_injector{
+      settings.faults, core::fault::writer_crash_rate, 0.5};
   self->state.queue = settings.make_queue();
   self->set_exit_handler([self](const caf::exit_msg& em) {
     release_held(self->state);

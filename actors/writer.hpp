@@ -26,11 +26,11 @@ struct writer_settings : connection_factories {
   // to `wait`, at most once per stalled_interval across all instances.
   std::chrono::milliseconds stalled_interval{30000};
   int max_stalled_count = 1;
-  // Fault injection for tests: the probability that persisting a batch
-  // throws a crash-like exception (not a Redis/PostgreSQL error, so the
-  // writer actor dies and its supervisor restarts it) before or after the
-  // database write. 0 in production.
-  double fault_rate = 0;
+  // The fault API's board (FAULTS=on; none in production): its
+  // writer_crash_rate is the chance persisting a batch throws a crash-like
+  // exception (not a Redis/PostgreSQL error, so the writer actor dies and
+  // its supervisor restarts it) before or after the database write.
+  std::shared_ptr<const core::fault_board> faults;
   // Counts the batches this writer finished (a fresh counter from its
   // supervisor at each start: a writer that made progress is restarted
   // without backing off further).
@@ -49,7 +49,7 @@ struct writer_state : connections {
   bool degraded = false; // lost Redis or PostgreSQL, retrying
   core::backoff retry{std::chrono::milliseconds{100},
                       std::chrono::milliseconds{5000}};
-  core::fault_injector faults; // fault_rate's dice
+  core::fault_injector faults; // writer_crash_rate's dice
   static inline const char* name = "writer";
 };
 

@@ -32,20 +32,6 @@ std::int64_t integer(const std::string& name, const std::string& text,
   return v;
 }
 
-double decimal(const std::string& name, const std::string& text, double min,
-               double max) {
-  double v = 0;
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc{} || ptr != end || !(v >= min) ||
-      !(v <= max))
-    bad(name,
-        "must be a number from " + std::to_string(min) + " to " +
-            std::to_string(max),
-        text);
-  return v;
-}
-
 bool boolean(const std::string& name, const std::string& text) {
   std::string t = text;
   std::transform(t.begin(), t.end(), t.begin(),
@@ -90,6 +76,7 @@ constexpr std::int64_t i32_max = 2147483647;
 constexpr std::int64_t one_hour_ms = 3600000;
 constexpr std::int64_t ten_minutes_ms = 600000;
 constexpr std::int64_t sixty_four_mib = std::int64_t{64} << 20;
+constexpr std::size_t min_admin_token = 16;
 
 // The kinds of setting. Each returns the whole entry, so a setting's name,
 // default, range and help are written once, next to each other.
@@ -300,33 +287,19 @@ std::vector<setting_info> all_settings() {
           "LOG_FORMAT", "json", {"json", "text"},
           [](config& c, const std::string& v) { c.log_format = v; },
           "logs on stdout, one JSON object or one text line each"),
+      choice_setting(
+          "FAULTS", "off", {"off", "on"},
+          [](config& c, const std::string& v) { c.faults = v == "on"; },
+          "the fault API for testers (/admin/faults: a slow or failing "
+          "Redis, PostgreSQL or actor on demand); never in production"),
+      text_setting("ADMIN_TOKEN", "", &config::admin_token, true,
+                   "the Bearer token of /admin/faults (required with "
+                   "FAULTS, at least 16 characters)"),
   };
-}
-
-// A probability, 0..1, that lands in `field`.
-setting_info rate_knob(const std::string& name, double config::*field,
-                       std::string help) {
-  return {name,
-          "",
-          "",
-          "0..1",
-          std::move(help),
-          [name, field](config& c, const std::string& text) {
-            c.*field = decimal(name, text, 0, 1);
-          }};
 }
 
 std::vector<setting_info> all_fault_knobs() {
   return {
-      rate_knob("POSTD_FAULT_WRITER_CRASH_RATE",
-                &config::fault_writer_crash_rate,
-                "the chance a writer crashes around a batch's write"),
-      rate_knob("POSTD_FAULT_ENQUEUE_CRASH_RATE",
-                &config::fault_enqueue_crash_rate,
-                "the chance the enqueue actor crashes around a batch's add"),
-      rate_knob("POSTD_FAULT_READER_CRASH_RATE",
-                &config::fault_reader_crash_rate,
-                "the chance a reader crashes on a query"),
       integer_setting("POSTD_FAULT_LOCK_MS", "", 100, one_hour_ms,
                       &config::fault_lock_ms,
                       "the writers' job lock and stalled-check interval, "
@@ -381,6 +354,11 @@ config parse_config(const std::map<std::string, std::string>& values) {
   for (const auto& knob : fault_knobs())
     if (auto it = values.find(knob.name); it != values.end())
       knob.apply(c, it->second);
+  // A fault API anyone could call would let anyone stall the server.
+  if (c.faults && c.admin_token.size() < min_admin_token)
+    throw config_error("ADMIN_TOKEN: FAULTS=on needs a token of at least " +
+                       std::to_string(min_admin_token) +
+                       " characters (the Bearer token of /admin/faults)");
   return c;
 }
 

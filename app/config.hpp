@@ -48,6 +48,7 @@ struct config {
   std::int64_t throttle_limit = 0;
   throttle_store throttle = throttle_store::memory;
   bool trust_proxy = false;
+  bool faults = false; // FAULTS: the fault API (/admin/faults)
   std::string jwt_secret;
   std::string queue_name;
   std::string queue_prefix;
@@ -68,11 +69,8 @@ struct config {
   int shutdown_grace_ms = 0;
   std::string log_level;
   std::string log_format;
-
-  // Test-only fault knobs (fault_knobs()); zero: off.
-  double fault_writer_crash_rate = 0;
-  double fault_enqueue_crash_rate = 0;
-  double fault_reader_crash_rate = 0;
+  std::string admin_token; // FAULTS' (the fault API, /admin/faults)
+  // The test-only knob POSTD_FAULT_LOCK_MS (fault_knobs()); zero: off.
   int fault_lock_ms = 0;
 };
 

@@ -18,11 +18,13 @@
 #include "actors/supervisor.hpp"
 #include "actors/throttle.hpp"
 #include "actors/writer_supervisor.hpp"
+#include "core/fault.hpp"
 #include "core/log.hpp"
 #include "http/actor_bridge.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "persistence/bull_job_queue.hpp"
+#include "persistence/faulty_stores.hpp"
 #include "persistence/postgres_post_store.hpp"
 #include "persistence/redis_rate_limit_store.hpp"
 
@@ -54,18 +56,25 @@ persistence::queue_keys queue_keys(const config& c) {
   return {c.queue_prefix, c.queue_name};
 }
 
+// The fault API's board (FAULTS=on), or none.
+using fault_board_ptr = std::shared_ptr<const core::fault_board>;
+
 persistence::job_queue_factory
 queue_factory(const config& c,
-              const persistence::redis_connection_options& redis) {
-  return [redis, keys = queue_keys(c)] {
-    return std::make_unique<persistence::bull_job_queue>(redis, keys);
-  };
+              const persistence::redis_connection_options& redis,
+              const fault_board_ptr& faults) {
+  return persistence::with_faults(
+      [redis, keys = queue_keys(c)] {
+        return std::make_unique<persistence::bull_job_queue>(redis, keys);
+      },
+      faults);
 }
 
 // Every PostgreSQL session of the server: the URL, Prisma's schema (set per
 // transaction, as PgBouncer's transaction mode requires) and the timeouts.
 // `replica`: DATABASE_READ_URL's (none when it is not set).
 persistence::post_store_factory store_factory(const config& c,
+                                              const fault_board_ptr& faults,
                                               bool replica = false) {
   if (replica && c.database_read_url.empty())
     return {};
@@ -75,7 +84,9 @@ persistence::post_store_factory store_factory(const config& c,
       .connect_timeout = std::chrono::milliseconds{c.db_connect_timeout_ms},
       .statement_timeout =
           std::chrono::milliseconds{c.db_statement_timeout_ms}};
-  return [options] { return persistence::make_postgres_post_store(options); };
+  return persistence::with_faults(
+      [options] { return persistence::make_postgres_post_store(options); },
+      faults);
 }
 
 // Reads are rare next to creates; two keep one slow query from queueing
@@ -125,17 +136,18 @@ listed(actors::child_spec spec, const std::shared_ptr<actors::directory>& dir,
 
 actors::writer_supervisor_settings
 writer_pool_settings(const config& c,
-                     const std::shared_ptr<actors::health_board>& board) {
+                     const std::shared_ptr<actors::health_board>& board,
+                     const fault_board_ptr& faults) {
   actors::writer_settings w;
-  w.make_queue =
-      queue_factory(c, redis_options(c, "writer", reconnect::paced_by_actor));
-  w.make_store = store_factory(c);
+  w.make_queue = queue_factory(
+      c, redis_options(c, "writer", reconnect::paced_by_actor), faults);
+  w.make_store = store_factory(c, faults);
   w.batch = static_cast<std::size_t>(c.writer_batch);
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;
+  w.faults = faults;
   // Fault-injection tests only (config's fault_knobs()).
-  w.fault_rate = c.fault_writer_crash_rate;
   if (c.fault_lock_ms > 0) {
     w.lock_for = std::chrono::milliseconds{c.fault_lock_ms};
     w.stalled_interval = w.lock_for;
@@ -152,7 +164,8 @@ writer_pool_settings(const config& c,
 // and the readers; those that HTTP requests reach are listed in `dir`.
 actors::supervisor_settings
 root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
-              const std::shared_ptr<actors::health_board>& board) {
+              const std::shared_ptr<actors::health_board>& board,
+              const fault_board_ptr& faults) {
   actors::supervisor_settings root;
   root.name = "root";
   root.report = [board](const actors::supervisor_status& s) {
@@ -160,7 +173,7 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   };
   root.children.push_back(
       {"writers",
-       [pool = actors::writer_pool(writer_pool_settings(c, board))](
+       [pool = actors::writer_pool(writer_pool_settings(c, board, faults))](
            caf::actor_system& sys) {
          // It only bookkeeps: on the scheduler.
          return actors::started_child{
@@ -178,14 +191,14 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
         what == actors::monitored::queue ? "queue-monitor" : "database-monitor",
         actors::monitor,
         actors::monitor_settings{
-            {queue_factory(c, monitor_redis), store_factory(c)},
+            {queue_factory(c, monitor_redis, faults), store_factory(c, faults)},
             what,
             std::chrono::milliseconds{500},
             board}));
 
   actors::enqueue_settings es;
   es.make_queue =
-      queue_factory(c, redis_options(c, "enqueue", reconnect::backoff));
+      queue_factory(c, redis_options(c, "enqueue", reconnect::backoff), faults);
   es.attempts = c.job_attempts;
   es.backoff_ms = c.job_backoff_ms;
   es.max_waiting = c.queue_max_waiting;
@@ -198,7 +211,7 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
     es.recovery = std::make_shared<actors::ack_log>(
         std::chrono::milliseconds{c.recovery_log_ms},
         static_cast<std::size_t>(c.recovery_log_max_mb) << 20U);
-  es.fault_rate = c.fault_enqueue_crash_rate;
+  es.faults = faults;
   root.children.push_back(
       listed(counting_blocking_child("enqueue", actors::enqueue, es), dir,
              &actors::directory::enqueue));
@@ -236,10 +249,11 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
 
   actors::reader_settings rs;
   static_cast<actors::connection_factories&>(rs) = {
-      queue_factory(c, redis_options(c, "reader", reconnect::paced_by_actor)),
-      store_factory(c)};
-  rs.make_read_store = store_factory(c, /*replica=*/true);
-  rs.fault_rate = c.fault_reader_crash_rate;
+      queue_factory(c, redis_options(c, "reader", reconnect::paced_by_actor),
+                    faults),
+      store_factory(c, faults)};
+  rs.make_read_store = store_factory(c, faults, /*replica=*/true);
+  rs.faults = faults;
   for (std::size_t i = 0; i < reader_count; ++i) {
     auto spec = counting_blocking_child("reader-" + std::to_string(i),
                                         actors::reader, rs);
@@ -303,7 +317,14 @@ int serve(const config& c) {
   caf::actor_system sys{cfg};
   auto board = std::make_shared<actors::health_board>();
   auto dir = std::make_shared<actors::directory>(reader_count);
-  auto root = sys.spawn(actors::supervisor, root_settings(c, dir, board));
+  std::shared_ptr<core::fault_board> faults;
+  if (c.faults) {
+    faults = std::make_shared<core::fault_board>();
+    log::warn("the fault API is on (FAULTS=on): /admin/faults can slow and "
+              "fail this server on demand; never in production");
+  }
+  auto root =
+      sys.spawn(actors::supervisor, root_settings(c, dir, board, faults));
   // Every actor stops and is waited for: a request still in a mailbox is
   // answered 503 by its reply handle, and no callback outlives the API and
   // the server it reaches (they are destroyed after this function's end).
@@ -316,7 +337,9 @@ int serve(const config& c) {
   http::api api{http::api_settings{.queue_name = c.queue_name,
                                    .max_content_chars = c.max_content_chars,
                                    .trust_proxy = c.trust_proxy,
-                                   .ack_replicas = c.ack_replicas},
+                                   .ack_replicas = c.ack_replicas,
+                                   .faults = faults,
+                                   .admin_token = c.admin_token},
                 http::token_verifier{c.jwt_secret}, bridge};
   std::unique_ptr<http::server> srv;
   try {

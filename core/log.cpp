@@ -1,31 +1,17 @@
 #include "core/log.hpp"
 
-#include <array>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 
 #include <spdlog/sinks/stdout_sinks.h>
+
+#include "core/clock.hpp"
 
 namespace postd::log {
 
 namespace {
 
 std::atomic<bool> json_format{true};
-
-std::string utc_now_iso() {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  auto secs = system_clock::to_time_t(now);
-  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  std::array<char, 32> buf{};
-  std::size_t n =
-      std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf.data() + n, buf.size() - n, ".%03dZ", static_cast<int>(ms));
-  return buf.data();
-}
 
 } // namespace
 
@@ -43,7 +29,7 @@ std::string render(spdlog::level::level_enum lvl, std::string_view msg,
   auto level_name = spdlog::level::to_string_view(lvl);
   if (json_format) {
     nlohmann::ordered_json line = {
-        {"time", utc_now_iso()},
+        {"time", core::iso_utc(std::chrono::system_clock::now())},
         {"level", std::string(level_name.data(), level_name.size())},
         {"msg", msg}};
     if (fields.is_object())
@@ -51,7 +37,7 @@ std::string render(spdlog::level::level_enum lvl, std::string_view msg,
         line[k] = v;
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  std::string out = utc_now_iso() + " " +
+  std::string out = core::iso_utc(std::chrono::system_clock::now()) + " " +
                     std::string(level_name.data(), level_name.size()) + " " +
                     std::string(msg);
   if (fields.is_object())

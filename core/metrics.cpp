@@ -203,6 +203,13 @@ std::string registry::render(const snapshot& s) const {
   for (const auto& a : s.actors)
     line(out, "postd_actor_running", R"(actor=")" + a.name + "\"",
          a.running ? "1" : "0");
+  if (!s.faults.empty()) {
+    header(out, "postd_fault_active", "gauge",
+           "1 while the fault API's fault is in force (FAULTS=on).");
+    for (const auto& f : s.faults)
+      line(out, "postd_fault_active", R"(fault=")" + f.name + "\"",
+           f.active ? "1" : "0");
+  }
   header(out, "postd_writer_batch_size", "histogram",
          "Jobs a writer took in one batch.");
   batch_sizes_.render(out, "postd_writer_batch_size", "");

@@ -111,6 +111,13 @@ public:
       long long restarts = 0;
     };
     std::vector<actor> actors;
+    // The fault API's faults (FAULTS=on; none otherwise) and whether each
+    // is in force.
+    struct fault {
+      std::string name;
+      bool active = false;
+    };
+    std::vector<fault> faults;
     bool redis_up = false, database_up = false; // checked recently and up
     double redis_latency_ms = 0, database_latency_ms = 0;
   };

@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "http/admin.hpp"
 #include "http/errors.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
@@ -175,6 +176,8 @@ void api::handle(api_request req, respond_fn respond) {
 
 void api::dispatch(route_match route, api_request req, const std::string& path,
                    respond_fn respond) {
+  if (route.id() == route_id::admin_faults && !settings_.faults)
+    route = {}; // FAULTS off: as if there were no such route
   if (route.matched == nullptr)
     return respond(error_response(404, "Cannot " + req.method + " " + path));
   if (!route.allows(req.method))
@@ -199,6 +202,8 @@ void api::dispatch(route_match route, api_request req, const std::string& path,
     return respond(no_cache(json_response(200, ojson{{"status", "ok"}})));
   case r::metrics:
     return metrics_text(respond);
+  case r::admin_faults:
+    return respond(admin_faults(req, *settings_.faults, settings_.admin_token));
   case r::other:
     break;
   }
@@ -516,6 +521,10 @@ void api::metrics_text(const respond_fn& respond) const {
   s.writers_running = writers.running;
   for (const auto& child : backend_.services().children)
     s.actors.push_back({child.name, child.running, child.restarts});
+  if (settings_.faults)
+    for (const auto& spec : core::fault_specs)
+      s.faults.push_back(
+          {std::string(spec.name), settings_.faults->value(spec.id) != 0});
   api_response r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";

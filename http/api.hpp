@@ -11,6 +11,7 @@
 
 #include "actors/health_board.hpp"
 #include "actors/messages.hpp"
+#include "core/fault.hpp"
 #include "core/metrics.hpp"
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
@@ -46,6 +47,9 @@ struct api_settings {
   int ack_replicas = 0;
   // A monitor view older than this counts as down.
   std::chrono::milliseconds stale_after{3000};
+  // The fault API's board and token (FAULTS=on); none: /admin is 404.
+  std::shared_ptr<core::fault_board> faults{};
+  std::string admin_token{};
 };
 
 class api {

@@ -24,7 +24,8 @@ enum class route_id : std::uint8_t {
   health_live,
   health_ready,
   metrics,
-  other, // no route: 404
+  admin_faults, // FAULTS=on only (404 otherwise)
+  other,        // no route: 404
 };
 
 struct route {
@@ -35,7 +36,7 @@ struct route {
 };
 
 // Matched in this order: the first route that fits wins.
-inline constexpr std::array<route, 9> routes{{
+inline constexpr std::array<route, 10> routes{{
     {route_id::create, "/v1/post/create", "POST"},
     {route_id::job_status, "/v1/post/jobs/:jobId", "GET, HEAD"},
     {route_id::posts, "/v1/post", "GET, HEAD"},
@@ -45,6 +46,7 @@ inline constexpr std::array<route, 9> routes{{
     {route_id::health_live, "/health/live", "GET, HEAD"},
     {route_id::health_ready, "/health/ready", "GET, HEAD"},
     {route_id::metrics, "/metrics", "GET, HEAD"},
+    {route_id::admin_faults, "/admin/faults", "GET, HEAD, PUT, DELETE"},
 }};
 
 struct route_match {

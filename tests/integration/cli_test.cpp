@@ -69,10 +69,9 @@ TEST(Cli, FaultKnobsWarnAndRefuseBadValues) {
   EXPECT_NE(r.err.find("warning: POSTD_FAULT_LOCK_MS=2000"), std::string::npos)
       << r.err;
 
-  e["POSTD_FAULT_WRITER_CRASH_RATE"] = "sometimes";
+  e["POSTD_FAULT_LOCK_MS"] = "sometimes";
   r = run_postd({"token", "--sub", "author"}, e);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("postd: POSTD_FAULT_WRITER_CRASH_RATE: ", 0), 0u)
-      << r.err;
+  EXPECT_EQ(r.err.rfind("postd: POSTD_FAULT_LOCK_MS: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }

@@ -429,11 +429,11 @@ TEST_F(FaultTest, PostsAfterRedisLostItsStateAreAllStored) {
 // each is still written exactly once.
 TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
   scratch_database db;
-  const auto e = env_for(db, {{"POSTD_FAULT_WRITER_CRASH_RATE", "0.2"},
-                              {"POSTD_FAULT_LOCK_MS", "2000"},
-                              {"WRITER_BATCH", "64"}});
+  const auto e = with_fault_api(
+      env_for(db, {{"POSTD_FAULT_LOCK_MS", "2000"}, {"WRITER_BATCH", "64"}}));
   migrate(e);
   START_SERVER(server, e);
+  put_faults(server.port(), R"({"writer_crash_rate":0.2})");
 
   constexpr int n = 2000;
   load l{server.port(), n};
@@ -459,11 +459,11 @@ TEST_F(FaultTest, WritersThrowingOnSomeJobsStillWriteEachOnce) {
 TEST_F(FaultTest,
        EnqueueAndReadersThrowingAreRestartedAndEveryRequestAnswered) {
   scratch_database db;
-  const auto e = env_for(db, {{"POSTD_FAULT_ENQUEUE_CRASH_RATE", "0.05"},
-                              {"POSTD_FAULT_READER_CRASH_RATE", "0.05"},
-                              {"REQUEST_TIMEOUT_MS", "3000"}});
+  const auto e = with_fault_api(env_for(db, {{"REQUEST_TIMEOUT_MS", "3000"}}));
   migrate(e);
   START_SERVER(server, e);
+  put_faults(server.port(),
+             R"({"enqueue_crash_rate":0.05,"reader_crash_rate":0.05})");
 
   std::atomic<bool> loading{true};
   std::map<unsigned, int> reads;

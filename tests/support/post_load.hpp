@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -220,6 +221,26 @@ inline env_map fault_env(env_map e) {
   e["THROTTLE_LIMIT"] = "1000000"; // a load from one IP, not a rate test
   e["KEEP_COMPLETED"] = "100000";  // completed stays countable
   return e;
+}
+
+// The fault API (FAULTS=on) with the tests' admin token.
+inline constexpr const char* test_admin_token = "postd-tests-admin-token";
+inline env_map with_fault_api(env_map e) {
+  e["FAULTS"] = "on";
+  e["ADMIN_TOKEN"] = test_admin_token;
+  return e;
+}
+
+// PUT /admin/faults with `json`; throws unless postd answers 200.
+inline std::string put_faults(int port, const std::string& json) {
+  auto r =
+      http_call(port, "PUT", "/admin/faults", json,
+                {{"Authorization", std::string("Bearer ") + test_admin_token},
+                 {"Content-Type", "application/json"}});
+  if (r.status != 200)
+    throw std::runtime_error("PUT /admin/faults " + json + ": " +
+                             std::to_string(r.status) + " " + r.body);
+  return r.body;
 }
 
 // content -> (rows with that content, one of their jobIds).

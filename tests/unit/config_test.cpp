@@ -215,21 +215,12 @@ TEST(Config, HelpEnvShowsEverySettingOnItsOwnLine) {
 // as settings.
 TEST(Config, FaultKnobsAreCheckedAndNotSettings) {
   auto c = parse_config({});
-  EXPECT_EQ(c.fault_writer_crash_rate, 0);
   EXPECT_EQ(c.fault_lock_ms, 0);
-  c = parse_config({{"POSTD_FAULT_WRITER_CRASH_RATE", "0.25"},
-                    {"POSTD_FAULT_LOCK_MS", "2000"}});
-  EXPECT_EQ(c.fault_writer_crash_rate, 0.25);
+  c = parse_config({{"POSTD_FAULT_LOCK_MS", "2000"}});
   EXPECT_EQ(c.fault_lock_ms, 2000);
   for (const auto& [name, bad] :
        std::vector<std::pair<std::string, std::string>>{
-           {"POSTD_FAULT_WRITER_CRASH_RATE", "often"},
-           {"POSTD_FAULT_WRITER_CRASH_RATE", "1.5"},
-           {"POSTD_FAULT_WRITER_CRASH_RATE", "-0.1"},
-           {"POSTD_FAULT_WRITER_CRASH_RATE", "nan"},
-           {"POSTD_FAULT_WRITER_CRASH_RATE", ""},
-           {"POSTD_FAULT_LOCK_MS", "99"},
-           {"POSTD_FAULT_LOCK_MS", "2s"}}) {
+           {"POSTD_FAULT_LOCK_MS", "99"}, {"POSTD_FAULT_LOCK_MS", "2s"}}) {
     try {
       parse_config({{name, bad}});
       ADD_FAILURE() << name << "=" << bad << " accepted";
@@ -243,6 +234,31 @@ TEST(Config, FaultKnobsAreCheckedAndNotSettings) {
       EXPECT_NE(s.name, knob.name);
     EXPECT_EQ(postd::app::settings_table().find(knob.name), std::string::npos);
   }
+  // The crash rates they once had are the fault API's now.
+  EXPECT_TRUE(std::none_of(
+      postd::app::fault_knobs().begin(), postd::app::fault_knobs().end(),
+      [](const auto& k) { return k.name.find("RATE") != std::string::npos; }));
+}
+
+// The fault API is off unless FAULTS=on, which needs an ADMIN_TOKEN of 16
+// characters or more (a short or missing one stops postd at start).
+TEST(Config, FaultsOnNeedAnAdminToken) {
+  EXPECT_FALSE(parse_config({}).faults);
+  auto c =
+      parse_config({{"FAULTS", "on"}, {"ADMIN_TOKEN", "0123456789abcdef"}});
+  EXPECT_TRUE(c.faults);
+  EXPECT_EQ(c.admin_token, "0123456789abcdef");
+  EXPECT_FALSE(parse_config({{"FAULTS", "off"}, {"ADMIN_TOKEN", "x"}}).faults);
+  for (const auto& token : {std::string{}, std::string{"0123456789abcde"}}) {
+    try {
+      parse_config({{"FAULTS", "on"}, {"ADMIN_TOKEN", token}});
+      ADD_FAILURE() << "FAULTS=on accepted with a token of " << token.size();
+    } catch (const config_error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("ADMIN_TOKEN: ", 0), 0u)
+          << e.what();
+    }
+  }
+  EXPECT_THROW(parse_config({{"FAULTS", "yes"}}), config_error);
 }
 
 TEST(Config, PortZeroMeansAnyFreePort) {
