@@ -85,13 +85,15 @@ tsan_labels='^(unit|actors|integration|persistence)$'
 # minutes of load) and the multi-instance tests (three postd behind nginx)
 # run in the Release suite only: what they drive in postd
 # (the reconnects through Sentinel, the recovery log) the Sentinel and
-# recovery-log tests also drive under ASan and TSan, in seconds. The
+# recovery-log tests also drive under ASan and TSan, in seconds. So do the
+# chaos kit's runs (bench/chaos.sh: minutes of load, the fault tests'
+# faults). The
 # descriptor-exhaustion test too: a sanitizer runtime needs descriptors of
 # its own (its report file, opened at the first line it writes; pipes to
 # its symbolizer), so a sanitized postd starved of them on purpose died at
 # its first sanitizer line (once in ~10 ASan runs: "Can't open file ...
 # (reason: 24)"); the accept back-off it checks is the Release build's.
-sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion'
+sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion|^chaos\.'
 
 # End process group PGID (a session started by setsid: ctest or the
 # background queue, and whatever they spawned): TERM, then KILL after 5 s.

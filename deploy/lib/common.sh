@@ -24,10 +24,12 @@ POSTD_PACKAGES=(
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
   clang-tidy clang libclang-rt-dev llvm nginx-light docker-compose python3-yaml
+  nftables gnuplot-nox
 )
 # nginx-light: the multi-instance test's load balancer; docker-compose and
 # python3-yaml: the deploy kit's checks (`docker-compose config`, YAML), as
-# there is no container engine here.
+# there is no container engine here. nftables and gnuplot-nox: the chaos
+# kit's partitions and its report's timeline (bench/chaos.sh).
 # clang, libclang-rt-dev (the sanitizer runtimes and libFuzzer) and llvm (its
 # llvm-symbolizer puts names and lines in sanitizer reports): deploy/test.sh's
 # sanitizer trees are built by Clang.
@@ -352,11 +354,13 @@ postd_stop_redis() {
 
 # postd_start_nginx DIR PORT UPSTREAM_PORT...: the deploy kit's nginx
 # (deploy/nginx.conf) on 127.0.0.1:PORT, in front of postd instances on
-# 127.0.0.1:UPSTREAM_PORT (the first one stands for postd1, and so on; as
-# many as the file names), its logs, pid and temp files in DIR. Waits until
-# it answers.
+# 127.0.0.1:UPSTREAM_PORT (the first one stands for postd1, and so on), its
+# logs, pid and temp files in DIR. Waits until it answers. The upstreams
+# list exactly the ports given: with fewer than the file names (postd1..3),
+# the others' lines are left out; with more, lines like the last one are
+# added (the chaos kit runs 1 to 8 instances).
 postd_start_nginx() {
-  local dir port timeout=${POSTD_START_TIMEOUT:-10} i=1 up edits=() pid
+  local dir port timeout=${POSTD_START_TIMEOUT:-10} i=1 up edits=() pid named
   [[ $# -ge 3 ]] || { _postd_err "usage: postd_start_nginx DIR PORT UPSTREAM_PORT..."; return 2; }
   dir=$(_postd_abspath "$1")
   port=$2
@@ -370,6 +374,13 @@ postd_start_nginx() {
   edits=(-e "s|^\( *\)listen 80;|\1listen 127.0.0.1:$port;|"
     -e "s|access_log /dev/stdout|access_log $dir/access.log|"
     -e "s|^error_log stderr|error_log $dir/error.log|")
+  named=$(sed -n 's/^ *server postd\([0-9]*\):3000.*/\1/p' "$POSTD_REPO/deploy/nginx.conf" | sort -n | tail -n 1)
+  named=${named:-0}
+  for ((i = named + 1; i <= $#; i++)); do # postdI: a copy of postd(I-1)'s line
+    edits+=(-e "s|^\( *\)server postd$((i - 1)):3000\(.*\)$|&\n\1server postd$i:3000\2|M")
+  done
+  for ((i = $# + 1; i <= named; i++)); do edits+=(-e "/^ *server postd$i:3000/d"); done
+  i=1
   for up in "$@"; do
     edits+=(-e "s|server postd$i:3000|server 127.0.0.1:$up|")
     i=$((i + 1))
@@ -659,15 +670,18 @@ postd_start_pg_standby() {
 
 # ---------------------------------------------------------------- PgBouncer
 
-# postd_start_pgbouncer DIR PORT PG_PORT: PgBouncer (transaction mode, trust,
-# any database name) on 127.0.0.1:PORT in front of 127.0.0.1:PG_PORT.
+# postd_start_pgbouncer DIR PORT PG_PORT [ADDRESS]: PgBouncer (transaction
+# mode, trust, any database name) on 127.0.0.1:PORT in front of
+# 127.0.0.1:PG_PORT; with ADDRESS (an IPv4 address of this machine or
+# network namespace, as the chaos kit's), on ADDRESS:PORT too.
 postd_start_pgbouncer() {
-  local dir port pg_port timeout=${POSTD_START_TIMEOUT:-10} pid i out
-  [[ $# -eq 3 ]] || { _postd_err "usage: postd_start_pgbouncer DIR PORT PG_PORT"; return 2; }
+  local dir port pg_port address timeout=${POSTD_START_TIMEOUT:-10} pid i out
+  [[ $# -eq 3 || $# -eq 4 ]] || { _postd_err "usage: postd_start_pgbouncer DIR PORT PG_PORT [ADDRESS]"; return 2; }
   [[ -n ${POSTD_SERVICE_USER:-} ]] || postd_service_user || return 1
   dir=$(_postd_abspath "$1")
   port=$2
   pg_port=$3
+  address=${4:-}
   if pid=$(_postd_pidfile_pid "$dir/pgbouncer.pid" pgbouncer); then
     _postd_err "PgBouncer already runs from $dir (pid $pid)"
     return 1
@@ -676,6 +690,11 @@ postd_start_pgbouncer() {
   _postd_service_dir "$dir" || return 1
   _postd_render "$POSTD_REPO/deploy/pgbouncer.ini" "$dir/pgbouncer.ini" DIR="$dir" \
     PORT="$port" PG_PORT="$pg_port" SOCKET_DIR="$(_postd_socket_dir "$dir")" || return 1
+  if [[ -n $address ]]; then
+    sed -i "s|^listen_addr = 127.0.0.1$|listen_addr = 127.0.0.1,$address|" "$dir/pgbouncer.ini" || return 1
+    grep -q "^listen_addr = 127.0.0.1,$address$" "$dir/pgbouncer.ini" ||
+      { _postd_err "deploy/pgbouncer.ini has no 'listen_addr = 127.0.0.1' line to add $address to"; return 1; }
+  fi
   printf '"postgres" ""\n' >"$dir/userlist.txt"
   if ((EUID == 0)); then chown "$POSTD_SERVICE_USER:" "$dir/pgbouncer.ini" "$dir/userlist.txt" || return 1; fi
   rm -f "$dir/pgbouncer.pid"
