@@ -19,6 +19,10 @@ namespace postd::app {
 
 enum class throttle_store { memory, redis };
 
+// ADMIN_TOKEN: shorter ones are taken with a warning at start (a guessable
+// token lets anyone stall the server through the fault API).
+inline constexpr std::size_t recommended_admin_token = 16;
+
 // The values postd runs with. Defaults, ranges and help live in one place,
 // settings() (config.cpp): a config comes from parse_config, never from
 // these zero-initialised members.

@@ -322,6 +322,11 @@ int serve(const config& c) {
     faults = std::make_shared<core::fault_board>();
     log::warn("the fault API is on (FAULTS=on): /admin/faults can slow and "
               "fail this server on demand; never in production");
+    if (c.admin_token.size() < recommended_admin_token)
+      log::warn("ADMIN_TOKEN is short: a guessable token lets anyone stall "
+                "this server through /admin/faults",
+                {{"length", c.admin_token.size()},
+                 {"recommended", recommended_admin_token}});
   }
   auto root =
       sys.spawn(actors::supervisor, root_settings(c, dir, board, faults));

@@ -83,11 +83,22 @@ TEST_F(FaultApiTest, FaultsOnWithoutATokenDoesNotStart) {
   EXPECT_EQ(r.err.rfind("postd: ADMIN_TOKEN: ", 0), 0u) << r.err;
 }
 
+// A short token is taken, with a warning naming the risk.
+TEST_F(FaultApiTest, AShortTokenWorksWithAWarning) {
+  START_SERVER(server, env({{"FAULTS", "on"}, {"ADMIN_TOKEN", "short"}}));
+  EXPECT_NE(server.output().find("ADMIN_TOKEN is short"), std::string::npos)
+      << server.output();
+  EXPECT_EQ(admin(server.port(), "GET", "", "short").status, 200u);
+  EXPECT_EQ(admin(server.port(), "GET", "", "shorter").status, 401u);
+}
+
 // With the API on: a warning at start, 401 without the token, faults set,
 // shown (also in /metrics) and cleared by themselves after `for`.
 TEST_F(FaultApiTest, SetShownInMetricsAndClearedAfterItsTime) {
   START_SERVER(server, with_fault_api(env()));
   EXPECT_NE(server.output().find("the fault API is on"), std::string::npos)
+      << server.output();
+  EXPECT_EQ(server.output().find("ADMIN_TOKEN is short"), std::string::npos)
       << server.output();
   auto refused = admin(server.port(), "PUT", R"({"db_delay_ms":5})", "wrong");
   EXPECT_EQ(refused.status, 401u) << refused.body;
