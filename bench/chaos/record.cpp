@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <istream>
 #include <ostream>
@@ -39,17 +40,6 @@ std::vector<std::string> split_csv(const std::string& line, int number) {
   return fields;
 }
 
-double to_double(const std::string& field, int number, const char* what) {
-  try {
-    std::size_t used = 0;
-    double value = std::stod(field, &used);
-    if (used == field.size())
-      return value;
-  } catch (const std::exception&) {
-  }
-  throw record_error(number, std::string("bad ") + what + " '" + field + "'");
-}
-
 int to_int(const std::string& field, int number, const char* what) {
   int value = 0;
   auto [end, ec] =
@@ -66,6 +56,17 @@ void require_plain(const std::string& field, const char* what) {
 }
 
 } // namespace
+
+double field_number(const std::string& field, int line, const char* what) {
+  try {
+    std::size_t used = 0;
+    double value = std::stod(field, &used);
+    if (used == field.size() && std::isfinite(value))
+      return value;
+  } catch (const std::exception&) {
+  }
+  throw record_error(line, std::string("bad ") + what + " '" + field + "'");
+}
 
 void write_header(std::ostream& out) {
   out << header << '\n';
@@ -102,8 +103,8 @@ std::vector<attempt> read_attempts(std::istream& in) {
       throw record_error(number, "expected 7 fields, found " +
                                      std::to_string(f.size()));
     attempt a;
-    a.sent_ms = to_double(f[0], number, "sent_ms");
-    a.answered_ms = to_double(f[1], number, "answered_ms");
+    a.sent_ms = field_number(f[0], number, "sent_ms");
+    a.answered_ms = field_number(f[1], number, "answered_ms");
     a.post = f[2];
     a.number = to_int(f[3], number, "number");
     a.status = to_int(f[4], number, "status");

@@ -42,6 +42,10 @@ struct attempt {
   double latency_ms() const { return answered_ms - sent_ms; }
 };
 
+// A field that must be a finite number; a record_error naming `what`, the
+// field and the line otherwise. Shared by every reader of the kit's files.
+double field_number(const std::string& field, int line, const char* what);
+
 // requests.csv: a header line, then one line per attempt. `post`, `job_id`
 // and `error` must hold no comma, quote or line break (the load's own
 // contents and ids never do; write_attempt refuses them).

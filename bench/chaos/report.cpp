@@ -35,22 +35,11 @@ std::vector<std::string> split(const std::string& line, std::size_t max) {
   return fields;
 }
 
-double to_number(const std::string& field, int line, const char* what) {
-  try {
-    std::size_t used = 0;
-    double v = std::stod(field, &used);
-    if (used == field.size() && std::isfinite(v))
-      return v;
-  } catch (const std::exception&) {
-  }
-  throw record_error(line, std::string("bad ") + what + " '" + field + "'");
-}
-
 // An empty field of samples.csv is a probe that failed: -1, unknown.
 std::int64_t to_count(const std::string& field, int line, const char* what) {
   if (field.empty())
     return -1;
-  double v = to_number(field, line, what);
+  double v = field_number(field, line, what);
   if (v < 0 || v != std::floor(v))
     throw record_error(line, std::string("bad ") + what + " '" + field + "'");
   return static_cast<std::int64_t>(v);
@@ -192,7 +181,7 @@ std::vector<run_event> read_events(std::istream& in) {
     auto f = split(line, 4);
     if (f.size() < 3)
       throw record_error(number, "expected t_ms,action,target,detail");
-    events.push_back({to_number(f[0], number, "t_ms"), f[1], f[2],
+    events.push_back({field_number(f[0], number, "t_ms"), f[1], f[2],
                       f.size() > 3 ? f[3] : ""});
   }
   return events;
@@ -219,7 +208,7 @@ std::vector<sample> read_samples(std::istream& in) {
       throw record_error(number, "expected 6 fields, found " +
                                      std::to_string(f.size()));
     samples.push_back(
-        {to_number(f[0], number, "t_ms"), to_count(f[1], number, "wait"),
+        {field_number(f[0], number, "t_ms"), to_count(f[1], number, "wait"),
          to_count(f[2], number, "active"), to_count(f[3], number, "delayed"),
          to_count(f[4], number, "failed"), to_count(f[5], number, "rows")});
   }
