@@ -26,9 +26,40 @@ create_status to_status(persistence::add_status s) {
   return create_status::unavailable;
 }
 
+const char* status_name(create_status s) {
+  switch (s) {
+  case create_status::queued:
+    return "queued";
+  case create_status::duplicate:
+    return "duplicate";
+  case create_status::queue_full:
+    return "queue full";
+  case create_status::unavailable:
+    return "unavailable";
+  case create_status::throttled:
+    return "throttled";
+  case create_status::unconfirmed:
+    return "unconfirmed";
+  }
+  return "unknown";
+}
+
+// At debug, one line per create the batch answered, with its trace.
+void log_answer(const create_request& req, const std::string& job_id,
+                const std::string& post_id, create_status status) {
+  if (log::enabled(spdlog::level::debug))
+    log::debug("enqueue", {{"actor", "enqueue"},
+                           {"status", status_name(status)},
+                           {"job_id", job_id},
+                           {"post_id", post_id},
+                           {"traceparent", req.post.traceparent}});
+}
+
 void answer_all(std::vector<create_request>& batch, create_status status) {
-  for (auto& req : batch)
+  for (auto& req : batch) {
+    log_answer(req, {}, {}, status);
     req.reply(create_outcome{status, {}, req.throttle});
+  }
 }
 
 // Whether ACK_REPLICAS replicas confirmed the batch just added (WAIT on the
@@ -190,6 +221,7 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
         pushed_out += s.recovery->record({now, id, post_ids[i], jobs[i]});
       else if (s.recovery && statuses[i] == create_status::unconfirmed)
         s.recovery->note_id(id);
+      log_answer(batch[i], id, post_ids[i], statuses[i]);
       batch[i].reply(
           create_outcome{statuses[i], std::move(id), batch[i].throttle});
     }
@@ -228,6 +260,8 @@ std::string job_data(const create_post& post, const std::string& post_id) {
               R"(,"fileUrls":[],"postId":)" + quoted(post_id);
   if (!post.idempotency_key.empty())
     data += R"(,"idempotencyKey":)" + quoted(post.idempotency_key);
+  if (!post.traceparent.empty())
+    data += R"(,"traceparent":)" + quoted(post.traceparent);
   return data + "}";
 }
 

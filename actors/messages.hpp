@@ -19,7 +19,8 @@ namespace postd::actors {
 struct create_post {
   std::string author;
   std::string content;
-  std::string idempotency_key; // empty: none
+  std::string idempotency_key;  // empty: none
+  std::string traceparent = {}; // postd's span of the request (W3C)
 };
 
 enum class create_status {

@@ -104,6 +104,33 @@ void forget_old_keys(writer_state& st, clock::time_point now) {
   }
 }
 
+// At debug, a line per job written, with its trace (the request's).
+void log_written(const std::vector<core::completion>& done) {
+  if (!log::enabled(spdlog::level::debug))
+    return;
+  for (const auto& c : done)
+    log::debug("job written", {{"actor", "writer"},
+                               {"job_id", c.job_id},
+                               {"result", c.return_value},
+                               {"traceparent", c.traceparent}});
+}
+
+// A job the batch could not write: retried later (delayed) or failed for
+// good; either way a warning an operator can follow by its trace.
+void log_failed(const core::failure& f, persistence::failure_outcome o) {
+  const char* outcome = o == persistence::failure_outcome::retried ? "retried"
+                        : o == persistence::failure_outcome::failed
+                            ? "failed"
+                            : "lock lost";
+  log::warn(o == persistence::failure_outcome::retried ? "job will be retried"
+                                                       : "job failed",
+            {{"actor", "writer"},
+             {"job_id", f.job_id},
+             {"reason", f.reason},
+             {"outcome", outcome},
+             {"traceparent", f.traceparent}});
+}
+
 // One take -> write -> complete round; false when the queue was empty.
 bool work_once(writer_state& st, const writer_settings& s,
                clock::time_point now) {
@@ -139,16 +166,20 @@ bool work_once(writer_state& st, const writer_settings& s,
         st.queue->complete_jobs(result.completed, st.token, s.keep_completed);
     counts.jobs_completed.fetch_add(result.completed.size() - lost.size(),
                                     std::memory_order_relaxed);
+    log_written(result.completed);
   }
   if (!result.failed.empty()) {
-    for (const auto& f : result.failed)
-      log::warn("job failed", {{"job_id", f.job_id}, {"reason", f.reason}});
-    for (auto o : st.queue->fail_jobs(result.failed, st.token, s.backoff_ms,
-                                      s.keep_failed))
+    auto outcomes = st.queue->fail_jobs(result.failed, st.token, s.backoff_ms,
+                                        s.keep_failed);
+    for (std::size_t i = 0; i < result.failed.size(); ++i) {
+      auto o = i < outcomes.size() ? outcomes[i]
+                                   : persistence::failure_outcome::lock_lost;
       if (o == persistence::failure_outcome::retried)
         counts.jobs_retried.fetch_add(1, std::memory_order_relaxed);
       else if (o == persistence::failure_outcome::failed)
         counts.jobs_failed.fetch_add(1, std::memory_order_relaxed);
+      log_failed(result.failed[i], o);
+    }
   }
   st.held.clear();
   forget_old_keys(st, now); // after the batch, which it must not hold up

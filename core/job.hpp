@@ -34,13 +34,15 @@ struct replication_state {
 
 struct completion {
   std::string job_id;
-  std::string return_value; // JSON text stored as `returnvalue`
-  std::string opts = {};    // the job's opts as taken (removeOnComplete)
+  std::string return_value;     // JSON text stored as `returnvalue`
+  std::string opts = {};        // the job's opts as taken (removeOnComplete)
+  std::string traceparent = {}; // its data's (W3C), for the logs
 };
 
 struct failure {
   std::string job_id;
   std::string reason;
+  std::string traceparent = {}; // its data's (W3C), for the logs
 };
 
 struct job_counts {

@@ -193,6 +193,10 @@ std::string registry::render(const snapshot& s) const {
        std::to_string(s.writer_restarts));
   header(out, "postd_writers_running", "gauge", "Writer actors running now.");
   line(out, "postd_writers_running", "", std::to_string(s.writers_running));
+  header(out, "postd_writers_configured", "gauge",
+         "Writer actors configured (WRITERS).");
+  line(out, "postd_writers_configured", "",
+       std::to_string(s.writers_configured));
   header(out, "postd_actor_restarts_total", "counter",
          "Restarts of each actor under the root supervisor.");
   for (const auto& a : s.actors)
@@ -235,6 +239,15 @@ std::string registry::render(const snapshot& s) const {
          "The recovery log's memory now, roughly.");
   line(out, "postd_recovery_log_bytes", "",
        std::to_string(recovery_log_bytes.load(std::memory_order_relaxed)));
+  header(out, "postd_redis_replicas_online", "gauge",
+         "Replicas online of the queue's Redis master (its INFO replication).");
+  line(out, "postd_redis_replicas_online", "",
+       std::to_string(s.redis_replicas_online));
+  header(
+      out, "postd_redis_ack_replicas", "gauge",
+      "Replicas that must confirm each batch before its 202 (ACK_REPLICAS).");
+  line(out, "postd_redis_ack_replicas", "",
+       std::to_string(s.redis_ack_replicas));
   counter("postd_redis_wait_shortfalls_total",
           "Batches of creates that fewer than ACK_REPLICAS replicas "
           "confirmed within ACK_TIMEOUT_MS (answered 503).",

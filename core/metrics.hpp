@@ -104,6 +104,11 @@ public:
                  delayed = 0;
     long long writer_restarts = 0;
     int writers_running = 0;
+    int writers_configured = 0; // WRITERS
+    // The queue's Redis: replicas online (INFO replication), and how many
+    // ACK_REPLICAS asks to confirm each batch.
+    int redis_replicas_online = 0;
+    int redis_ack_replicas = 0;
     // The root supervisor's children (throttle, enqueue, readers, ...).
     struct actor {
       std::string name;

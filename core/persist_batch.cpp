@@ -9,6 +9,22 @@
 
 namespace postd::core {
 
+namespace {
+
+// The traceparent postd's enqueue put in a job's data; empty when none.
+std::string traceparent_of(const nlohmann::json& data) {
+  auto it = data.find("traceparent");
+  return it != data.end() && it->is_string() ? it->get<std::string>()
+                                             : std::string{};
+}
+
+std::string traceparent_of(const active_job& job) {
+  auto data = nlohmann::json::parse(job.data, nullptr, false);
+  return data.is_object() ? traceparent_of(data) : std::string{};
+}
+
+} // namespace
+
 std::optional<new_post> post_from_job(const active_job& job,
                                       std::string_view queue_base,
                                       std::string& reason) {
@@ -45,6 +61,7 @@ std::optional<new_post> post_from_job(const active_job& job,
       key != data.end() && key->is_string())
     row.idempotency_key = key->get<std::string>();
   row.queued_at_ms = job.timestamp_ms;
+  row.traceparent = traceparent_of(data);
   return row;
 }
 
@@ -58,7 +75,7 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
     if (auto row = post_from_job(job, queue_base, reason))
       rows.push_back(std::move(*row));
     else
-      out.failed.push_back({job.id, reason});
+      out.failed.push_back({job.id, reason, traceparent_of(job)});
   }
   std::unordered_map<std::string_view, const std::string*> opts;
   for (const auto& job : jobs)
@@ -69,7 +86,7 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
         earlier == done.earlier.end() ? row.id : earlier->second;
     out.completed.push_back({row.job_id,
                              nlohmann::json{{"postId", post_id}}.dump(),
-                             *opts.at(row.job_id)});
+                             *opts.at(row.job_id), row.traceparent});
   };
   try {
     auto done = insert(rows);
@@ -86,7 +103,7 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
     } catch (const store_error& e) {
       if (e.connection_lost())
         throw;
-      out.failed.push_back({row.job_id, e.what()});
+      out.failed.push_back({row.job_id, e.what(), row.traceparent});
     }
   }
   return out;

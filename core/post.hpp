@@ -21,6 +21,9 @@ struct new_post {
   // 24 h from then, written with it (post_store_api::insert_posts).
   std::string idempotency_key;
   std::int64_t queued_at_ms = 0;
+  // The create's W3C traceparent from the job's data (empty: none), for
+  // the writer's log lines; not stored.
+  std::string traceparent = {};
 };
 
 // What inserting a batch of new_posts did.

@@ -93,7 +93,9 @@ tsan_labels='^(unit|actors|integration|persistence)$'
 # its symbolizer), so a sanitized postd starved of them on purpose died at
 # its first sanitizer line (once in ~10 ASan runs: "Can't open file ...
 # (reason: 24)"); the accept back-off it checks is the Release build's.
-sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion|^chaos\.'
+# The dashboard's Chromium test and the real Prometheus's scrape drive a
+# page and /metrics that the C++ integration tests also drive there.
+sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion|^chaos\.|^integration\.(dashboard|prometheus)$'
 
 # End process group PGID (a session started by setsid: ctest or the
 # background queue, and whatever they spawned): TERM, then KILL after 5 s.

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/admin.hpp"
+#include "http/dashboard.hpp"
 #include "http/errors.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
@@ -79,19 +80,23 @@ bool shows_replication(const api_settings& settings,
   return settings.ack_replicas > 0 || !view.replication.replicas.empty();
 }
 
+int replicas_online(const actors::health_view& view) {
+  return static_cast<int>(std::count_if(
+      view.replication.replicas.begin(), view.replication.replicas.end(),
+      [](const auto& r) { return r.state == "online"; }));
+}
+
 ojson replication_json(const api_settings& settings,
                        const actors::health_view& view) {
   ojson replicas = ojson::array();
-  int online = 0;
   for (const auto& r : view.replication.replicas) {
-    online += r.state == "online" ? 1 : 0;
     replicas.push_back(ojson{{"address", r.address},
                              {"state", r.state},
                              {"lagBytes", r.lag_bytes},
                              {"lagSeconds", r.lag_seconds}});
   }
   return ojson{{"role", view.replication.role},
-               {"replicasOnline", online},
+               {"replicasOnline", replicas_online(view)},
                {"ackReplicas", settings.ack_replicas},
                {"replicas", std::move(replicas)}};
 }
@@ -159,7 +164,7 @@ void api::handle(api_request req, respond_fn respond) {
   std::string_view route_path = route.matched ? route.matched->path : "other";
   auto method = metrics::method_of(req.method);
   auto counted = [respond = std::move(respond), label, route_path, method,
-                  started](api_response r) {
+                  started, trace = req.traceparent](api_response r) {
     auto took = std::chrono::steady_clock::now() - started;
     metrics::process().request(label, method, r.status, took);
     // One line per request only at debug: at info, load writes no logs.
@@ -167,6 +172,7 @@ void api::handle(api_request req, respond_fn respond) {
       log::debug("request",
                  {{"route", route_path},
                   {"status", r.status},
+                  {"traceparent", trace},
                   {"latency_ms",
                    std::chrono::duration<double, std::milli>(took).count()}});
     respond(std::move(r));
@@ -204,6 +210,8 @@ void api::dispatch(route_match route, api_request req, const std::string& path,
     return metrics_text(respond);
   case r::admin_faults:
     return respond(admin_faults(req, *settings_.faults, settings_.admin_token));
+  case r::dashboard:
+    return respond(dashboard_response());
   case r::other:
     break;
   }
@@ -229,7 +237,8 @@ void api::create_post(api_request req, respond_fn respond) {
   if (!v.body)
     return refuse(error_response(400, v.messages));
   actors::create_post post{std::move(*author), std::move(v.body->content),
-                           std::move(req.idempotency_key)};
+                           std::move(req.idempotency_key),
+                           std::move(req.traceparent)};
   backend_.create(
       std::move(key), std::move(post),
       [respond](const actors::create_outcome& o) {
@@ -519,6 +528,9 @@ void api::metrics_text(const respond_fn& respond) const {
   s.delayed = view->counts.delayed;
   s.writer_restarts = writers.restarts;
   s.writers_running = writers.running;
+  s.writers_configured = writers.writers;
+  s.redis_replicas_online = replicas_online(*view);
+  s.redis_ack_replicas = settings_.ack_replicas;
   for (const auto& child : backend_.services().children)
     s.actors.push_back({child.name, child.running, child.restarts});
   if (settings_.faults)

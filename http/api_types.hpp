@@ -18,6 +18,10 @@ struct api_request {
   std::string idempotency_key;
   bool has_idempotency_key = false;
   std::string forwarded_for; // X-Forwarded-For
+  // The W3C traceparent: as received (to_api_request: empty when absent or
+  // sent twice), then postd's own span of the request (session::dispatch,
+  // core::continue_trace), which the answer, the job and the logs carry.
+  std::string traceparent;
   std::string peer_ip;
   std::string body;
 };

@@ -25,7 +25,8 @@ enum class route_id : std::uint8_t {
   health_ready,
   metrics,
   admin_faults, // FAULTS=on only (404 otherwise)
-  other,        // no route: 404
+  dashboard,
+  other, // no route: 404
 };
 
 struct route {
@@ -36,7 +37,7 @@ struct route {
 };
 
 // Matched in this order: the first route that fits wins.
-inline constexpr std::array<route, 10> routes{{
+inline constexpr std::array<route, 11> routes{{
     {route_id::create, "/v1/post/create", "POST"},
     {route_id::job_status, "/v1/post/jobs/:jobId", "GET, HEAD"},
     {route_id::posts, "/v1/post", "GET, HEAD"},
@@ -47,6 +48,7 @@ inline constexpr std::array<route, 10> routes{{
     {route_id::health_ready, "/health/ready", "GET, HEAD"},
     {route_id::metrics, "/metrics", "GET, HEAD"},
     {route_id::admin_faults, "/admin/faults", "GET, HEAD, PUT, DELETE"},
+    {route_id::dashboard, "/dashboard", "GET, HEAD"},
 }};
 
 struct route_match {

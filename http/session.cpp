@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/reply_once.hpp"
+#include "core/trace.hpp"
 #include "http/errors.hpp"
 #include "http/routes.hpp"
 #include "http/wire.hpp"
@@ -200,6 +201,10 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   bool close = !req.keep_alive() || draining_;
   bool head = req.method() == bhttp::verb::head;
   auto in = to_api_request(std::move(req), peer_ip_);
+  // postd's span of this request: every answer to it (the deadline's too)
+  // returns it, and the API puts it in the job and its log lines.
+  in.traceparent = core::continue_trace(in.traceparent).header();
+  const auto trace = in.traceparent;
   bool create =
       in.method == "POST" &&
       match_route(std::string_view{in.target}.substr(0, in.target.find('?')))
@@ -214,7 +219,8 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   auto self = shared_from_this();
   core::reply_once<api_response> respond{
       claim,
-      [self, close, head](api_response r) {
+      [self, close, head, trace](api_response r) {
+        r.headers.emplace_back("traceparent", trace);
         net::post(self->stream_.get_executor(),
                   [self, r = std::move(r), close, head]() mutable {
                     self->send(std::move(r), close, head);
@@ -226,13 +232,15 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
         return unanswered_response("request dropped", create);
       }};
   deadline_.expires_after(settings_.request_timeout);
-  deadline_.async_wait([self, claim, close, head,
-                        create](beast::error_code ec) {
+  deadline_.async_wait([self, claim, close, head, create,
+                        trace](beast::error_code ec) {
     if (ec || !claim->claim())
       return; // answered in time
     metrics::process().requests_timed_out.fetch_add(1,
                                                     std::memory_order_relaxed);
-    self->send(unanswered_response("request timed out", create), close, head);
+    auto r = unanswered_response("request timed out", create);
+    r.headers.emplace_back("traceparent", trace);
+    self->send(std::move(r), close, head);
   });
   api_.handle(std::move(in), std::move(respond));
 }

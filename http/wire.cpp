@@ -15,6 +15,9 @@ api_request to_api_request(beast_request&& req, std::string peer_ip) {
     in.idempotency_key = std::string(it->value());
   }
   in.forwarded_for = std::string(req["X-Forwarded-For"]);
+  // Two traceparent fields make an invalid one (W3C: a new trace).
+  if (req.count("traceparent") == 1)
+    in.traceparent = std::string(req["traceparent"]);
   in.peer_ip = std::move(peer_ip);
   in.body = std::move(req.body());
   return in;

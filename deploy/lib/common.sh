@@ -24,12 +24,14 @@ POSTD_PACKAGES=(
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
   clang-tidy clang libclang-rt-dev llvm nginx-light docker-compose python3-yaml
-  nftables gnuplot-nox
+  nftables gnuplot-nox chromium
 )
 # nginx-light: the multi-instance test's load balancer; docker-compose and
 # python3-yaml: the deploy kit's checks (`docker-compose config`, YAML), as
 # there is no container engine here. nftables and gnuplot-nox: the chaos
 # kit's partitions and its report's timeline (bench/chaos.sh).
+# chromium: headless Chromium for the dashboard test
+# (tests/integration/dashboard_test.sh).
 # clang, libclang-rt-dev (the sanitizer runtimes and libFuzzer) and llvm (its
 # llvm-symbolizer puts names and lines in sanitizer reports): deploy/test.sh's
 # sanitizer trees are built by Clang.

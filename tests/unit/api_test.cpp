@@ -569,9 +569,9 @@ TEST(Query, CursorsRoundTripAndRefuseForgeries) {
 }
 
 TEST_F(ApiTest, ReadRoutesRefuseOtherMethodsWithAllow) {
-  for (const char* target :
-       {"/v1/post/jobs/7", "/v1/post/abc", "/v1/post", "/health",
-        "/health/queue", "/health/live", "/health/ready", "/metrics"}) {
+  for (const char* target : {"/v1/post/jobs/7", "/v1/post/abc", "/v1/post",
+                             "/health", "/health/queue", "/health/live",
+                             "/health/ready", "/metrics", "/dashboard"}) {
     SCOPED_TRACE(target);
     auto res = call(request("DELETE", target));
     EXPECT_EQ(res.status, 405u) << res.body;
@@ -580,4 +580,42 @@ TEST_F(ApiTest, ReadRoutesRefuseOtherMethodsWithAllow) {
               std::string("Cannot DELETE ") + target);
   }
   EXPECT_EQ(header(answer_get("/v1/post/create"), "Allow"), "POST");
+}
+
+// The operators' page: the embedded HTML, never cached across builds, with
+// a policy that lets it fetch nothing but postd's own endpoints; like
+// /health it is not throttled.
+TEST_F(ApiTest, DashboardIsTheEmbeddedPageUnderAStrictPolicy) {
+  for (const char* target : {"/dashboard", "/Dashboard/"}) {
+    auto res = answer_get(target);
+    EXPECT_EQ(res.status, 200u) << target;
+    EXPECT_EQ(res.content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(res.body.rfind("<!doctype html>", 0), 0u)
+        << res.body.substr(0, 80);
+    EXPECT_EQ(header(res, "Cache-Control"), "no-cache");
+    auto csp = header(res, "Content-Security-Policy");
+    EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+    EXPECT_NE(csp.find("connect-src 'self'"), std::string::npos) << csp;
+  }
+  EXPECT_TRUE(be.keys.empty()); // the throttle was never asked
+  EXPECT_EQ(call(request("HEAD", "/dashboard")).status, 200u);
+}
+
+// The gauges the alerts compare: writers configured against running, and
+// the queue's Redis replicas online against ACK_REPLICAS.
+TEST_F(ApiTest, MetricsShowWritersConfiguredAndReplicasAgainstAckReplicas) {
+  api_settings settings{"post-creation", 10, false};
+  settings.ack_replicas = 2;
+  api acked{settings, tokens, be};
+  be.pool = {4, 3, 1, false};
+  be.view->replication.role = "master";
+  be.view->replication.replicas = {{"127.0.0.1:6380", "online", 0, 0},
+                                   {"127.0.0.1:6381", "wait_bgsave", 0, 0}};
+  std::string metrics;
+  acked.handle(request("GET", "/metrics"),
+               [&](api_response r) { metrics = std::move(r.body); });
+  for (const char* line :
+       {"\npostd_writers_configured 4\n", "\npostd_writers_running 3\n",
+        "\npostd_redis_replicas_online 1\n", "\npostd_redis_ack_replicas 2\n"})
+    EXPECT_NE(metrics.find(line), std::string::npos) << line << metrics;
 }

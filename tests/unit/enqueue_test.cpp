@@ -35,3 +35,14 @@ TEST(JobData, EscapesEveryString) {
   EXPECT_TRUE(data["fileUrls"].empty());
   EXPECT_EQ(data["postId"], "p-1");
 }
+
+// The request's trace goes last, after the key, only when there is one.
+TEST(JobData, CarriesTheTraceparent) {
+  create_post post{"alice", "hello", "k",
+                   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+  EXPECT_EQ(
+      job_data(post, "p-1"),
+      R"({"postData":{"content":"hello"},"userId":"alice","fileUrls":[],)"
+      R"("postId":"p-1","idempotencyKey":"k",)"
+      R"("traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})");
+}

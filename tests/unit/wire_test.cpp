@@ -37,3 +37,19 @@ TEST(Wire, HeaderBlockLinesEndInCrlfAndAreNeverFolded) {
   EXPECT_FALSE(header_block_framed("POST / HTTP/1.1\r\nX: a\r\n b\r\n"));
   EXPECT_FALSE(header_block_framed("POST / HTTP/1.1\r\nX: a\r\n\tb\r\n"));
 }
+
+// One traceparent field is taken as sent (the session validates it); two
+// make none (W3C: a new trace), whatever their values.
+TEST(Wire, OneTraceparentFieldIsTakenTwoAreNone) {
+  constexpr const char* trace =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  beast_request one{bhttp::verb::get, "/health", 11};
+  one.insert("traceparent", trace);
+  EXPECT_EQ(to_api_request(std::move(one), "127.0.0.1").traceparent, trace);
+  beast_request two{bhttp::verb::get, "/health", 11};
+  two.insert("Traceparent", trace);
+  two.insert("traceparent", trace);
+  EXPECT_EQ(to_api_request(std::move(two), "127.0.0.1").traceparent, "");
+  beast_request none{bhttp::verb::get, "/health", 11};
+  EXPECT_EQ(to_api_request(std::move(none), "127.0.0.1").traceparent, "");
+}
