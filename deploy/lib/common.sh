@@ -24,7 +24,7 @@ POSTD_PACKAGES=(
   libcli11-dev libjemalloc-dev redis-server redis-tools postgresql postgresql-contrib
   postgresql-client pgbouncer wrk nodejs npm openssl acl lua-check clang-format
   clang-tidy clang libclang-rt-dev llvm nginx-light docker-compose python3-yaml
-  nftables gnuplot-nox chromium
+  nftables gnuplot-nox chromium prometheus
 )
 # nginx-light: the multi-instance test's load balancer; docker-compose and
 # python3-yaml: the deploy kit's checks (`docker-compose config`, YAML), as
@@ -32,6 +32,10 @@ POSTD_PACKAGES=(
 # kit's partitions and its report's timeline (bench/chaos.sh).
 # chromium: headless Chromium for the dashboard test
 # (tests/integration/dashboard_test.sh).
+# prometheus: promtool for the checks and unit tests of deploy/prometheus/
+# (tests/lint/prometheus.sh) and the Prometheus server that scrapes a live
+# postd in tests/integration/prometheus_test.sh (its system service is kept
+# from starting, like redis-server's: the test runs its own on 127.0.0.1).
 # clang, libclang-rt-dev (the sanitizer runtimes and libFuzzer) and llvm (its
 # llvm-symbolizer puts names and lines in sanitizer reports): deploy/test.sh's
 # sanitizer trees are built by Clang.
