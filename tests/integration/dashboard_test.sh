@@ -30,21 +30,18 @@ out_dir=${2:-$PWD}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 page_src=$repo/http/dashboard/dashboard.html
+# shellcheck source=tests/support/shell_test.sh
+source "$repo/tests/support/shell_test.sh"
+ptest_init dashboard
 
-say() { printf 'dashboard: %s\n' "$*"; }
-die() {
-  printf 'dashboard: FAILED: %s\n' "$*" >&2
-  exit 1
-}
-
-[[ -x $postd_bin ]] || die "postd binary $postd_bin is not executable"
+[[ -x $postd_bin ]] || ptest_die "postd binary $postd_bin is not executable"
 for cmd in chromium curl redis-server redis-cli psql setsid timeout; do
-  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed"
+  command -v "$cmd" >/dev/null 2>&1 || ptest_die "$cmd is not installed"
 done
 # shellcheck source=deploy/lib/common.sh
 source "${POSTD_TEST_LIB:-$repo/deploy/lib/common.sh}"
-postd_service_user || die "no service user for PostgreSQL"
-mkdir -p "$out_dir" || die "cannot create $out_dir"
+postd_service_user || ptest_die "no service user for PostgreSQL"
+mkdir -p "$out_dir" || ptest_die "cannot create $out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postd-dashboard.XXXXXX")
@@ -67,46 +64,17 @@ stop_group() {
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
-stop_postd() {
-  [[ -n $postd_pid ]] || return 0
-  local i
-  kill -TERM "$postd_pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$postd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$postd_pid" 2>/dev/null; then
-    printf 'dashboard: postd (pid %s) ignored SIGTERM for 15 s: killing it\n' "$postd_pid" >&2
-    kill -KILL "$postd_pid" 2>/dev/null || true
-  fi
-  wait "$postd_pid" 2>/dev/null || true
-  postd_pid=
-}
-
+# cleanup STATUS, at exit.
 cleanup() {
-  local rc=$?
-  trap '' INT TERM
   stop_group "$chrome_pid"
-  if [[ -n $load_pid ]]; then
-    kill -TERM "$load_pid" 2>/dev/null || true
-    wait "$load_pid" 2>/dev/null || true
-  fi
-  stop_postd
-  if ((rc != 0)); then
-    for f in "$work/postd.log" "$work/chromium.err"; do
-      [[ -s $f ]] || continue
-      printf 'dashboard: last lines of %s:\n' "${f##*/}" >&2
-      tail -n 25 "$f" | sed 's/^/    /' >&2
-    done
-  fi
-  ((started_redis)) && { postd_stop_redis "$work/redis" || true; }
-  ((started_pg)) && { postd_stop_postgres "$work/pg" || true; }
+  ptest_stop_pid "$load_pid" curl
+  ptest_stop_pid "$postd_pid" postd
+  (($1 == 0)) || ptest_tail_logs 25 "$work/postd.log" "$work/chromium.err"
+  ((started_redis)) && postd_stop_redis "$work/redis"
+  ((started_pg)) && postd_stop_postgres "$work/pg"
   rm -rf -- "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ptest_on_exit cleanup
 
 # ---------------------------------------------------------------- helpers
 
@@ -127,8 +95,8 @@ chromium_run() {
   stop_group "$chrome_pid" # helpers left behind, if any
   chrome_pid=
   rm -rf -- "$profile"
-  ((rc == 0)) || die "chromium ($name) exited with $rc"
-  [[ -s $work/$name.html ]] || die "chromium ($name) dumped no DOM"
+  ((rc == 0)) || ptest_die "chromium ($name) exited with $rc"
+  [[ -s $work/$name.html ]] || ptest_die "chromium ($name) dumped no DOM"
 }
 
 # dom_attr FILE METRIC ATTR: attribute ATTR of the element with data-metric=METRIC.
@@ -147,10 +115,10 @@ dom_text() {
 # queue_counts: "waiting active delayed failed completed" from /health/queue.
 queue_counts() {
   local body k v line=()
-  body=$(curl -fsS -m 3 "$url/health/queue") || die "GET /health/queue failed"
+  body=$(curl -fsS -m 3 "$url/health/queue") || ptest_die "GET /health/queue failed"
   for k in waiting active delayed failed completed; do
     v=$(sed -n "s/.*\"$k\":\([0-9][0-9]*\).*/\1/p" <<<"$body")
-    [[ -n $v ]] || die "GET /health/queue has no $k: $body"
+    [[ -n $v ]] || ptest_die "GET /health/queue has no $k: $body"
     line+=("$v")
   done
   printf '%s\n' "${line[*]}"
@@ -158,14 +126,14 @@ queue_counts() {
 
 # ---------------------------------------------------------------- services
 
-redis_port=$(postd_free_port) || die "no free port"
-postd_start_redis "$work/redis" "$redis_port" || die "Redis failed to start"
+redis_port=$(postd_free_port) || ptest_die "no free port"
+postd_start_redis "$work/redis" "$redis_port" || ptest_die "Redis failed to start"
 started_redis=1
-pg_port=$(postd_free_port) || die "no free port"
+pg_port=$(postd_free_port) || ptest_die "no free port"
 started_pg=1 # from here on cleanup stops whatever started
-postd_start_postgres "$work/pg" "$pg_port" || die "PostgreSQL failed to start"
+postd_start_postgres "$work/pg" "$pg_port" || ptest_die "PostgreSQL failed to start"
 PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres \
-  -d postgres -c 'CREATE DATABASE postd_dashboard' >/dev/null || die "cannot create the database"
+  -d postgres -c 'CREATE DATABASE postd_dashboard' >/dev/null || ptest_die "cannot create the database"
 secret=dashboard-secret-$$-$RANDOM
 queue=dashboard-test
 postd_env=(
@@ -176,37 +144,32 @@ postd_env=(
   "DB_CONNECT_TIMEOUT_MS=1000" "SHUTDOWN_GRACE_MS=2000"
 )
 env "${postd_env[@]}" timeout 60 "$postd_bin" migrate >"$work/migrate.log" 2>&1 ||
-  { sed 's/^/    /' "$work/migrate.log" >&2; die "postd migrate failed"; }
+  { sed 's/^/    /' "$work/migrate.log" >&2; ptest_die "postd migrate failed"; }
 
-postd_port=$(postd_free_port) || die "no free port"
+postd_port=$(postd_free_port) || ptest_die "no free port"
 url=http://127.0.0.1:$postd_port
 env "${postd_env[@]}" PORT="$postd_port" "$postd_bin" serve >"$work/postd.log" 2>&1 &
 postd_pid=$!
-deadline=$((SECONDS + 20))
-until curl -fsS -m 2 -o /dev/null "$url/health" 2>/dev/null; do
-  kill -0 "$postd_pid" 2>/dev/null || die "postd exited at start"
-  ((SECONDS < deadline)) || die "postd did not answer a healthy GET /health on $url within 20 s"
-  sleep 0.1
-done
-say "postd serves $url (Redis :$redis_port, PostgreSQL :$pg_port)"
+ptest_wait_http postd "$postd_pid" "$url/health" 20 || ptest_die "postd exited at start"
+ptest_say "postd serves $url (Redis :$redis_port, PostgreSQL :$pg_port)"
 
 # ---------------------------------------------------------------- the page itself
 
-curl -fsS -m 5 -D "$work/page.headers" -o "$work/page.html" "$url/dashboard" || die "GET /dashboard failed"
+curl -fsS -m 5 -D "$work/page.headers" -o "$work/page.html" "$url/dashboard" || ptest_die "GET /dashboard failed"
 cmp -s "$work/page.html" "$page_src" ||
-  die "GET /dashboard does not answer $page_src as it is now (a binary built before the last edit?)"
+  ptest_die "GET /dashboard does not answer $page_src as it is now (a binary built before the last edit?)"
 grep -qi '^content-type: text/html; charset=utf-8' "$work/page.headers" ||
-  die "GET /dashboard: Content-Type is not text/html; charset=utf-8"
+  ptest_die "GET /dashboard: Content-Type is not text/html; charset=utf-8"
 grep -qi "^content-security-policy: default-src 'none'; connect-src 'self'" "$work/page.headers" ||
-  die "GET /dashboard carries no Content-Security-Policy limiting it to its origin"
+  ptest_die "GET /dashboard carries no Content-Security-Policy limiting it to its origin"
 # Self-contained: nothing in it names another origin.
 if grep -noE '(src|href)="(https?:)?//|url\((https?:)?//|@import|fetch\((["'\''`])(https?:)?//' "$page_src"; then
-  die "the page refers to an external resource (above)"
+  ptest_die "the page refers to an external resource (above)"
 fi
 
 # ---------------------------------------------------------------- healthy, posts flowing
 
-token=$(env JWT_SECRET="$secret" "$postd_bin" token --sub dashboard-author) || die "postd token failed"
+token=$(env JWT_SECRET="$secret" "$postd_bin" token --sub dashboard-author) || ptest_die "postd token failed"
 n_posts=600
 {
   for ((i = 0; i < n_posts; i++)); do
@@ -220,26 +183,26 @@ load_pid=$!
 sleep 3 # some history first
 
 chromium_run healthy 30000 --screenshot="$out_dir/dashboard-healthy.png"
-[[ -s $out_dir/dashboard-healthy.png ]] || die "chromium saved no screenshot"
+[[ -s $out_dir/dashboard-healthy.png ]] || ptest_die "chromium saved no screenshot"
 dom=$work/healthy.html
 [[ $(dom_attr "$dom" banner data-state) == hidden ]] ||
-  die "the banner shows while everything is up: $(dom_text "$dom" banner)"
-[[ -n $(dom_attr "$dom" updated data-value) ]] || die "the page never refreshed"
+  ptest_die "the banner shows while everything is up: $(dom_text "$dom" banner)"
+[[ -n $(dom_attr "$dom" updated data-value) ]] || ptest_die "the page never refreshed"
 # Creates accepted per second, now or (on a slow machine, the load over)
 # at the throughput chart's peak.
 accepted=$(dom_attr "$dom" accepted_rate data-value)
 peak=$(grep -o '<[^>]*data-chart-max="throughput"[^>]*>' "$dom" | sed -n 's/.* data-value="\([^"]*\)".*/\1/p')
 if ! awk -v a="${accepted:-0}" -v p="${peak:-0}" 'BEGIN { exit !(a + 0 > 0 || p + 0 > 0) }'; then
-  die "the page shows no accepted creates per second while posts flow (now '$accepted', peak '$peak')"
+  ptest_die "the page shows no accepted creates per second while posts flow (now '$accepted', peak '$peak')"
 fi
 p99=$(dom_attr "$dom" p99 data-value)
-[[ $p99 =~ ^[0-9.e-]+$ ]] || die "the page shows no create latency p99 while posts flow ($(dom_text "$dom" p99))"
-say "posts flowing: the page shows $(dom_text "$dom" accepted_rate) accepted/s; $out_dir/dashboard-healthy.png"
+[[ $p99 =~ ^[0-9.e-]+$ ]] || ptest_die "the page shows no create latency p99 while posts flow ($(dom_text "$dom" p99))"
+ptest_say "posts flowing: the page shows $(dom_text "$dom" accepted_rate) accepted/s; $out_dir/dashboard-healthy.png"
 
-wait "$load_pid" || die "the load (curl) failed: $(tail -n 3 "$work/load.err")"
+wait "$load_pid" || ptest_die "the load (curl) failed: $(tail -n 3 "$work/load.err")"
 load_pid=
 n_202=$(grep -c '^202$' "$work/load.codes") || true
-((n_202 == n_posts)) || die "$n_202 of $n_posts creates answered 202: $(sort "$work/load.codes" | uniq -c | tr '\n' ' ')"
+((n_202 == n_posts)) || ptest_die "$n_202 of $n_posts creates answered 202: $(sort "$work/load.codes" | uniq -c | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- counts match /health/queue
 
@@ -249,19 +212,19 @@ while :; do
   read -r waiting active delayed failed completed <<<"$counts"
   ((waiting + active + delayed == 0 && completed + failed >= n_posts)) && break
   ((SECONDS < deadline)) ||
-    die "the queue did not drain within 30 s (waiting $waiting, active $active, delayed $delayed, completed $completed)"
+    ptest_die "the queue did not drain within 30 s (waiting $waiting, active $active, delayed $delayed, completed $completed)"
   sleep 0.2
 done
 # Entries only counted, never run: failed ones, and delayed ones due in an hour.
 now_ms=$(($(date +%s) * 1000))
 due=$(((now_ms + 3600000) * 4096)) # Bull's delayed score: timestamp * 0x1000 + a counter
 redis-cli -h 127.0.0.1 -p "$redis_port" zadd "bull:$queue:failed" "$now_ms" dash-failed-1 \
-  "$now_ms" dash-failed-2 >/dev/null || die "cannot add entries to bull:$queue:failed"
+  "$now_ms" dash-failed-2 >/dev/null || ptest_die "cannot add entries to bull:$queue:failed"
 redis-cli -h 127.0.0.1 -p "$redis_port" zadd "bull:$queue:delayed" "$due" dash-delayed-1 \
-  $((due + 1)) dash-delayed-2 $((due + 2)) dash-delayed-3 >/dev/null || die "cannot add entries to bull:$queue:delayed"
+  $((due + 1)) dash-delayed-2 $((due + 2)) dash-delayed-3 >/dev/null || ptest_die "cannot add entries to bull:$queue:delayed"
 deadline=$((SECONDS + 10))
 until [[ $(queue_counts) == "0 0 3 $((failed + 2)) $completed" ]]; do
-  ((SECONDS < deadline)) || die "GET /health/queue does not count the added entries: $(queue_counts)"
+  ((SECONDS < deadline)) || ptest_die "GET /health/queue does not count the added entries: $(queue_counts)"
   sleep 0.2
 done
 before=$(queue_counts)
@@ -274,39 +237,39 @@ names=(waiting active delayed failed completed)
 shown=()
 for i in "${!names[@]}"; do
   v=$(dom_attr "$dom" "${names[i]}" data-value)
-  [[ $v =~ ^[0-9]+$ ]] || die "the page shows no number for ${names[i]} ($(dom_text "$dom" "${names[i]}"))"
+  [[ $v =~ ^[0-9]+$ ]] || ptest_die "the page shows no number for ${names[i]} ($(dom_text "$dom" "${names[i]}"))"
   a=${lo[i]} b=${hi[i]}
   ((a <= b)) || { t=$a a=$b b=$t; }
   ((v >= a && v <= b)) ||
-    die "the page shows ${names[i]} $v; /health/queue said ${lo[i]} before and ${hi[i]} after"
+    ptest_die "the page shows ${names[i]} $v; /health/queue said ${lo[i]} before and ${hi[i]} after"
   shown+=("${names[i]} $v")
 done
-[[ $(dom_attr "$dom" banner data-state) == hidden ]] || die "the banner shows: $(dom_text "$dom" banner)"
+[[ $(dom_attr "$dom" banner data-state) == hidden ]] || ptest_die "the banner shows: $(dom_text "$dom" banner)"
 [[ $(dom_attr "$dom" postgres data-state) == up && $(dom_attr "$dom" redis data-state) == up ]] ||
-  die "the page does not show both dependencies up"
-[[ $(dom_attr "$dom" writers data-value) == 2 ]] || die "the page does not show 2 writers running"
-[[ $(dom_text "$dom" queue '</b>') == "$queue" ]] || die "the page does not name queue $queue: $(dom_text "$dom" queue '</b>')"
-say "the page matches /health/queue (before: $before; after: $after): ${shown[*]}"
+  ptest_die "the page does not show both dependencies up"
+[[ $(dom_attr "$dom" writers data-value) == 2 ]] || ptest_die "the page does not show 2 writers running"
+[[ $(dom_text "$dom" queue '</b>') == "$queue" ]] || ptest_die "the page does not name queue $queue: $(dom_text "$dom" queue '</b>')"
+ptest_say "the page matches /health/queue (before: $before; after: $after): ${shown[*]}"
 
 # ---------------------------------------------------------------- PostgreSQL down
 
-postd_stop_postgres "$work/pg" || die "cannot stop PostgreSQL"
+postd_stop_postgres "$work/pg" || ptest_die "cannot stop PostgreSQL"
 deadline=$((SECONDS + 20))
 while :; do
   code=$(curl -sS -m 3 -o "$work/health.json" -w '%{http_code}' "$url/health") || code=000
   [[ $code == 503 ]] && grep -q '"error":{[^}]*"database"' "$work/health.json" && break
-  ((SECONDS < deadline)) || die "GET /health did not answer 503 naming the database within 20 s (got $code)"
+  ((SECONDS < deadline)) || ptest_die "GET /health did not answer 503 naming the database within 20 s (got $code)"
   sleep 0.2
 done
-say "PostgreSQL stopped: GET /health answers 503: $(head -c 300 "$work/health.json")"
+ptest_say "PostgreSQL stopped: GET /health answers 503: $(head -c 300 "$work/health.json")"
 chromium_run db-down 5000 --screenshot="$out_dir/dashboard-db-down.png"
-[[ -s $out_dir/dashboard-db-down.png ]] || die "chromium saved no screenshot"
+[[ -s $out_dir/dashboard-db-down.png ]] || ptest_die "chromium saved no screenshot"
 dom=$work/db-down.html
 banner=$(dom_text "$dom" banner)
-[[ $(dom_attr "$dom" banner data-state) == visible ]] || die "no banner while PostgreSQL is down"
-[[ $banner == *PostgreSQL* && $banner == *database* ]] || die "the banner does not name PostgreSQL (the database): $banner"
-[[ $(dom_attr "$dom" postgres data-state) == down ]] || die "the page does not show PostgreSQL down"
-[[ $(dom_attr "$dom" redis data-state) == up ]] || die "the page shows Redis down too"
-say "the banner says: $banner"
-say "screenshots: $out_dir/dashboard-healthy.png $out_dir/dashboard-db-down.png"
-say "passed in $((SECONDS - started_at)) s"
+[[ $(dom_attr "$dom" banner data-state) == visible ]] || ptest_die "no banner while PostgreSQL is down"
+[[ $banner == *PostgreSQL* && $banner == *database* ]] || ptest_die "the banner does not name PostgreSQL (the database): $banner"
+[[ $(dom_attr "$dom" postgres data-state) == down ]] || ptest_die "the page does not show PostgreSQL down"
+[[ $(dom_attr "$dom" redis data-state) == up ]] || ptest_die "the page shows Redis down too"
+ptest_say "the banner says: $banner"
+ptest_say "screenshots: $out_dir/dashboard-healthy.png $out_dir/dashboard-db-down.png"
+ptest_say "passed in $((SECONDS - started_at)) s"

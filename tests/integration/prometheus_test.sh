@@ -39,33 +39,22 @@ set -euo pipefail
 postd_bin=${1:?usage: prometheus_test.sh POSTD_BINARY}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 checker=$repo/tests/lint/prometheus_check.py
+# shellcheck source=tests/support/shell_test.sh
+source "$repo/tests/support/shell_test.sh"
+ptest_init prometheus-it
 
 start=$SECONDS
-say() { printf 'prometheus-it: [%2d s] %s\n' "$((SECONDS - start))" "$*"; }
-die() {
-  printf 'prometheus-it: FAILED: %s\n' "$*" >&2
-  exit 1
-}
+# say MESSAGE...: ptest_say after the seconds since the start.
+say() { ptest_say "$(printf '[%2d s]' "$((SECONDS - start))") $*"; }
 
-for var in POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST POSTD_TEST_PG_PORT POSTD_TEST_PG_USER; do
-  [[ -n ${!var:-} ]] || die "$var is not set (run through ctest under deploy/test.sh, which starts the services)"
-done
-for var in POSTD_TEST_REDIS_HOST POSTD_TEST_PG_HOST; do
-  [[ ${!var} == 127.0.0.1 || ${!var} == localhost ]] || die "$var=${!var}: this test only targets 127.0.0.1"
-done
-[[ -x $postd_bin ]] || die "postd binary $postd_bin is not executable"
+ptest_require_services POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST POSTD_TEST_PG_PORT \
+  POSTD_TEST_PG_USER
+[[ -x $postd_bin ]] || ptest_die "postd binary $postd_bin is not executable"
 postd_bin=$(realpath -- "$postd_bin")
 for cmd in prometheus promtool curl psql redis-cli; do
-  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed (apt-get install prometheus curl postgresql-client redis-tools)"
+  command -v "$cmd" >/dev/null 2>&1 || ptest_die "$cmd is not installed (apt-get install prometheus curl postgresql-client redis-tools)"
 done
-python=
-for py in /usr/bin/python3 python3; do
-  if "$py" -c 'import yaml' 2>/dev/null; then
-    python=$py
-    break
-  fi
-done
-[[ -n $python ]] || die "no python3 with yaml (apt-get install python3 python3-yaml)"
+python=$(ptest_python_yaml)
 # shellcheck source=deploy/lib/common.sh
 source "${POSTD_TEST_LIB:-$repo/deploy/lib/common.sh}" # postd_free_port
 
@@ -76,55 +65,21 @@ queue=promit-$suffix
 admin_token=prometheus-it-admin-$suffix
 db_created=0
 postd_pid=
+postd_port=
 postd_log=$work/postd.log
 prom_pid=
 prom_log=$work/prometheus.log
 
-psql_admin() {
-  PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
-    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d postgres "$@"
-}
-
-# stop PID NAME: TERM, up to 15 s, then KILL.
-stop() {
-  local pid=$1 name=$2 i
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    printf 'prometheus-it: %s (pid %s) ignored SIGTERM for 15 s: killing it\n' "$name" "$pid" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
+# cleanup STATUS, at exit.
 cleanup() {
-  local rc=$?
-  trap '' INT TERM
-  if ((rc != 0)); then
-    for log in "$postd_log" "$prom_log"; do
-      [[ -s $log ]] || continue
-      printf 'prometheus-it: last lines of %s:\n' "${log##*/}" >&2
-      tail -n 15 "$log" | sed 's/^/    /' >&2
-    done
-  fi
-  stop "$prom_pid" prometheus
-  stop "$postd_pid" postd
-  redis-cli -h "$POSTD_TEST_REDIS_HOST" -p "$POSTD_TEST_REDIS_PORT" --scan --pattern "bull:$queue:*" 2>/dev/null |
-    xargs -r -n 500 redis-cli -h "$POSTD_TEST_REDIS_HOST" -p "$POSTD_TEST_REDIS_PORT" del >/dev/null 2>&1 || true
-  if ((db_created)); then
-    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      printf 'prometheus-it: could not drop database %s\n' "$db" >&2
-  fi
+  (($1 == 0)) || ptest_tail_logs 15 "$postd_log" "$prom_log"
+  ptest_stop_pid "$prom_pid" prometheus
+  ptest_stop_pid "$postd_pid" postd
+  ptest_delete_queue_keys "$queue" 2>/dev/null
+  ((db_created)) && ptest_drop_database "$db"
   rm -rf -- "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ptest_on_exit cleanup
 
 # ---------------------------------------------------------------- Prometheus's API, in Python
 
@@ -324,36 +279,27 @@ postd_env=(
   "HOST=127.0.0.1" "PORT=0" "LOG_LEVEL=info" "LOG_FORMAT=json"
 )
 
-psql_admin -c "CREATE DATABASE \"$db\"" >/dev/null || die "cannot create database $db"
+ptest_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null || ptest_die "cannot create database $db"
 db_created=1
 env "${postd_env[@]}" timeout --foreground 60 "$postd_bin" migrate >"$work/migrate.log" 2>&1 ||
-  { sed 's/^/    /' "$work/migrate.log" >&2; die "postd migrate failed"; }
+  { sed 's/^/    /' "$work/migrate.log" >&2; ptest_die "postd migrate failed"; }
 
 # PORT=0: postd binds a free port and names it in its start log line.
 env "${postd_env[@]}" "$postd_bin" serve >"$postd_log" 2>&1 &
 postd_pid=$!
-postd_port=
-deadline=$((SECONDS + 20))
-while :; do
-  kill -0 "$postd_pid" 2>/dev/null || { wait "$postd_pid" || true; postd_pid=; die "postd exited at start"; }
-  if [[ -z $postd_port ]]; then
-    postd_port=$(grep -F '"postd listening"' "$postd_log" | grep -o '"port":[0-9]*' | head -n 1 | cut -d: -f2) || true
-  fi
-  # /health answers 200 once both dependencies were checked up.
-  [[ -n $postd_port ]] && curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$postd_port/health" 2>/dev/null && break
-  ((SECONDS < deadline)) || die "postd did not answer GET /health with 200 within 20 s (port ${postd_port:-not logged})"
-  sleep 0.1
-done
+ptest_wait_logged_port postd_port "$postd_pid" "$postd_log" 20 || ptest_die "postd exited at start"
 postd_url=http://127.0.0.1:$postd_port
+# /health answers 200 once both dependencies were checked up.
+ptest_wait_http postd "$postd_pid" "$postd_url/health" 20 || ptest_die "postd exited at start"
 instance=127.0.0.1:$postd_port
 say "postd serves $postd_url (database $db, queue bull:$queue)"
 
 # ---------------------------------------------------------------- Prometheus
 
 "$python" "$checker" test-config "$repo/deploy/prometheus/prometheus.yml" "$work/prometheus.yml" \
-  "$instance" "$repo/deploy/prometheus/alerts.yml" || die "cannot render the test's prometheus.yml"
+  "$instance" "$repo/deploy/prometheus/alerts.yml" || ptest_die "cannot render the test's prometheus.yml"
 promtool check config "$work/prometheus.yml" >"$work/check.log" 2>&1 ||
-  { sed 's/^/    /' "$work/check.log" >&2; die "promtool check config refuses the test's prometheus.yml"; }
+  { sed 's/^/    /' "$work/check.log" >&2; ptest_die "promtool check config refuses the test's prometheus.yml"; }
 for ((try = 1; try <= 3; try++)); do
   prom_port=$(postd_free_port)
   prom_url=http://127.0.0.1:$prom_port
@@ -361,67 +307,61 @@ for ((try = 1; try <= 3; try++)); do
   prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
     --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$prom_log" 2>&1 &
   prom_pid=$!
-  deadline=$((SECONDS + 30))
-  while kill -0 "$prom_pid" 2>/dev/null && ! curl -fsS -m 2 -o /dev/null "$prom_url/-/ready" 2>/dev/null; do
-    ((SECONDS < deadline)) || die "Prometheus did not get ready on $prom_url within 30 s"
-    sleep 0.2
-  done
-  kill -0 "$prom_pid" 2>/dev/null && break
-  wait "$prom_pid" 2>/dev/null || true
+  ptest_wait_http Prometheus "$prom_pid" "$prom_url/-/ready" 30 && break
   prom_pid=
-  grep -qi 'address already in use' "$prom_log" || die "Prometheus exited at start"
+  grep -qi 'address already in use' "$prom_log" || ptest_die "Prometheus exited at start"
 done
-[[ -n $prom_pid ]] || die "Prometheus found no free port in 3 tries"
+[[ -n $prom_pid ]] || ptest_die "Prometheus found no free port in 3 tries"
 say "Prometheus $(prometheus --version 2>&1 | head -n 1 | cut -d' ' -f3) ready on $prom_url, scraping $instance every second"
-api wait "$prom_url" "up{job=\"postd\",instance=\"$instance\"}" 1 20 || die "Prometheus did not scrape postd"
+api wait "$prom_url" "up{job=\"postd\",instance=\"$instance\"}" 1 20 || ptest_die "Prometheus did not scrape postd"
 
 # ---------------------------------------------------------------- traffic
 
-token=$(env "${postd_env[@]}" "$postd_bin" token --sub prometheus-it) || die "postd token failed"
+token=$(env "${postd_env[@]}" "$postd_bin" token --sub prometheus-it) || ptest_die "postd token failed"
 # create EXPECTED_STATUS
 create() {
   local status
   status=$(curl -sS -m 10 -o "$work/create.json" -w '%{http_code}' -X POST \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     --data-binary "{\"content\":\"prometheus integration $RANDOM\"}" "$postd_url/v1/post/create") ||
-    die "POST /v1/post/create: curl failed"
-  [[ $status == "$1" ]] || die "POST /v1/post/create answered $status, expected $1: $(cat "$work/create.json")"
+    ptest_die "POST /v1/post/create: curl failed"
+  [[ $status == "$1" ]] || ptest_die "POST /v1/post/create answered $status, expected $1: $(cat "$work/create.json")"
 }
 for _ in 1 2 3 4; do create 202; done
 api wait "$prom_url" "postd_jobs_completed_total{instance=\"$instance\"}" 4 20 ||
-  die "the writers' completions did not reach Prometheus"
+  ptest_die "the writers' completions did not reach Prometheus"
 status=$(curl -sS -m 10 -o "$work/fault.json" -w '%{http_code}' -X PUT -H "Authorization: Bearer $admin_token" \
   -H 'Content-Type: application/json' -d '{"enqueue_error_rate":1,"for":300}' "$postd_url/admin/faults") ||
-  die "PUT /admin/faults: curl failed"
-[[ $status == 200 ]] || die "PUT /admin/faults answered $status: $(cat "$work/fault.json")"
+  ptest_die "PUT /admin/faults: curl failed"
+[[ $status == 200 ]] || ptest_die "PUT /admin/faults answered $status: $(cat "$work/fault.json")"
 create 503
 # A counter's first sample is no increase: a second 503 after Prometheus saw the first.
 api wait "$prom_url" "http_requests_total{instance=\"$instance\",route=\"/v1/post/create\",status=\"503\"}" 1 10 ||
-  die "the first 503 did not reach Prometheus"
+  ptest_die "the first 503 did not reach Prometheus"
 create 503
 create 429 # THROTTLE_LIMIT=6: the seventh and eighth create of the window
 create 429
 api wait "$prom_url" "http_requests_total{instance=\"$instance\",route=\"/v1/post/create\",status=\"429\"}" 2 10 ||
-  die "the 429s did not reach Prometheus"
+  ptest_die "the 429s did not reach Prometheus"
 say "traffic: 4 creates answered 202 and persisted, 2 answered 503 (fault enqueue_error_rate), 2 answered 429"
 
 # ---------------------------------------------------------------- checks
 
-curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || die "GET /metrics failed"
-api series "$prom_url" "$instance" "$work/metrics.txt" 10 || die "postd's series in Prometheus"
-api labels "$prom_url" "$instance" || die "postd's labels in Prometheus"
+curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || ptest_die "GET /metrics failed"
+api series "$prom_url" "$instance" "$work/metrics.txt" 10 || ptest_die "postd's series in Prometheus"
+api labels "$prom_url" "$instance" || ptest_die "postd's labels in Prometheus"
 "$python" "$checker" grafana-queries "$repo/deploy/grafana/postd.json" "$repo/deploy/prometheus/prometheus.yml" \
-  >"$work/queries.jsonl" || die "cannot read the Grafana dashboard's queries"
-api grafana "$prom_url" "$work/queries.jsonl" "$instance" || die "the Grafana dashboard's queries"
-api rules "$prom_url" "$repo/deploy/prometheus/alerts.yml" 10 || die "the alerting rules in Prometheus"
+  >"$work/queries.jsonl" || ptest_die "cannot read the Grafana dashboard's queries"
+api grafana "$prom_url" "$work/queries.jsonl" "$instance" || ptest_die "the Grafana dashboard's queries"
+api rules "$prom_url" "$repo/deploy/prometheus/alerts.yml" 10 || ptest_die "the alerting rules in Prometheus"
 # PostdInstanceDown may be pending after a scrape that missed its 1 s
 # timeout (a loaded machine, a sanitizer build); it must not fire.
 api alerts "$prom_url" "$instance" 15 PostdFaultInjected=firing 'PostdFaultApiEnabled=pending|firing' \
-  PostdHigh503Rate=pending '~PostdInstanceDown=pending' || die "the alerts on a live postd"
+  PostdHigh503Rate=pending '~PostdInstanceDown=pending' || ptest_die "the alerts on a live postd"
 
-stop "$postd_pid" postd
+ptest_stop_pid "$postd_pid" postd
 postd_pid=
 # The 503 rate is over 5 minutes: its samples stay in the window.
 api alerts "$prom_url" "$instance" 15 PostdInstanceDown=pending '~PostdHigh503Rate=pending' ||
-  die "the alerts once postd stopped"
+  ptest_die "the alerts once postd stopped"
 say "passed ($((SECONDS - start)) s)"

@@ -34,23 +34,15 @@ set -euo pipefail
 
 postd_bin=${1:?usage: bull_interop.sh POSTD_BINARY}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/support/shell_test.sh
+source "$here/../support/shell_test.sh"
+ptest_init interop
 
-say() { printf 'interop: %s\n' "$*"; }
-die() {
-  printf 'interop: FAILED: %s\n' "$*" >&2
-  exit 1
-}
-
-for var in POSTD_TEST_LIB POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST \
-  POSTD_TEST_PG_PORT POSTD_TEST_PG_USER POSTD_TEST_PGBOUNCER_HOST POSTD_TEST_PGBOUNCER_PORT; do
-  [[ -n ${!var:-} ]] || die "$var is not set (run through deploy/test.sh, which starts the services)"
-done
-for var in POSTD_TEST_REDIS_HOST POSTD_TEST_PG_HOST POSTD_TEST_PGBOUNCER_HOST; do
-  [[ ${!var} == 127.0.0.1 || ${!var} == localhost ]] || die "$var=${!var}: this test only targets 127.0.0.1"
-done
-[[ -x $postd_bin ]] || die "postd binary $postd_bin is not executable"
+ptest_require_services POSTD_TEST_LIB POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST \
+  POSTD_TEST_PG_PORT POSTD_TEST_PG_USER POSTD_TEST_PGBOUNCER_HOST POSTD_TEST_PGBOUNCER_PORT
+[[ -x $postd_bin ]] || ptest_die "postd binary $postd_bin is not executable"
 for cmd in node npm psql curl redis-cli; do
-  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed"
+  command -v "$cmd" >/dev/null 2>&1 || ptest_die "$cmd is not installed"
 done
 # shellcheck source=deploy/lib/common.sh
 source "$POSTD_TEST_LIB"
@@ -68,57 +60,23 @@ postd_pid=
 postd_url=
 postd_log=
 
-psql_admin() {
-  PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
-    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d postgres "$@"
-}
-psql_db() {
-  PGCONNECT_TIMEOUT=5 psql -X -q -w -tA -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
-    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d "$db" "$@"
-}
+psql_db() { ptest_psql "$db" -tA "$@"; }
 
 stop_postd() {
-  [[ -n $postd_pid ]] || return 0
-  local i
-  kill -TERM "$postd_pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$postd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$postd_pid" 2>/dev/null; then
-    printf 'interop: postd (pid %s) ignored SIGTERM for 15 s: killing it\n' "$postd_pid" >&2
-    kill -KILL "$postd_pid" 2>/dev/null || true
-  fi
-  wait "$postd_pid" 2>/dev/null || true
+  ptest_stop_pid "$postd_pid" postd
   postd_pid=
 }
 
-# Every key of our queue (Bull's and postd's own, e.g. idempotency keys), and
-# only those: other tests share this Redis.
-delete_queue_keys() {
-  redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" |
-    xargs -r -n 500 redis-cli -h "$redis_host" -p "$redis_port" del >/dev/null
-}
-
+# cleanup STATUS, at exit: our queue's keys go too (Bull's and postd's own,
+# e.g. idempotency keys).
 cleanup() {
-  local rc=$?
-  trap '' INT TERM
   stop_postd
-  if ((rc != 0)) && [[ -n $postd_log && -s $postd_log ]]; then
-    printf 'interop: last lines of the postd log:\n' >&2
-    tail -n 30 "$postd_log" | sed 's/^/    /' >&2
-  fi
-  delete_queue_keys 2>/dev/null || true
-  if ((db_created)); then
-    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      printf 'interop: could not drop database %s\n' "$db" >&2
-  fi
+  (($1 == 0)) || ptest_tail_logs 30 "$postd_log"
+  ptest_delete_queue_keys "$queue" 2>/dev/null
+  ((db_created)) && ptest_drop_database "$db"
   rm -rf -- "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ptest_on_exit cleanup
 
 # postd_env WRITERS: the environment of a postd on our queue and database.
 postd_env() {
@@ -131,7 +89,7 @@ postd_env() {
 
 # start_postd NAME WRITERS: serve on a free port until /health/queue answers.
 start_postd() {
-  local name=$1 writers=$2 port try deadline postd_envs
+  local name=$1 writers=$2 port try postd_envs
   postd_env "$writers"
   for ((try = 1; try <= 3; try++)); do
     port=$(postd_free_port)
@@ -139,23 +97,14 @@ start_postd() {
     env "${postd_envs[@]}" PORT="$port" "$postd_bin" serve >"$postd_log" 2>&1 &
     postd_pid=$!
     postd_url=http://127.0.0.1:$port
-    deadline=$((SECONDS + 20))
-    while ((SECONDS < deadline)); do
-      if ! kill -0 "$postd_pid" 2>/dev/null; then
-        wait "$postd_pid" 2>/dev/null || true
-        postd_pid=
-        break
-      fi
-      if curl -fsS -m 2 -o /dev/null "$postd_url/health/queue" 2>/dev/null; then
-        say "postd $name (WRITERS=$writers) serves $postd_url"
-        return 0
-      fi
-      sleep 0.1
-    done
-    [[ -n $postd_pid ]] && die "postd $name did not answer GET /health/queue on $postd_url within 20 s"
-    grep -qi 'address already in use' "$postd_log" || die "postd $name exited at start"
+    if ptest_wait_http "postd $name" "$postd_pid" "$postd_url/health/queue" 20; then
+      ptest_say "postd $name (WRITERS=$writers) serves $postd_url"
+      return 0
+    fi
+    postd_pid=
+    grep -qi 'address already in use' "$postd_log" || ptest_die "postd $name exited at start"
   done
-  die "postd $name found no free port in 3 tries"
+  ptest_die "postd $name found no free port in 3 tries"
 }
 
 # dump_rows FILE: every "Post" row as a JSON array.
@@ -164,16 +113,16 @@ dump_rows() {
     'SELECT json_agg(json_build_object(
         '\''id'\'', id, '\''jobId'\'', "jobId", '\''content'\'', content,
         '\''authorId'\'', "authorId", '\''images'\'', images)) FROM "Post"' ||
-    die "cannot read the \"Post\" rows"
+    ptest_die "cannot read the \"Post\" rows"
 }
 
 # check_rows EXPECTED: that many rows, each content once.
 check_rows() {
   local rows distinct
   read -r rows distinct < <(psql_db -F ' ' -c 'SELECT count(*), count(DISTINCT content) FROM "Post"') ||
-    die "cannot count the \"Post\" rows"
+    ptest_die "cannot count the \"Post\" rows"
   [[ $rows == "$1" && $distinct == "$1" ]] ||
-    die "\"Post\" holds $rows rows with $distinct distinct contents; expected $1 of each"
+    ptest_die "\"Post\" holds $rows rows with $distinct distinct contents; expected $1 of each"
 }
 
 node_client() {
@@ -183,7 +132,7 @@ node_client() {
 
 # ---------------------------------------------------------------- set-up
 
-say "npm install bull@4.16.5 into $work/npm"
+ptest_say "npm install bull@4.16.5 into $work/npm"
 mkdir -p "$work/npm"
 npm_rc=0
 (cd "$work/npm" && NPM_CONFIG_UPDATE_NOTIFIER=false timeout --foreground 180 \
@@ -191,39 +140,39 @@ npm_rc=0
   >"$work/npm.log" 2>&1 || npm_rc=$?
 if ((npm_rc != 0)); then
   sed 's/^/    /' "$work/npm.log" >&2
-  die "npm install bull@4.16.5 failed (exit $npm_rc)"
+  ptest_die "npm install bull@4.16.5 failed (exit $npm_rc)"
 fi
 bull_version=$(NODE_PATH=$work/npm/node_modules node -p "require('bull/package.json').version") ||
-  die "bull is not loadable after npm install"
-[[ $bull_version == 4.16.5 ]] || die "npm installed bull $bull_version, not 4.16.5"
+  ptest_die "bull is not loadable after npm install"
+[[ $bull_version == 4.16.5 ]] || ptest_die "npm installed bull $bull_version, not 4.16.5"
 
-psql_admin -c "CREATE DATABASE \"$db\"" >/dev/null || die "cannot create database $db"
+ptest_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null || ptest_die "cannot create database $db"
 db_created=1
 (
   postd_env 0
   env "${postd_envs[@]}" timeout --foreground 60 "$postd_bin" migrate >"$work/migrate.log" 2>&1
-) || { sed 's/^/    /' "$work/migrate.log" >&2; die "postd migrate failed"; }
-say "database $db migrated, queue bull:$queue"
+) || { sed 's/^/    /' "$work/migrate.log" >&2; ptest_die "postd migrate failed"; }
+ptest_say "database $db migrated, queue bull:$queue"
 
 # ---------------------------------------------------------------- Node producer -> postd
 
 n_jobs=50
 n_old=5
 start_postd writers 2
-node_client produce "$work/produced.json" "$n_jobs" "$n_old" || die "the Node producer failed"
+node_client produce "$work/produced.json" "$n_jobs" "$n_old" || ptest_die "the Node producer failed"
 expected=$((n_jobs + n_old))
 deadline=$((SECONDS + 30))
 while :; do
-  rows=$(psql_db -c 'SELECT count(*) FROM "Post"') || die "cannot count the \"Post\" rows"
+  rows=$(psql_db -c 'SELECT count(*) FROM "Post"') || ptest_die "cannot count the \"Post\" rows"
   ((rows < expected)) || break
-  ((SECONDS < deadline)) || die "postd persisted $rows of the $expected Node jobs within 30 s"
+  ((SECONDS < deadline)) || ptest_die "postd persisted $rows of the $expected Node jobs within 30 s"
   sleep 0.2
 done
 sleep 0.5 # a duplicate written late would show now
 check_rows "$expected"
 dump_rows "$work/rows.json"
 node_client verify-persisted "$work/produced.json" "$work/rows.json" ||
-  die "the jobs of the Node producer were not persisted as Bull expects"
+  ptest_die "the jobs of the Node producer were not persisted as Bull expects"
 stop_postd
 
 # ---------------------------------------------------------------- counter reset, retried old jobs
@@ -231,21 +180,21 @@ stop_postd
 # Redis loses the queue's state: Bull's id counter (bull:$queue:id) with the
 # rest. No postd runs; only this queue's keys go.
 n_reset=10
-delete_queue_keys || die "cannot delete the keys of queue bull:$queue"
+ptest_delete_queue_keys "$queue" || ptest_die "cannot delete the keys of queue bull:$queue"
 left=$(redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bull:$queue:*" | wc -l) ||
-  die "cannot list the keys of queue bull:$queue"
-((left == 0)) || die "$left keys of queue bull:$queue are left after deleting them all"
-say "deleted every key of queue bull:$queue (Bull's job id counter starts over)"
-node_client produce "$work/reset.json" "$n_reset" 0 500 || die "the Node producer failed after the counter reset"
+  ptest_die "cannot list the keys of queue bull:$queue"
+((left == 0)) || ptest_die "$left keys of queue bull:$queue are left after deleting them all"
+ptest_say "deleted every key of queue bull:$queue (Bull's job id counter starts over)"
+node_client produce "$work/reset.json" "$n_reset" 0 500 || ptest_die "the Node producer failed after the counter reset"
 # shellcheck disable=SC2016 # JavaScript template literals, not shell
 node -e 'const [file, n] = process.argv.slice(1);
   const ids = JSON.parse(require("fs").readFileSync(file, "utf8")).map(j => Number(j.jobId)).sort((a, b) => a - b);
   const want = Array.from({length: Number(n)}, (_, i) => i + 1);
   if (JSON.stringify(ids) !== JSON.stringify(want)) { console.error(`got ids ${ids}, expected ${want}`); process.exit(1); }' \
   "$work/reset.json" "$n_reset" ||
-  die "after the counter reset, Bull did not number the new jobs 1..$n_reset (the ids of earlier rows)"
+  ptest_die "after the counter reset, Bull did not number the new jobs 1..$n_reset (the ids of earlier rows)"
 node_client fail-once "$work/reset.json" ||
-  die "a Node Bull worker did not leave each new job delayed after one failed attempt"
+  ptest_die "a Node Bull worker did not leave each new job delayed after one failed attempt"
 start_postd reset 2
 # Bull's view first: postd commits the rows before it marks the jobs
 # completed, so once all are finished every row postd meant to write is there.
@@ -256,56 +205,56 @@ while :; do
     'return {redis.call("ZCARD", KEYS[1]), redis.call("ZCARD", KEYS[2]), redis.call("ZCARD", KEYS[3]),
              redis.call("LLEN", KEYS[4]), redis.call("LLEN", KEYS[5])}' 5 \
     "bull:$queue:completed" "bull:$queue:failed" "bull:$queue:delayed" "bull:$queue:wait" \
-    "bull:$queue:active") || die "cannot count the jobs of queue bull:$queue"
+    "bull:$queue:active") || ptest_die "cannot count the jobs of queue bull:$queue"
   mapfile -t in_state <<<"$states"
-  ((${#in_state[@]} == 5)) || die "counting the jobs of queue bull:$queue answered: $states"
+  ((${#in_state[@]} == 5)) || ptest_die "counting the jobs of queue bull:$queue answered: $states"
   ((in_state[0] + in_state[1] < n_reset)) || break
   ((SECONDS < deadline)) ||
-    die "postd finished $((in_state[0] + in_state[1])) of the $n_reset retried jobs within 30 s" \
+    ptest_die "postd finished $((in_state[0] + in_state[1])) of the $n_reset retried jobs within 30 s" \
       "(completed ${in_state[0]}, failed ${in_state[1]}, delayed ${in_state[2]}, waiting ${in_state[3]}, active ${in_state[4]})"
   sleep 0.2
 done
-((in_state[1] == 0)) || say "postd failed ${in_state[1]} of the $n_reset retried jobs"
+((in_state[1] == 0)) || ptest_say "postd failed ${in_state[1]} of the $n_reset retried jobs"
 sleep 0.5 # a duplicate written late would show now
 dump_rows "$work/rows-reset.json"
 node_client verify-persisted "$work/reset.json" "$work/rows-reset.json" "$work/produced.json" ||
-  die "after the counter reset, the retried jobs of the Node producer were not persisted as new rows"
+  ptest_die "after the counter reset, the retried jobs of the Node producer were not persisted as new rows"
 check_rows "$((expected + n_reset))"
 stop_postd
 
 # ---------------------------------------------------------------- postd -> Node worker
 
 start_postd ingest 0
-token=$(env JWT_SECRET="$secret" "$postd_bin" token --sub "$author") || die "postd token failed"
+token=$(env JWT_SECRET="$secret" "$postd_bin" token --sub "$author") || ptest_die "postd token failed"
 content='from postd to a Node worker: "quoted" ünïcødé ✓'
 body=$(node -e 'process.stdout.write(JSON.stringify({content: process.argv[1]}))' "$content")
 status=$(curl -sS -m 10 -o "$work/create.json" -w '%{http_code}' -X POST \
   -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-  --data-binary "$body" "$postd_url/v1/post/create") || die "POST /v1/post/create: curl failed"
-[[ $status == 202 ]] || die "POST /v1/post/create answered $status: $(cat "$work/create.json")"
+  --data-binary "$body" "$postd_url/v1/post/create") || ptest_die "POST /v1/post/create: curl failed"
+[[ $status == 202 ]] || ptest_die "POST /v1/post/create answered $status: $(cat "$work/create.json")"
 job_id=$(node -e 'const b = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   if (typeof b.jobId !== "string" || !b.jobId) process.exit(1); process.stdout.write(b.jobId)' \
-  "$work/create.json") || die "the 202 carries no jobId: $(cat "$work/create.json")"
+  "$work/create.json") || ptest_die "the 202 carries no jobId: $(cat "$work/create.json")"
 node_client work-one "$job_id" "$content" "$author" "$work/worker-post-id" ||
-  die "a Node Bull worker did not process postd's job $job_id"
+  ptest_die "a Node Bull worker did not process postd's job $job_id"
 status=$(curl -sS -m 10 -o "$work/job.json" -w '%{http_code}' \
   -H "Authorization: Bearer $token" "$postd_url/v1/post/jobs/$job_id") ||
-  die "GET /v1/post/jobs/$job_id: curl failed"
-[[ $status == 200 ]] || die "GET /v1/post/jobs/$job_id answered $status: $(cat "$work/job.json")"
+  ptest_die "GET /v1/post/jobs/$job_id: curl failed"
+[[ $status == 200 ]] || ptest_die "GET /v1/post/jobs/$job_id answered $status: $(cat "$work/job.json")"
 # shellcheck disable=SC2016 # JavaScript template literals, not shell
 node -e 'const [file, id, postId] = process.argv.slice(1);
   const b = JSON.parse(require("fs").readFileSync(file, "utf8"));
   const ok = b.jobId === id && b.status === "completed" && b.postId === postId;
   if (!ok) { console.error(`got ${JSON.stringify(b)}, expected jobId ${id}, status completed, postId ${postId}`); process.exit(1); }' \
   "$work/job.json" "$job_id" "$(cat "$work/worker-post-id")" ||
-  die "GET /v1/post/jobs/$job_id does not report the Node worker's completion"
-say "GET /v1/post/jobs/$job_id reports the Node worker's completion"
+  ptest_die "GET /v1/post/jobs/$job_id does not report the Node worker's completion"
+ptest_say "GET /v1/post/jobs/$job_id reports the Node worker's completion"
 
 # ---------------------------------------------------------------- counts
 
 # Completed so far (the counter reset deleted the earlier ones): the retried
 # Node jobs and postd's job.
 POSTD_TOKEN=$token POSTD_AUTHOR=$author node_client counts "$postd_url" "$((n_reset + 1))" ||
-  die "Queue#getJobCounts() and /health/queue disagree"
+  ptest_die "Queue#getJobCounts() and /health/queue disagree"
 stop_postd
-say "passed"
+ptest_say "passed"

@@ -38,33 +38,18 @@ fi
 postd_bin=${1:?usage: prometheus.sh [--self-test] POSTD_BINARY}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 checker=$repo/tests/lint/prometheus_check.py
-
-say() { printf 'prometheus: %s\n' "$*"; }
-die() {
-  printf 'prometheus: FAILED: %s\n' "$*" >&2
-  exit 1
-}
+# shellcheck source=tests/support/shell_test.sh
+source "$repo/tests/support/shell_test.sh"
+ptest_init prometheus
 
 for cmd in promtool curl psql; do
-  command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed (apt-get install prometheus curl postgresql-client)"
+  command -v "$cmd" >/dev/null 2>&1 || ptest_die "$cmd is not installed (apt-get install prometheus curl postgresql-client)"
 done
-# Debian's python3 (with python3-yaml) first: it starts faster than a shim.
-python=
-for py in /usr/bin/python3 python3; do
-  if "$py" -c 'import yaml' 2>/dev/null; then
-    python=$py
-    break
-  fi
-done
-[[ -n $python ]] || die "no python3 with yaml (apt-get install python3 python3-yaml)"
-[[ -x $postd_bin ]] || die "postd binary $postd_bin is not executable"
+python=$(ptest_python_yaml)
+[[ -x $postd_bin ]] || ptest_die "postd binary $postd_bin is not executable"
 postd_bin=$(realpath -- "$postd_bin")
-for var in POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST POSTD_TEST_PG_PORT POSTD_TEST_PG_USER; do
-  [[ -n ${!var:-} ]] || die "$var is not set (run through ctest under deploy/test.sh, which starts the services)"
-done
-for var in POSTD_TEST_REDIS_HOST POSTD_TEST_PG_HOST; do
-  [[ ${!var} == 127.0.0.1 || ${!var} == localhost ]] || die "$var=${!var}: this test only targets 127.0.0.1"
-done
+ptest_require_services POSTD_TEST_REDIS_HOST POSTD_TEST_REDIS_PORT POSTD_TEST_PG_HOST POSTD_TEST_PG_PORT \
+  POSTD_TEST_PG_USER
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postd-prometheus-lint.XXXXXX")
 suffix="$$-$RANDOM"
@@ -74,50 +59,21 @@ db_created=0
 postd_pid=
 postd_log=$work/postd.log
 
-psql_admin() {
-  PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 -h "$POSTD_TEST_PG_HOST" \
-    -p "$POSTD_TEST_PG_PORT" -U "$POSTD_TEST_PG_USER" -d postgres "$@"
-}
-
 stop_postd() {
-  [[ -n $postd_pid ]] || return 0
-  local i
-  kill -TERM "$postd_pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$postd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$postd_pid" 2>/dev/null; then
-    printf 'prometheus: postd (pid %s) ignored SIGTERM for 15 s: killing it\n' "$postd_pid" >&2
-    kill -KILL "$postd_pid" 2>/dev/null || true
-  fi
-  wait "$postd_pid" 2>/dev/null || true
+  ptest_stop_pid "$postd_pid" postd
   postd_pid=
 }
 
+# cleanup STATUS, at exit.
 cleanup() {
-  local rc=$?
-  trap '' INT TERM
   # The postd log helps when the failure came while postd ran.
-  if ((rc != 0)) && [[ -n $postd_pid && -s $postd_log ]]; then
-    printf 'prometheus: last lines of the postd log:\n' >&2
-    tail -n 20 "$postd_log" | sed 's/^/    /' >&2
-  fi
+  [[ $1 == 0 || -z $postd_pid ]] || ptest_tail_logs 20 "$postd_log"
   stop_postd
-  if command -v redis-cli >/dev/null 2>&1; then
-    redis-cli -h "$POSTD_TEST_REDIS_HOST" -p "$POSTD_TEST_REDIS_PORT" --scan --pattern "bull:$queue:*" 2>/dev/null |
-      xargs -r -n 500 redis-cli -h "$POSTD_TEST_REDIS_HOST" -p "$POSTD_TEST_REDIS_PORT" del >/dev/null 2>&1 || true
-  fi
-  if ((db_created)); then
-    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      printf 'prometheus: could not drop database %s\n' "$db" >&2
-  fi
+  ptest_delete_queue_keys "$queue" 2>/dev/null # redis-cli is optional here
+  ((db_created)) && ptest_drop_database "$db"
   rm -rf -- "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ptest_on_exit cleanup
 
 # ---------------------------------------------------------------- the checks
 
@@ -126,18 +82,18 @@ static_checks() {
   local dir=$1 grafana=$2
   promtool check config "$dir/prometheus.yml" >/dev/null || {
     promtool check config "$dir/prometheus.yml" >&2 || true
-    printf 'prometheus: promtool check config %s failed\n' "$dir/prometheus.yml" >&2
+    ptest_say "promtool check config $dir/prometheus.yml failed" >&2
     return 1
   }
   promtool check rules "$dir/alerts.yml" >/dev/null 2>&1 || {
     promtool check rules "$dir/alerts.yml" >&2 || true
-    printf 'prometheus: promtool check rules %s failed\n' "$dir/alerts.yml" >&2
+    ptest_say "promtool check rules $dir/alerts.yml failed" >&2
     return 1
   }
   # promtool prints a case's failure on stdout: keep it for the message.
   if ! promtool test rules "$dir/alerts_test.yml" >"$work/unit.log" 2>&1; then
     sed 's/^/    /' "$work/unit.log" >&2
-    printf 'prometheus: promtool test rules %s failed\n' "$dir/alerts_test.yml" >&2
+    ptest_say "promtool test rules $dir/alerts_test.yml failed" >&2
     return 1
   fi
   "$python" "$checker" coverage "$dir/alerts.yml" "$dir/alerts_test.yml" >/dev/null || return 1
@@ -145,7 +101,7 @@ static_checks() {
     return 1
   promtool check rules "$work/grafana-rules.yml" >/dev/null 2>&1 || {
     promtool check rules "$work/grafana-rules.yml" >&2 || true
-    printf 'prometheus: a query of %s does not parse (promtool check rules on its queries)\n' "$grafana" >&2
+    ptest_say "a query of $grafana does not parse (promtool check rules on its queries)" >&2
     return 1
   }
 }
@@ -169,61 +125,51 @@ postd_env=(
 # start_postd: serve on a free port (PORT=0, read from the start log line)
 # until /health/queue answers; sets postd_url.
 start_postd() {
-  local deadline port=
+  local port
   env "${postd_env[@]}" "$postd_bin" serve >"$postd_log" 2>&1 &
   postd_pid=$!
-  deadline=$((SECONDS + 20))
-  while ((SECONDS < deadline)); do
-    kill -0 "$postd_pid" 2>/dev/null || { wait "$postd_pid" || true; postd_pid=; die "postd exited at start"; }
-    if [[ -z $port ]]; then
-      port=$(grep -F '"postd listening"' "$postd_log" | grep -o '"port":[0-9]*' | head -n 1 | cut -d: -f2) || true
-      postd_url=http://127.0.0.1:$port
-    fi
-    if [[ -n $port ]] && curl -fsS -m 2 -o /dev/null "$postd_url/health/queue" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "postd did not answer GET /health/queue within 20 s (port ${port:-not logged})"
+  ptest_wait_logged_port port "$postd_pid" "$postd_log" 20 || ptest_die "postd exited at start"
+  postd_url=http://127.0.0.1:$port
+  ptest_wait_http postd "$postd_pid" "$postd_url/health/queue" 20 || ptest_die "postd exited at start"
 }
 
 # scrape_live_postd: a postd with traffic behind every family; its /metrics
 # in $work/metrics.txt.
 scrape_live_postd() {
   local token status i completed deadline
-  psql_admin -c "CREATE DATABASE \"$db\"" >/dev/null || die "cannot create database $db"
+  ptest_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null || ptest_die "cannot create database $db"
   db_created=1
   env "${postd_env[@]}" timeout --foreground 60 "$postd_bin" migrate >"$work/migrate.log" 2>&1 ||
-    { sed 's/^/    /' "$work/migrate.log" >&2; die "postd migrate failed"; }
+    { sed 's/^/    /' "$work/migrate.log" >&2; ptest_die "postd migrate failed"; }
   start_postd
-  say "postd serves $postd_url (database $db, queue bull:$queue)"
-  token=$(env "${postd_env[@]}" "$postd_bin" token --sub "prometheus-lint") || die "postd token failed"
+  ptest_say "postd serves $postd_url (database $db, queue bull:$queue)"
+  token=$(env "${postd_env[@]}" "$postd_bin" token --sub "prometheus-lint") || ptest_die "postd token failed"
   for ((i = 1; i <= 3; i++)); do
     status=$(curl -sS -m 10 -o "$work/create.json" -w '%{http_code}' -X POST \
       -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       --data-binary "{\"content\":\"prometheus lint $i\"}" "$postd_url/v1/post/create") ||
-      die "POST /v1/post/create: curl failed"
-    [[ $status == 202 ]] || die "POST /v1/post/create answered $status: $(cat "$work/create.json")"
+      ptest_die "POST /v1/post/create: curl failed"
+    [[ $status == 202 ]] || ptest_die "POST /v1/post/create answered $status: $(cat "$work/create.json")"
   done
   status=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' --data-binary '{"content":""}' "$postd_url/v1/post/create") ||
-    die "POST /v1/post/create: curl failed"
-  [[ $status == 400 ]] || die "POST /v1/post/create with empty content answered $status, not 400"
+    ptest_die "POST /v1/post/create: curl failed"
+  [[ $status == 400 ]] || ptest_die "POST /v1/post/create with empty content answered $status, not 400"
   for path in /health /health/queue /health/ready /health/live; do
-    curl -sS -m 10 -o /dev/null "$postd_url$path" || die "GET $path: curl failed"
+    curl -sS -m 10 -o /dev/null "$postd_url$path" || ptest_die "GET $path: curl failed"
   done
   # Wait for the writers to persist the three (the batch histogram's samples).
   deadline=$((SECONDS + 20))
   while :; do
-    curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || die "GET /metrics failed"
+    curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || ptest_die "GET /metrics failed"
     completed=$(sed -n 's/^postd_jobs_completed_total \([0-9]*\)$/\1/p' "$work/metrics.txt")
     ((${completed:-0} >= 3)) && break
-    ((SECONDS < deadline)) || die "postd persisted ${completed:-0} of 3 creates within 20 s"
+    ((SECONDS < deadline)) || ptest_die "postd persisted ${completed:-0} of 3 creates within 20 s"
     sleep 0.2
   done
-  curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || die "GET /metrics failed"
+  curl -fsS -m 10 -o "$work/metrics.txt" "$postd_url/metrics" || ptest_die "GET /metrics failed"
   stop_postd
-  say "scraped $(grep -c '^# TYPE' "$work/metrics.txt") metric families, $(grep -vc '^#' "$work/metrics.txt") samples"
+  ptest_say "scraped $(grep -c '^# TYPE' "$work/metrics.txt") metric families, $(grep -vc '^#' "$work/metrics.txt") samples"
 }
 
 # ---------------------------------------------------------------- main
@@ -231,12 +177,12 @@ scrape_live_postd() {
 if ((!self_test)); then
   start=$SECONDS
   static_checks "$repo/deploy/prometheus" "$repo/deploy/grafana/postd.json" ||
-    die "the static checks of deploy/prometheus and deploy/grafana failed (above)"
-  say "promtool check config/rules, promtool test rules, test coverage and the dashboard's queries: ok"
+    ptest_die "the static checks of deploy/prometheus and deploy/grafana failed (above)"
+  ptest_say "promtool check config/rules, promtool test rules, test coverage and the dashboard's queries: ok"
   scrape_live_postd
   names_check "$repo/deploy/prometheus" "$repo/deploy/grafana/postd.json" ||
-    die "the rules or the dashboard name series postd does not export (above)"
-  say "passed ($((SECONDS - start)) s)"
+    ptest_die "the rules or the dashboard name series postd does not export (above)"
+  ptest_say "passed ($((SECONDS - start)) s)"
   exit 0
 fi
 
@@ -245,10 +191,10 @@ fi
 start=$SECONDS
 scrape_live_postd
 static_checks "$repo/deploy/prometheus" "$repo/deploy/grafana/postd.json" ||
-  die "self-test: the kit as it is fails the static checks"
+  ptest_die "self-test: the kit as it is fails the static checks"
 names_check "$repo/deploy/prometheus" "$repo/deploy/grafana/postd.json" ||
-  die "self-test: the kit as it is fails the names check"
-say "self-test: the kit as it is passes"
+  ptest_die "self-test: the kit as it is fails the names check"
+ptest_say "self-test: the kit as it is passes"
 
 # mutant NAME FILE PYTHON_SUBSTITUTION: a copy of the kit in $work/NAME with
 # FILE (relative to the kit: prometheus/... or grafana/postd.json) changed by
@@ -259,7 +205,7 @@ mutant() {
   mkdir -p "$dir/prometheus" "$dir/grafana"
   cp "$repo"/deploy/prometheus/*.yml "$dir/prometheus/"
   cp "$repo/deploy/grafana/postd.json" "$dir/grafana/"
-  "$python" - "$dir/$file" "$old" "$new" <<'PY' || die "self-test: cannot make mutant $name"
+  "$python" - "$dir/$file" "$old" "$new" <<'PY' || ptest_die "self-test: cannot make mutant $name"
 import sys
 path, old, new = sys.argv[1:]
 text = open(path).read()
@@ -278,13 +224,13 @@ refused() {
     names) names_check "$dir/prometheus" "$dir/grafana/postd.json" >"$work/out" 2>&1 || rc=$? ;;
   esac
   if ((rc == 0)); then
-    die "self-test: the $check check accepted $name"
+    ptest_die "self-test: the $check check accepted $name"
   fi
   if ! grep -qF -- "$expect" "$work/out"; then
     sed 's/^/    /' "$work/out" >&2
-    die "self-test: the $check check refused $name without naming '$expect'"
+    ptest_die "self-test: the $check check refused $name without naming '$expect'"
   fi
-  say "self-test: $check check refuses $name: $(grep -F -m 1 -- "$expect" "$work/out" | sed 's/^ *//')"
+  ptest_say "self-test: $check check refuses $name: $(grep -F -m 1 -- "$expect" "$work/out" | sed 's/^ *//')"
 }
 
 mutant grafana-metric grafana/postd.json 'postd_queue_jobs{' 'postd_queue_job{'
@@ -320,4 +266,4 @@ mutant broken-for prometheus/alerts.yml 'postd_dependency_up == 0
         for: 1m' 'postd_dependency_up == 0
         for: 5m'
 refused broken-for "promtool test rules" static
-say "self-test passed ($((SECONDS - start)) s)"
+ptest_say "self-test passed ($((SECONDS - start)) s)"
