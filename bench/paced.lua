@@ -1,10 +1,12 @@
--- wrk script: post.lua at a fixed rate (RATE requests per second in all,
+-- wrk script: post.lua (or PACED_SCRIPT) at a fixed rate (RATE requests per second in all,
 -- default 10000) instead of as fast as the server answers. Every request
 -- claims the next slot of one schedule shared by all connections (run wrk
 -- with -t1), and waits for it: the rate holds while connections are free,
 -- whatever the latency, so a server that falls behind shows it in latency
 -- and in the errors, not in a quietly lower rate.
-dofile((os.getenv("BENCH_DIR") or "bench") .. "/post.lua")
+-- PACED_SCRIPT (default post.lua) makes the requests.
+dofile((os.getenv("BENCH_DIR") or "bench") .. "/" ..
+  (os.getenv("PACED_SCRIPT") or "post.lua"))
 
 local ffi = require("ffi")
 ffi.cdef [[

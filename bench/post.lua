@@ -1,12 +1,17 @@
 -- wrk script: POST /v1/post/create with a Bearer token from the TOKEN
--- environment variable and a different body each time.
+-- environment variable and a different body each time; with TRACEPARENT set,
+-- each request carries that W3C traceparent (as a traced client's would).
 local token = os.getenv("TOKEN") or ""
+local traceparent = os.getenv("TRACEPARENT") or ""
 local counter = 0
 
 wrk.method = "POST"
 wrk.path = "/v1/post/create"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. token
+if traceparent ~= "" then
+  wrk.headers["traceparent"] = traceparent
+end
 
 request = function()
   counter = counter + 1

@@ -6,10 +6,14 @@
 # WRITERS=0); postd+r1, the same accept path with ACK_REPLICAS=1 against a
 # replica of its Redis on this machine (each batch waits for the replica's
 # WAIT acknowledgement before its 202s); postd+w, one instance that also
-# persists to PostgreSQL with 4 writers while it accepts. After the table, per
+# persists to PostgreSQL with 4 writers while it accepts; postd+d, the accept
+# path again, its creates carrying a W3C traceparent, while BENCH_DASHBOARDS
+# (100) open dashboards poll it (/health, /health/queue and /metrics, each
+# once a second per dashboard, wrk paced beside). After the table, per
 # connection count: postd+r1 / postd (req/s and p99, the cost of the replica
 # guarantee), with postd+r1's answers, those not 202 and its WAIT shortfalls
-# (from its /metrics), so that one sees whether every answer was a 202.
+# (from its /metrics), so that one sees whether every answer was a 202; and
+# postd+d / postd (the cost of traces and of the dashboards' polls).
 #
 #   bench/run.sh                      30 s per run, 50 and 200 connections
 #   BENCH_SECONDS=10 bench/run.sh     shorter runs
@@ -199,10 +203,24 @@ settle_full() {
   done
   echo "bench: postd+w still has $left jobs to persist" >&2
 }
+# postd+d: BENCH_DASHBOARDS open dashboards polling the ingest-only instance
+# (paced, beside the run) while its creates carry a traceparent.
+dashboards=${BENCH_DASHBOARDS:-100}
+run_traced_with_dashboards() {
+  local conns=$1 dash_pid
+  RATE=$((3 * dashboards)) PACED_SCRIPT=dashboards.lua wrk -t1 -c10 \
+    -d"$((seconds + 1))s" -s bench/paced.lua "http://127.0.0.1:$ingest_port" \
+    > "$work/dashboards-$conns.txt" & dash_pid=$!
+  TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 \
+    run_wrk postd+d "$ingest_port" "$conns" "$ingest_pid"
+  wait "$dash_pid" || true
+}
 for c in $connections; do
   run_wrk ceiling "$ceiling_port" "$c" "$ceiling_pid"
   fresh_ingest
   run_wrk postd "$ingest_port" "$c" "$ingest_pid"
+  fresh_ingest
+  run_traced_with_dashboards "$c"
   fresh_r1
   before=$(create_counts "$r1_port")
   run_wrk postd+r1 "$r1_port" "$c" "$r1_pid"
@@ -222,6 +240,19 @@ awk 'FILENAME ~ /results$/ { rps[$1, $2] = $3; p99[$1, $2] = $4; next }
     printf " postd+r1 answered %d creates, %d not 202, %d WAIT shortfalls\n",
       $5 - $2, $6 - $3, $7 - $4
   }' "$work/results" "$work/r1-counts"
+# The cost of traces and of BENCH_DASHBOARDS open dashboards: postd+d over
+# postd, one after the other at each connection count.
+for c in $connections; do
+  awk -v c="$c" -v d="$dashboards" '
+    FILENAME ~ /results$/ { rps[$1, $2] = $3; p99[$1, $2] = $4; next }
+    /^DASHBOARDS/ {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      printf "postd+d / postd at %d conns: req/s x%.2f, p99 x%.2f;", c,
+        rps["postd+d", c] / rps["postd", c], p99["postd+d", c] / p99["postd", c]
+      printf " %d dashboards polled %d times (%d not 200, %d errors, p99 %.2f ms)\n",
+        d, v["requests"], v["non2xx"], v["errors"], v["p99_us"] / 1000
+    }' "$work/results" "$work/dashboards-$c.txt"
+done
 echo
 echo "postd    /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
 echo "postd+r1 /health/queue after the runs: $(curl -s "http://127.0.0.1:$r1_port/health/queue")"
