@@ -183,7 +183,8 @@ void flush(enqueue_state& st, const enqueue_settings& s) {
   post_ids.reserve(batch.size());
   auto ts = core::epoch_ms();
   for (const auto& req : batch) {
-    post_ids.push_back(core::new_post_id());
+    post_ids.push_back(req.post.post_id.empty() ? core::new_post_id()
+                                                : req.post.post_id);
     jobs.push_back({job_data(req.post, post_ids.back()),
                     req.post.author,
                     req.post.idempotency_key,

@@ -21,6 +21,9 @@ struct create_post {
   std::string content;
   std::string idempotency_key;  // empty: none
   std::string traceparent = {}; // postd's span of the request (W3C)
+  // The post's id when the API chose it (a create that waits for its row);
+  // empty: the enqueue actor gives one.
+  std::string post_id = {};
 };
 
 enum class create_status {

@@ -3,8 +3,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "actors/connections.hpp"
@@ -35,6 +37,11 @@ struct writer_settings : connection_factories {
   // supervisor at each start: a writer that made progress is restarted
   // without backing off further).
   progress_counter progress;
+  // Told the posts of each batch once their jobs are completed: (the job's
+  // post id, the row's id). Wakes the creates waiting for them (Prefer:
+  // wait); none: nobody waits.
+  std::function<void(const std::vector<std::pair<std::string, std::string>>&)>
+      on_persisted;
 };
 
 struct writer_state : connections {

@@ -137,7 +137,8 @@ listed(actors::child_spec spec, const std::shared_ptr<actors::directory>& dir,
 actors::writer_supervisor_settings
 writer_pool_settings(const config& c,
                      const std::shared_ptr<actors::health_board>& board,
-                     const fault_board_ptr& faults) {
+                     const fault_board_ptr& faults,
+                     const std::shared_ptr<http::post_waiters>& waiters) {
   actors::writer_settings w;
   w.make_queue = queue_factory(
       c, redis_options(c, "writer", reconnect::paced_by_actor), faults);
@@ -147,6 +148,10 @@ writer_pool_settings(const config& c,
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;
   w.faults = faults;
+  w.on_persisted =
+      [waiters](const std::vector<std::pair<std::string, std::string>>& posts) {
+        waiters->persisted(posts);
+      };
   // Fault-injection tests only (config's fault_knobs()).
   if (c.fault_lock_ms > 0) {
     w.lock_for = std::chrono::milliseconds{c.fault_lock_ms};
@@ -165,7 +170,8 @@ writer_pool_settings(const config& c,
 actors::supervisor_settings
 root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
               const std::shared_ptr<actors::health_board>& board,
-              const fault_board_ptr& faults) {
+              const fault_board_ptr& faults,
+              const std::shared_ptr<http::post_waiters>& waiters) {
   actors::supervisor_settings root;
   root.name = "root";
   root.report = [board](const actors::supervisor_status& s) {
@@ -173,8 +179,8 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   };
   root.children.push_back(
       {"writers",
-       [pool = actors::writer_pool(writer_pool_settings(c, board, faults))](
-           caf::actor_system& sys) {
+       [pool = actors::writer_pool(writer_pool_settings(
+            c, board, faults, waiters))](caf::actor_system& sys) {
          // It only bookkeeps: on the scheduler.
          return actors::started_child{
              caf::actor_cast<caf::actor>(sys.spawn(actors::supervisor, pool)),
@@ -328,8 +334,10 @@ int serve(const config& c) {
                 {{"length", c.admin_token.size()},
                  {"recommended", recommended_admin_token}});
   }
-  auto root =
-      sys.spawn(actors::supervisor, root_settings(c, dir, board, faults));
+  // Creates waiting for their rows (Prefer: wait), woken by the writers.
+  auto waiters = std::make_shared<http::post_waiters>();
+  auto root = sys.spawn(actors::supervisor,
+                        root_settings(c, dir, board, faults, waiters));
   // Every actor stops and is waited for: a request still in a mailbox is
   // answered 503 by its reply handle, and no callback outlives the API and
   // the server it reaches (they are destroyed after this function's end).
@@ -338,7 +346,7 @@ int serve(const config& c) {
     sys.await_all_actors_done();
   };
 
-  http::actor_bridge bridge{dir, board};
+  http::actor_bridge bridge{dir, board, c.writers > 0 ? waiters : nullptr};
   http::api api{http::api_settings{.queue_name = c.queue_name,
                                    .max_content_chars = c.max_content_chars,
                                    .trust_proxy = c.trust_proxy,
@@ -388,6 +396,8 @@ int serve(const config& c) {
               "them 503",
               {{"grace_ms", c.shutdown_grace_ms}});
   stop_actors();
+  // Creates still waiting for their rows (Prefer: wait) get their 202.
+  waiters->stop();
   // The 503s of requests the actors dropped are written, then I/O stops.
   srv->stop(std::chrono::milliseconds{1000});
   log::info("stopped");

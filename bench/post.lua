@@ -1,8 +1,10 @@
 -- wrk script: POST /v1/post/create with a Bearer token from the TOKEN
 -- environment variable and a different body each time; with TRACEPARENT set,
--- each request carries that W3C traceparent (as a traced client's would).
+-- each request carries that W3C traceparent (as a traced client's would);
+-- with PREFER set, that Prefer header (e.g. wait=2: answered once persisted).
 local token = os.getenv("TOKEN") or ""
 local traceparent = os.getenv("TRACEPARENT") or ""
+local prefer = os.getenv("PREFER") or ""
 local counter = 0
 
 wrk.method = "POST"
@@ -11,6 +13,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. token
 if traceparent ~= "" then
   wrk.headers["traceparent"] = traceparent
+end
+if prefer ~= "" then
+  wrk.headers["Prefer"] = prefer
 end
 
 request = function()

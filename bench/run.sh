@@ -6,7 +6,9 @@
 # WRITERS=0); postd+r1, the same accept path with ACK_REPLICAS=1 against a
 # replica of its Redis on this machine (each batch waits for the replica's
 # WAIT acknowledgement before its 202s); postd+w, one instance that also
-# persists to PostgreSQL with 4 writers while it accepts; postd+d, the accept
+# persists to PostgreSQL with 4 writers while it accepts; postd+pw, the same
+# instance with every create asking `Prefer: wait=2` (answered 201 once its
+# row is written; the 201/202 counts follow the table); postd+d, the accept
 # path again, its creates carrying a W3C traceparent, while BENCH_DASHBOARDS
 # (100) open dashboards poll it (/health, /health/queue and /metrics, each
 # once a second per dashboard, wrk paced beside). After the table, per
@@ -183,6 +185,16 @@ create_counts() {
     /^postd_redis_wait_shortfalls_total / { s = $NF }
     END { printf "%d %d %d\n", n, bad, s }'
 }
+# create_statuses PORT -> "201S 202S OTHERS" among the creates answered so
+# far (postd's /metrics).
+create_statuses() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    /^http_requests_total\{route="\/v1\/post\/create",method="POST",/ {
+      if ($0 ~ /status="201"/) c += $NF
+      else if ($0 ~ /status="202"/) a += $NF
+      else o += $NF }
+    END { printf "%d %d %d\n", c, a, o }'
+}
 # The replica has loaded its master's data and follows it.
 for ((i = 0; ; i++)); do
   r1_cli INFO replication | grep -q '^slave0:.*state=online' && break
@@ -228,6 +240,11 @@ for c in $connections; do
   echo "$c $before $(create_counts "$r1_port")" >> "$work/r1-counts"
   run_wrk postd+w "$full_port" "$c" "$full_pid"
   settle_full
+  before=$(create_statuses "$full_port")
+  PREFER=wait=2 run_wrk postd+pw "$full_port" "$c" "$full_pid"
+  sleep 2.5 # the waits wrk left in flight
+  echo "$c $before $(create_statuses "$full_port")" >> "$work/pw-counts"
+  settle_full
 done
 echo
 # The cost of the replica guarantee: postd+r1 (ACK_REPLICAS=1) over postd
@@ -253,6 +270,11 @@ for c in $connections; do
         d, v["requests"], v["non2xx"], v["errors"], v["p99_us"] / 1000
     }' "$work/results" "$work/dashboards-$c.txt"
 done
+# Creates that wait for their rows (Prefer: wait=2) on postd+w: how many
+# were answered 201 (persisted in time) and how many 202.
+awk '{
+  printf "postd+pw at %d conns: %d answered 201 (persisted within the wait), %d 202, %d other\n",
+    $1, $5 - $2, $6 - $3, $7 - $4 }' "$work/pw-counts"
 echo
 echo "postd    /health/queue after the runs: $(curl -s "http://127.0.0.1:$ingest_port/health/queue")"
 echo "postd+r1 /health/queue after the runs: $(curl -s "http://127.0.0.1:$r1_port/health/queue")"

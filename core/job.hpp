@@ -37,6 +37,10 @@ struct completion {
   std::string return_value;     // JSON text stored as `returnvalue`
   std::string opts = {};        // the job's opts as taken (removeOnComplete)
   std::string traceparent = {}; // its data's (W3C), for the logs
+  // The job's post id, and the row that stands for it: the same, or an
+  // earlier post's with the same Idempotency-Key.
+  std::string post_id = {};
+  std::string row_id = {};
 };
 
 struct failure {

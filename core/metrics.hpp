@@ -24,8 +24,8 @@ enum class method : std::uint8_t { get, head, post, other, count_ };
 method method_of(std::string_view m);
 
 // The statuses postd answers with; anything else counts as "other".
-inline constexpr std::array<unsigned, 15> known_statuses{
-    200, 202, 400, 401, 403, 404, 405, 408,
+inline constexpr std::array<unsigned, 16> known_statuses{
+    200, 201, 202, 400, 401, 403, 404, 405, 408,
     413, 415, 429, 431, 500, 503, 0 /* other */};
 
 inline constexpr std::array<double, 12> latency_bounds{

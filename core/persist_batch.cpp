@@ -84,9 +84,9 @@ batch_result persist_batch(const std::vector<active_job>& jobs,
     auto earlier = done.earlier.find(row.id);
     const auto& post_id =
         earlier == done.earlier.end() ? row.id : earlier->second;
-    out.completed.push_back({row.job_id,
-                             nlohmann::json{{"postId", post_id}}.dump(),
-                             *opts.at(row.job_id), row.traceparent});
+    out.completed.push_back(
+        {row.job_id, nlohmann::json{{"postId", post_id}}.dump(),
+         *opts.at(row.job_id), row.traceparent, row.id, post_id});
   };
   try {
     auto done = insert(rows);

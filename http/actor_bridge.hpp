@@ -13,14 +13,20 @@
 #include "actors/health_board.hpp"
 #include "actors/protocol.hpp"
 #include "http/api.hpp"
+#include "http/post_waiters.hpp"
 
 namespace postd::http {
 
 class actor_bridge : public backend {
 public:
+  // `waiters`: the creates waiting for their rows (Prefer: wait), woken by
+  // this instance's writers; none (an ingest-only instance): creates do not
+  // wait, Prefer: wait is not applied.
   actor_bridge(std::shared_ptr<const actors::directory> actors,
-               std::shared_ptr<actors::health_board> board)
-      : actors_(std::move(actors)), board_(std::move(board)) {}
+               std::shared_ptr<actors::health_board> board,
+               std::shared_ptr<post_waiters> waiters = {})
+      : actors_(std::move(actors)), board_(std::move(board)),
+        waiters_(std::move(waiters)) {}
 
   void create(std::string throttle_key, actors::create_post post,
               actors::create_callback done) override {
@@ -71,6 +77,19 @@ public:
     return board_->services();
   }
 
+  bool can_wait() const override { return waiters_ != nullptr; }
+  void
+  await_post(const std::string& post_id, std::chrono::milliseconds within,
+             std::function<void(std::optional<std::string>)> done) override {
+    if (!waiters_)
+      return done(std::nullopt);
+    waiters_->await(post_id, within, std::move(done));
+  }
+  void cancel_wait(const std::string& post_id) override {
+    if (waiters_)
+      waiters_->cancel(post_id);
+  }
+
 private:
   // The readers take turns; one restarting is skipped. Invalid when all are
   // restarting.
@@ -86,6 +105,7 @@ private:
   std::shared_ptr<const actors::directory> actors_;
   std::atomic<std::size_t> next_reader_{0};
   std::shared_ptr<actors::health_board> board_;
+  std::shared_ptr<post_waiters> waiters_;
 };
 
 } // namespace postd::http

@@ -5,11 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/ids.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/admin.hpp"
 #include "http/dashboard.hpp"
 #include "http/errors.hpp"
+#include "http/prefer.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
 
@@ -154,6 +156,44 @@ api_response method_not_allowed(const api_request& req, const std::string& path,
   return r;
 }
 
+ojson post_json(const core::post& p) {
+  return ojson{{"id", p.id},
+               {"content", p.content},
+               {"authorId", p.author_id},
+               {"createdAt", p.created_at}};
+}
+
+// The answer to a create, by what the enqueue did.
+api_response create_answer(const actors::create_outcome& o) {
+  using actors::create_status;
+  switch (o.status) {
+  case create_status::queued:
+  case create_status::duplicate: {
+    api_response r;
+    r.status = 202;
+    r.body = R"({"message":"Post creation queued successfully","jobId":)" +
+             nlohmann::json(o.job_id).dump() + R"(,"status":"processing"})";
+    r.headers.emplace_back("Location", "/v1/post/jobs/" + o.job_id);
+    add_rate_limit_headers(r, o.throttle);
+    return r;
+  }
+  case create_status::throttled:
+    return throttled_response(o.throttle);
+  case create_status::queue_full: {
+    auto r = error_response(503, "Queue is full, try again later");
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  }
+  case create_status::unconfirmed:
+    return unconfirmed_response(o.job_id);
+  case create_status::unavailable:
+    break;
+  }
+  auto r = error_response(503, "Queue unavailable, try again later");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 } // namespace
 
 void api::handle(api_request req, respond_fn respond) {
@@ -239,38 +279,88 @@ void api::create_post(api_request req, respond_fn respond) {
   actors::create_post post{std::move(*author), std::move(v.body->content),
                            std::move(req.idempotency_key),
                            std::move(req.traceparent)};
-  backend_.create(
-      std::move(key), std::move(post),
-      [respond](const actors::create_outcome& o) {
-        using actors::create_status;
-        switch (o.status) {
-        case create_status::queued:
-        case create_status::duplicate: {
-          api_response r;
-          r.status = 202;
-          r.body =
-              R"({"message":"Post creation queued successfully","jobId":)" +
-              nlohmann::json(o.job_id).dump() + R"(,"status":"processing"})";
-          r.headers.emplace_back("Location", "/v1/post/jobs/" + o.job_id);
-          add_rate_limit_headers(r, o.throttle);
-          return respond(std::move(r));
-        }
-        case create_status::throttled:
-          return respond(throttled_response(o.throttle));
-        case create_status::queue_full: {
-          auto r = error_response(503, "Queue is full, try again later");
-          r.headers.emplace_back("Retry-After", "5");
-          return respond(std::move(r));
-        }
-        case create_status::unavailable: {
-          auto r = error_response(503, "Queue unavailable, try again later");
-          r.headers.emplace_back("Retry-After", "1");
-          return respond(std::move(r));
-        }
-        case create_status::unconfirmed:
-          return respond(unconfirmed_response(o.job_id));
-        }
-      });
+  if (auto wait = prefer_wait(req.prefer); wait && backend_.can_wait())
+    return create_and_wait(std::move(key), std::move(post), *wait,
+                           std::move(respond));
+  backend_.create(std::move(key), std::move(post),
+                  [respond](const actors::create_outcome& o) {
+                    respond(create_answer(o));
+                  });
+}
+
+// A create that waits for its row: two events in either order (the
+// enqueue's outcome, then the post persisted or the wait over; a fast writer
+// can even come first), on any threads.
+struct api::create_wait {
+  std::mutex mtx;
+  std::optional<actors::create_outcome> outcome;
+  // Set once the wait ended: the row's id, or nullopt when it timed out.
+  std::optional<std::optional<std::string>> persisted;
+  bool answered = false;
+  respond_fn respond;
+  std::string applied; // Preference-Applied
+};
+
+void api::create_and_wait(std::string key, actors::create_post post,
+                          int seconds, respond_fn respond) {
+  // The post's id is chosen here, so the wait is registered before the job
+  // can exist: a writer may persist it before the enqueue's answer is back.
+  post.post_id = core::new_post_id();
+  auto post_id = post.post_id;
+  auto w = std::make_shared<create_wait>();
+  w->respond = std::move(respond);
+  w->applied = "wait=" + std::to_string(seconds);
+  backend_.await_post(post_id, std::chrono::seconds{seconds},
+                      [this, w](std::optional<std::string> row) {
+                        std::unique_lock<std::mutex> lock{w->mtx};
+                        w->persisted = std::move(row);
+                        if (w->outcome && !w->answered)
+                          finish_wait(w, lock);
+                      });
+  backend_.create(std::move(key), std::move(post),
+                  [this, w, post_id](const actors::create_outcome& o) {
+                    std::unique_lock<std::mutex> lock{w->mtx};
+                    w->outcome = o;
+                    if (o.status != actors::create_status::queued) {
+                      // Not queued (or a duplicate, whose post is an earlier
+                      // one's): nothing of ours will be persisted; answered as
+                      // without Prefer.
+                      w->answered = true;
+                      lock.unlock();
+                      backend_.cancel_wait(post_id);
+                      return w->respond(create_answer(o));
+                    }
+                    if (w->persisted && !w->answered)
+                      finish_wait(w, lock);
+                  });
+}
+
+void api::finish_wait(const std::shared_ptr<create_wait>& w,
+                      std::unique_lock<std::mutex>& lock) {
+  w->answered = true;
+  auto accepted = create_answer(*w->outcome);
+  accepted.headers.emplace_back("Preference-Applied", w->applied);
+  auto row = *w->persisted;
+  auto throttle = w->outcome->throttle;
+  lock.unlock();
+  if (!row) // not persisted in time: the usual 202
+    return w->respond(std::move(accepted));
+  actors::posts_query q;
+  q.post_id = *row;
+  q.reply = [w, accepted = std::move(accepted),
+             throttle](actors::posts_page page) mutable {
+    if (page.outcome != actors::posts_page::result::found || page.items.empty())
+      return w->respond(std::move(accepted));
+    const auto& p = page.items[0];
+    auto body = post_json(p);
+    body["images"] = ojson::array();
+    api_response created = json_response(201, body);
+    created.headers.emplace_back("Location", "/v1/post/" + p.id);
+    created.headers.emplace_back("Preference-Applied", w->applied);
+    add_rate_limit_headers(created, throttle);
+    w->respond(std::move(created));
+  };
+  backend_.find_posts(std::move(q));
 }
 
 void api::refuse(std::string key, api_response error, respond_fn respond) {
@@ -330,13 +420,6 @@ void api::job_status(const api_request& req, std::string job_id,
 }
 
 namespace {
-
-ojson post_json(const core::post& p) {
-  return ojson{{"id", p.id},
-               {"content", p.content},
-               {"authorId", p.author_id},
-               {"createdAt", p.created_at}};
-}
 
 api_response posts_unavailable() {
   auto r = error_response(503, "Database unavailable, try again later");

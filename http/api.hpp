@@ -5,7 +5,10 @@
 // thread). The actors are reached through the `backend` interface.
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -36,6 +39,23 @@ public:
   virtual actors::writer_pool_status writers() const = 0;
   // The root supervisor's children (restarts, escalation).
   virtual actors::supervisor_status services() const = 0;
+  // Whether creates can wait for their rows here (Prefer: wait): only an
+  // instance with writers hears of them.
+  virtual bool can_wait() const { return false; }
+  // Calls `done` once, when `post_id` is persisted (with the id of the row
+  // that stands for it) or after `within` (nullopt). By default nothing can
+  // be waited for: at once, nullopt.
+  virtual void
+  await_post(const std::string& post_id, std::chrono::milliseconds within,
+             std::function<void(std::optional<std::string>)> done) {
+    (void)post_id;
+    (void)within;
+    auto nothing = std::move(done);
+    nothing(std::nullopt);
+  }
+  // Stops waiting for `post_id` (its create was not queued); `done` is
+  // dropped uncalled.
+  virtual void cancel_wait(const std::string& post_id) { (void)post_id; }
 };
 
 struct api_settings {
@@ -72,6 +92,15 @@ private:
   void dispatch(route_match route, api_request req, const std::string& path,
                 respond_fn respond);
   void create_post(api_request req, respond_fn respond);
+  // Prefer: wait=N: answers 201 with the post once persisted within N
+  // seconds, else as create_post would.
+  void create_and_wait(std::string key, actors::create_post post, int seconds,
+                       respond_fn respond);
+  struct create_wait;
+  // Both events are in: answers (201 with the post when it was persisted
+  // and is found, else the 202). Called with `lock` held; releases it.
+  void finish_wait(const std::shared_ptr<create_wait>& w,
+                   std::unique_lock<std::mutex>& lock);
   void job_status(const api_request& req, std::string job_id,
                   respond_fn respond);
   void get_post(const api_request& req, std::string id, respond_fn respond);

@@ -22,6 +22,7 @@ struct api_request {
   // sent twice), then postd's own span of the request (session::dispatch,
   // core::continue_trace), which the answer, the job and the logs carry.
   std::string traceparent;
+  std::string prefer; // RFC 7240 Prefer, every field joined by ", "
   std::string peer_ip;
   std::string body;
 };

@@ -1,26 +1,16 @@
 #include "http/auth.hpp"
 
-#include <cctype>
-
 #include <jwt/base64.hpp>
 #include <jwt/jwt.hpp>
 #include <nlohmann/json.hpp>
+
+#include "core/text.hpp"
 
 namespace postd::http {
 
 namespace {
 
 constexpr std::string_view bearer = "Bearer ";
-
-bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size())
-    return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) !=
-        std::tolower(static_cast<unsigned char>(prefix[i])))
-      return false;
-  return true;
-}
 
 std::optional<std::string> claim_as_id(const nlohmann::json& payload,
                                        const char* name) {
@@ -93,7 +83,7 @@ std::chrono::system_clock::time_point expiry(double exp) {
 
 std::optional<std::string>
 token_verifier::author(std::string_view authorization) const {
-  if (!iequals_prefix(authorization, bearer))
+  if (!core::istarts_with(authorization, bearer))
     return std::nullopt;
   auto token = authorization.substr(bearer.size());
   while (!token.empty() && token.front() == ' ')

@@ -1,19 +1,10 @@
 #include "http/routes.hpp"
 
-#include <algorithm>
-#include <cctype>
+#include "core/text.hpp"
 
 namespace postd::http {
 
 namespace {
-
-bool same_letters(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // The next '/'-separated segment of `rest` (which starts after a '/').
 std::string_view next_segment(std::string_view& rest) {
@@ -41,7 +32,7 @@ bool fits(std::string_view pattern, std::string_view path, std::string& param) {
       if (got.empty())
         return false;
       param = got;
-    } else if (!same_letters(want, got)) {
+    } else if (!core::iequals(want, got)) {
       return false;
     }
   }

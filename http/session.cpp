@@ -5,6 +5,7 @@
 #include "core/reply_once.hpp"
 #include "core/trace.hpp"
 #include "http/errors.hpp"
+#include "http/prefer.hpp"
 #include "http/routes.hpp"
 #include "http/wire.hpp"
 
@@ -231,7 +232,13 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
             1, std::memory_order_relaxed);
         return unanswered_response("request dropped", create);
       }};
-  deadline_.expires_after(settings_.request_timeout);
+  // A create that asked to wait for its row (Prefer: wait=N) gets its N
+  // seconds on top of the usual deadline.
+  auto deadline = settings_.request_timeout;
+  if (create)
+    if (auto wait = prefer_wait(in.prefer))
+      deadline += std::chrono::seconds{*wait};
+  deadline_.expires_after(deadline);
   deadline_.async_wait([self, claim, close, head, create,
                         trace](beast::error_code ec) {
     if (ec || !claim->claim())

@@ -36,6 +36,16 @@ public:
   }
   actors::writer_pool_status writers() const override { return pool; }
   actors::supervisor_status services() const override { return root; }
+  bool can_wait() const override { return writers_here; }
+  void
+  await_post(const std::string& post_id, std::chrono::milliseconds within,
+             std::function<void(std::optional<std::string>)> done) override {
+    awaited.emplace_back(post_id, within);
+    done(persisted_row);
+  }
+  void cancel_wait(const std::string& post_id) override {
+    cancelled.push_back(post_id);
+  }
 
   actors::create_outcome outcome{
       actors::create_status::queued, "17", {true, 100, 99, 60, 0}};
@@ -53,6 +63,11 @@ public:
   std::vector<std::pair<std::string, std::string>> queries;
   actors::posts_page page;
   std::vector<actors::posts_query> post_queries;
+  // Prefer: wait: what await_post answers (the row, or nothing in time).
+  std::optional<std::string> persisted_row;
+  bool writers_here = true;
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> awaited;
+  std::vector<std::string> cancelled;
 };
 
 api_request request(std::string method, std::string target) {
@@ -618,4 +633,74 @@ TEST_F(ApiTest, MetricsShowWritersConfiguredAndReplicasAgainstAckReplicas) {
        {"\npostd_writers_configured 4\n", "\npostd_writers_running 3\n",
         "\npostd_redis_replicas_online 1\n", "\npostd_redis_ack_replicas 2\n"})
     EXPECT_NE(metrics.find(line), std::string::npos) << line << metrics;
+}
+
+// Prefer: wait=N: the post chosen its id up front (so the wait is in place
+// before a writer can persist it), then 201 with the post once persisted.
+TEST_F(ApiTest, PreferWaitAnswers201WithThePostOncePersisted) {
+  be.persisted_row = "row-1";
+  be.page.outcome = actors::posts_page::result::found;
+  be.page.items = {
+      {"row-1", "hello", "author-1", "2026-11-29T10:00:00.000Z", "17"}};
+  auto req = create(R"({"content":"hello"})");
+  req.prefer = "wait=5";
+  auto res = call(std::move(req));
+  ASSERT_EQ(res.status, 201u) << res.body;
+  EXPECT_EQ(nlohmann::json::parse(res.body),
+            nlohmann::json::parse(
+                R"({"id":"row-1","content":"hello","authorId":"author-1",)"
+                R"("createdAt":"2026-11-29T10:00:00.000Z","images":[]})"));
+  EXPECT_EQ(header(res, "Location"), "/v1/post/row-1");
+  EXPECT_EQ(header(res, "Preference-Applied"), "wait=5");
+  EXPECT_EQ(header(res, "X-RateLimit-Limit"), "100");
+  ASSERT_EQ(be.awaited.size(), 1u);
+  ASSERT_EQ(be.posts.size(), 1u);
+  EXPECT_EQ(be.awaited[0].first, be.posts[0].post_id); // waited for its own
+  EXPECT_EQ(be.awaited[0].second, std::chrono::seconds{5});
+  ASSERT_EQ(be.post_queries.size(), 1u);
+  EXPECT_EQ(be.post_queries[0].post_id, "row-1");
+}
+
+// Not persisted in time: the usual 202, saying the wait was honoured.
+TEST_F(ApiTest, PreferWaitAnswers202WhenNotPersistedInTime) {
+  auto req = create(R"({"content":"hello"})");
+  req.prefer = "respond-async, wait=30";
+  auto res = call(std::move(req));
+  ASSERT_EQ(res.status, 202u) << res.body;
+  EXPECT_EQ(nlohmann::json::parse(res.body)["jobId"], "17");
+  EXPECT_EQ(header(res, "Preference-Applied"), "wait=10"); // capped
+  EXPECT_TRUE(be.post_queries.empty());
+}
+
+// A create that was not queued (here a duplicate Idempotency-Key, whose post
+// is an earlier one) answers at once, and its wait is dropped.
+TEST_F(ApiTest, PreferWaitOnACreateNotQueuedAnswersAtOnce) {
+  be.outcome.status = actors::create_status::duplicate;
+  auto req = create(R"({"content":"hello"})");
+  req.prefer = "wait=5";
+  auto res = call(std::move(req));
+  EXPECT_EQ(res.status, 202u);
+  EXPECT_EQ(header(res, "Preference-Applied"), "<none>");
+  ASSERT_EQ(be.cancelled.size(), 1u);
+  EXPECT_EQ(be.cancelled[0], be.posts[0].post_id);
+}
+
+// Without Prefer the post's id is the enqueue actor's to give.
+TEST_F(ApiTest, WithoutPreferNothingWaits) {
+  auto res = call(create(R"({"content":"hello"})"));
+  EXPECT_EQ(res.status, 202u);
+  EXPECT_EQ(header(res, "Preference-Applied"), "<none>");
+  EXPECT_TRUE(be.awaited.empty());
+  EXPECT_EQ(be.posts.at(0).post_id, "");
+}
+
+// An ingest-only instance never hears of rows: Prefer: wait is not applied.
+TEST_F(ApiTest, PreferWaitIsNotAppliedWhereNoWriterRuns) {
+  be.writers_here = false;
+  auto req = create(R"({"content":"hello"})");
+  req.prefer = "wait=5";
+  auto res = call(std::move(req));
+  EXPECT_EQ(res.status, 202u);
+  EXPECT_EQ(header(res, "Preference-Applied"), "<none>");
+  EXPECT_TRUE(be.awaited.empty());
 }
