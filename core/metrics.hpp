@@ -25,8 +25,8 @@ method method_of(std::string_view m);
 
 // The statuses postd answers with; anything else counts as "other".
 inline constexpr std::array<unsigned, 16> known_statuses{
-    200, 201, 202, 400, 401, 403, 404, 405, 408,
-    413, 415, 429, 431, 500, 503, 0 /* other */};
+    200, 201, 202, 400, 401, 403, 404, 405,
+    408, 413, 415, 429, 431, 500, 503, 0 /* other */};
 
 inline constexpr std::array<double, 12> latency_bounds{
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};

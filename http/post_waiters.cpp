@@ -56,6 +56,11 @@ void post_waiters::await(const std::string& post_id,
   // The timer is only touched on this object's thread (persisted() cancels
   // it there too).
   net::post(io_, [this, w, within] {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopped_) // stop() ran first: its sweep may not have seen us
+        return;
+    }
     w->timer.expires_after(within);
     w->timer.async_wait([this, w](const boost::system::error_code& ec) {
       if (!ec)
