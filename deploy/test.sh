@@ -15,7 +15,7 @@
 #   and UBSan reports of every process (test binaries and spawned servers
 #   alike) are written to files and printed at the end; any report fails the
 #   run, even from a test that passed.
-# - Fuzzing: the same tree builds the six libFuzzer targets of tests/fuzz/;
+# - Fuzzing: the same tree builds the seven libFuzzer targets of tests/fuzz/;
 #   tests/fuzz/run.sh runs each for POSTD_FUZZ_SECONDS (25) over a copy of
 #   its corpus, one per core. Each target counts as one test; a crash, leak,
 #   timeout or OOM is a failed one.

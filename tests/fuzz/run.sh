@@ -23,7 +23,7 @@ seconds=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 all_targets=(fuzz_http_request fuzz_create_body fuzz_query fuzz_token
-  fuzz_redis_reply fuzz_database_url)
+  fuzz_redis_reply fuzz_database_url fuzz_multipart)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 
 # The dictionary a target uses, if any.
