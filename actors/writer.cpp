@@ -167,13 +167,8 @@ bool work_once(writer_state& st, const writer_settings& s,
     counts.jobs_completed.fetch_add(result.completed.size() - lost.size(),
                                     std::memory_order_relaxed);
     log_written(result.completed);
-    if (s.on_persisted) {
-      std::vector<std::pair<std::string, std::string>> posts;
-      posts.reserve(result.completed.size());
-      for (const auto& c : result.completed)
-        posts.emplace_back(c.post_id, c.row_id);
-      s.on_persisted(posts);
-    }
+    if (s.on_persisted)
+      s.on_persisted(result.completed);
   }
   if (!result.failed.empty()) {
     auto outcomes = st.queue->fail_jobs(result.failed, st.token, s.backoff_ms,

@@ -6,7 +6,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "actors/connections.hpp"
@@ -14,6 +13,7 @@
 #include "actors/supervisor.hpp"
 #include "core/backoff.hpp"
 #include "core/fault.hpp"
+#include "core/job.hpp"
 
 namespace postd::actors {
 
@@ -37,11 +37,10 @@ struct writer_settings : connection_factories {
   // supervisor at each start: a writer that made progress is restarted
   // without backing off further).
   progress_counter progress;
-  // Told the posts of each batch once their jobs are completed: (the job's
-  // post id, the row's id). Wakes the creates waiting for them (Prefer:
-  // wait); none: nobody waits.
-  std::function<void(const std::vector<std::pair<std::string, std::string>>&)>
-      on_persisted;
+  // Told each batch's completions once their jobs are completed (their
+  // post_id and row_id): wakes the creates waiting for them (Prefer: wait);
+  // none: nobody waits.
+  std::function<void(const std::vector<core::completion>&)> on_persisted;
 };
 
 struct writer_state : connections {

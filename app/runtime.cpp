@@ -148,10 +148,9 @@ writer_pool_settings(const config& c,
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;
   w.faults = faults;
-  w.on_persisted =
-      [waiters](const std::vector<std::pair<std::string, std::string>>& posts) {
-        waiters->persisted(posts);
-      };
+  w.on_persisted = [waiters](const std::vector<core::completion>& done) {
+    waiters->persisted(done);
+  };
   // Fault-injection tests only (config's fault_knobs()).
   if (c.fault_lock_ms > 0) {
     w.lock_for = std::chrono::milliseconds{c.fault_lock_ms};

@@ -69,17 +69,16 @@ void post_waiters::await(const std::string& post_id,
   });
 }
 
-void post_waiters::persisted(
-    const std::vector<std::pair<std::string, std::string>>& posts) {
+void post_waiters::persisted(const std::vector<core::completion>& done) {
   std::vector<std::pair<std::shared_ptr<waiter>, std::string>> woken;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (waiting_.empty())
       return;
-    for (const auto& [post_id, row_id] : posts) {
-      auto [first, last] = waiting_.equal_range(post_id);
+    for (const auto& c : done) {
+      auto [first, last] = waiting_.equal_range(c.post_id);
       for (auto it = first; it != last; ++it)
-        woken.emplace_back(it->second, row_id);
+        woken.emplace_back(it->second, c.row_id);
     }
   }
   for (auto& [w, row_id] : woken)

@@ -21,6 +21,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "core/job.hpp"
+
 namespace postd::http {
 
 class post_waiters {
@@ -43,9 +45,9 @@ public:
   void await(const std::string& post_id, std::chrono::milliseconds within,
              done_fn done);
 
-  // Writers: these posts are persisted, each as (the job's post id, the id
-  // of the row that stands for it). Cheap when nobody waits.
-  void persisted(const std::vector<std::pair<std::string, std::string>>& posts);
+  // Writers: these jobs' posts are persisted (each completion's post_id,
+  // and the row_id that stands for it). Cheap when nobody waits.
+  void persisted(const std::vector<core::completion>& done);
 
   // Stops waiting for `post_id`: its waiters are dropped uncalled.
   void cancel(const std::string& post_id);

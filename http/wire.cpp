@@ -18,9 +18,9 @@ api_request to_api_request(beast_request&& req, std::string peer_ip) {
   // Two traceparent fields make an invalid one (W3C: a new trace).
   if (req.count("traceparent") == 1)
     in.traceparent = std::string(req["traceparent"]);
-  for (const auto& field : req.base())
-    if (boost::beast::iequals(field.name_string(), "Prefer"))
-      in.prefer.append(in.prefer.empty() ? "" : ", ").append(field.value());
+  auto [first, last] = req.base().equal_range("Prefer");
+  for (auto it = first; it != last; ++it)
+    in.prefer.append(in.prefer.empty() ? "" : ", ").append(it->value());
   in.peer_ip = std::move(peer_ip);
   in.body = std::move(req.body());
   return in;

@@ -26,6 +26,15 @@ struct result {
   }
 };
 
+// A writer's completion of the job whose post is `post_id`, written as the
+// row `row_id`.
+postd::core::completion done(std::string post_id, std::string row_id) {
+  postd::core::completion c;
+  c.post_id = std::move(post_id);
+  c.row_id = std::move(row_id);
+  return c;
+}
+
 } // namespace
 
 TEST(PostWaiters, APersistedPostWakesItsWaiterWithTheRow) {
@@ -33,7 +42,7 @@ TEST(PostWaiters, APersistedPostWakesItsWaiterWithTheRow) {
   result r;
   waiters.await("p-1", 10s, r.done());
   EXPECT_EQ(waiters.waiting(), 1U);
-  waiters.persisted({{"p-0", "p-0"}, {"p-1", "p-earlier"}});
+  waiters.persisted({done("p-0", "p-0"), done("p-1", "p-earlier")});
   ASSERT_EQ(r.future.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(r.future.get(), "p-earlier");
   EXPECT_EQ(waiters.waiting(), 0U);
@@ -48,7 +57,7 @@ TEST(PostWaiters, AWaitEndsAfterItsTimeWithNothing) {
   EXPECT_EQ(r.future.get(), std::nullopt);
   EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
   // News after the wait ended wakes nothing.
-  waiters.persisted({{"p-1", "p-1"}});
+  waiters.persisted({done("p-1", "p-1")});
   EXPECT_EQ(waiters.waiting(), 0U);
 }
 
