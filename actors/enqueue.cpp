@@ -256,9 +256,12 @@ std::string job_data(const create_post& post, const std::string& post_id) {
     return nlohmann::json(s).dump(-1, ' ', false,
                                   nlohmann::json::error_handler_t::replace);
   };
+  std::string urls;
+  for (const auto& url : post.file_urls)
+    urls.append(urls.empty() ? "" : ",").append(quoted(url));
   auto data = R"({"postData":{"content":)" + quoted(post.content) +
-              R"(},"userId":)" + quoted(post.author) +
-              R"(,"fileUrls":[],"postId":)" + quoted(post_id);
+              R"(},"userId":)" + quoted(post.author) + R"(,"fileUrls":[)" +
+              urls + R"(],"postId":)" + quoted(post_id);
   if (!post.idempotency_key.empty())
     data += R"(,"idempotencyKey":)" + quoted(post.idempotency_key);
   if (!post.traceparent.empty())

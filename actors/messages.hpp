@@ -24,6 +24,8 @@ struct create_post {
   // The post's id when the API chose it (a create that waits for its row);
   // empty: the enqueue actor gives one.
   std::string post_id = {};
+  // The attachments' URLs (a multipart create): the job's fileUrls.
+  std::vector<std::string> file_urls = {};
 };
 
 enum class create_status {

@@ -258,6 +258,19 @@ std::vector<setting_info> all_settings() {
       integer_setting("MAX_CONTENT_CHARS", "10000", 1, sixty_four_mib,
                       &config::max_content_chars,
                       "longest accepted post content, in characters"),
+      integer_setting("MAX_FILES", "4", 0, 64, &config::max_files,
+                      "image files one multipart create may attach (0: "
+                      "attachments refused)"),
+      integer_setting("MAX_FILE_BYTES", "5242880", 1, sixty_four_mib,
+                      &config::max_file_bytes,
+                      "largest attached image, in bytes"),
+      text_setting("STORAGE_DIR", "data/files", &config::storage_dir, false,
+                   "folder of the attached images (relative: to the working "
+                   "directory; created if missing)"),
+      text_setting("PUBLIC_FILES_URL", "/v1/files/", &config::public_files_url,
+                   false,
+                   "prefix of the attachments' URLs in fileUrls and images "
+                   "(a CDN's, or postd's own /v1/files/)"),
       integer_setting("HTTP_READ_TIMEOUT_MS", "30000", 100, one_hour_ms,
                       &config::http_read_timeout_ms,
                       "a whole request must arrive within this; also the "
@@ -303,6 +316,10 @@ std::vector<setting_info> all_fault_knobs() {
                       &config::fault_lock_ms,
                       "the writers' job lock and stalled-check interval, "
                       "short so a killed instance's jobs come back soon"),
+      integer_setting("POSTD_FAULT_SWEEP_MS", "", 100, one_hour_ms,
+                      &config::fault_sweep_ms,
+                      "the attachment sweep's interval, and the age past "
+                      "which a file no post holds is removed"),
   };
 }
 

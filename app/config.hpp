@@ -67,6 +67,11 @@ struct config {
   std::size_t max_body_bytes = 0;
   std::size_t max_content_chars = 0;
   int http_read_timeout_ms = 0;
+  // Attachments (multipart creates) and GET /v1/files/:name.
+  int max_files = 0;
+  std::size_t max_file_bytes = 0;
+  std::string storage_dir;
+  std::string public_files_url;
   int request_timeout_ms = 0;
   int max_connections = 0;
   int shutdown_delay_ms = 0;
@@ -76,6 +81,9 @@ struct config {
   std::string admin_token; // FAULTS' (the fault API, /admin/faults)
   // The test-only knob POSTD_FAULT_LOCK_MS (fault_knobs()); zero: off.
   int fault_lock_ms = 0;
+  // POSTD_FAULT_SWEEP_MS: the attachment sweep's interval and the age at
+  // which an unheld file goes, short for tests; zero: 10 min and 1 h.
+  int fault_sweep_ms = 0;
 };
 
 // A setting is missing or invalid; what() is the one line to print,

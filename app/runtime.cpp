@@ -12,6 +12,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/enqueue.hpp"
+#include "actors/file_sweeper.hpp"
 #include "actors/health_board.hpp"
 #include "actors/monitor.hpp"
 #include "actors/reader.hpp"
@@ -163,6 +164,30 @@ writer_pool_settings(const config& c,
   return ws;
 }
 
+// The attachment sweep: STORAGE_DIR's files that no row and no pending
+// job can hold, checked against the primary (a lagging replica would miss
+// the newest rows).
+actors::file_sweeper_settings file_sweeper_settings(const config& c) {
+  actors::file_sweeper_settings s;
+  s.options.dir = c.storage_dir;
+  s.options.url_prefixes = {c.public_files_url};
+  s.options.queue = persistence::queue_keys{c.queue_prefix, c.queue_name};
+  s.options.database = persistence::pg_options{
+      .url = c.database_url,
+      .schema = c.database_schema,
+      .connect_timeout = std::chrono::milliseconds{c.db_connect_timeout_ms},
+      .statement_timeout =
+          std::chrono::milliseconds{c.db_statement_timeout_ms}};
+  s.redis = redis_options(c, "file_sweeper", reconnect::paced_by_actor);
+  // Fault-injection tests only (config's fault_knobs()).
+  if (c.fault_sweep_ms > 0) {
+    std::chrono::milliseconds ms{c.fault_sweep_ms};
+    s.every = ms;
+    s.options.policy = {ms, ms};
+  }
+  return s;
+}
+
 // Every long-lived actor, as the root supervisor's children: the writer
 // pool's own supervisor, the two monitors, the enqueue actor, the throttle
 // and the readers; those that HTTP requests reach are listed in `dir`.
@@ -251,6 +276,10 @@ root_settings(const config& c, const std::shared_ptr<actors::directory>& dir,
   }
   root.children.push_back(
       listed(std::move(throttle), dir, &actors::directory::throttle));
+
+  if (c.max_files > 0)
+    root.children.push_back(blocking_child("file-sweeper", actors::file_sweeper,
+                                           file_sweeper_settings(c)));
 
   actors::reader_settings rs;
   static_cast<actors::connection_factories&>(rs) = {
@@ -346,13 +375,18 @@ int serve(const config& c) {
   };
 
   http::actor_bridge bridge{dir, board, c.writers > 0 ? waiters : nullptr};
-  http::api api{http::api_settings{.queue_name = c.queue_name,
-                                   .max_content_chars = c.max_content_chars,
-                                   .trust_proxy = c.trust_proxy,
-                                   .ack_replicas = c.ack_replicas,
-                                   .faults = faults,
-                                   .admin_token = c.admin_token},
-                http::token_verifier{c.jwt_secret}, bridge};
+  http::api api{
+      http::api_settings{.queue_name = c.queue_name,
+                         .max_content_chars = c.max_content_chars,
+                         .trust_proxy = c.trust_proxy,
+                         .ack_replicas = c.ack_replicas,
+                         .faults = faults,
+                         .admin_token = c.admin_token,
+                         .max_files = static_cast<std::size_t>(c.max_files),
+                         .max_file_bytes = c.max_file_bytes,
+                         .storage_dir = c.storage_dir,
+                         .public_files_url = c.public_files_url},
+      http::token_verifier{c.jwt_secret}, bridge};
   std::unique_ptr<http::server> srv;
   try {
     srv = std::make_unique<http::server>(

@@ -42,6 +42,7 @@ struct post {
   std::string
       created_at;     // ISO-8601 UTC with milliseconds, e.g. ...T12:00:00.000Z
   std::string job_id; // empty when the row has none
+  std::vector<std::string> images = {}; // the attachments' URLs
 };
 
 } // namespace postd::core

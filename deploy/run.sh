@@ -236,6 +236,8 @@ main() {
   unset REDIS_PASSWORD # the private Redis has none
   JWT_SECRET=${JWT_SECRET:-$(jwt_secret)}
   export JWT_SECRET
+  # Attachments beside the services' data, unless told otherwise.
+  export STORAGE_DIR=${STORAGE_DIR:-$data_dir/files}
 
   "$bin" migrate
   token=$("$bin" token --sub dev-user --ttl 86400)

@@ -39,6 +39,17 @@ public:
                                                     {}});
   }
 
+  void enqueue(actors::create_post post, core::throttle_decision throttle,
+               actors::create_callback done) override {
+    auto enqueue = actors_->enqueue.get();
+    if (!enqueue)
+      return done(actors::create_outcome{
+          actors::create_status::unavailable, {}, throttle});
+    caf::anon_send(
+        enqueue,
+        actors::create_request{{}, std::move(post), std::move(done), throttle});
+  }
+
   void throttle(std::string key, actors::throttle_callback done) override {
     auto throttle = actors_->throttle.get();
     if (!throttle)

@@ -8,9 +8,12 @@
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/text.hpp"
 #include "http/admin.hpp"
 #include "http/dashboard.hpp"
 #include "http/errors.hpp"
+#include "http/files.hpp"
+#include "http/multipart.hpp"
 #include "http/prefer.hpp"
 #include "http/query.hpp"
 #include "http/validation.hpp"
@@ -156,11 +159,15 @@ api_response method_not_allowed(const api_request& req, const std::string& path,
   return r;
 }
 
+// The old service's shape; a post with attachments also lists them.
 ojson post_json(const core::post& p) {
-  return ojson{{"id", p.id},
-               {"content", p.content},
-               {"authorId", p.author_id},
-               {"createdAt", p.created_at}};
+  ojson body{{"id", p.id},
+             {"content", p.content},
+             {"authorId", p.author_id},
+             {"createdAt", p.created_at}};
+  if (!p.images.empty())
+    body["images"] = p.images;
+  return body;
 }
 
 // The answer to a create, by what the enqueue did.
@@ -196,15 +203,14 @@ api_response create_answer(const actors::create_outcome& o) {
 
 } // namespace
 
-void api::handle(api_request req, respond_fn respond) {
-  auto started = std::chrono::steady_clock::now();
-  auto path = path_of(req.target);
-  auto route = match_route(path);
+respond_fn api::counted(const api_request& req, const route_match& route,
+                        respond_fn respond) {
   auto label = route.index();
   std::string_view route_path = route.matched ? route.matched->path : "other";
-  auto method = metrics::method_of(req.method);
-  auto counted = [respond = std::move(respond), label, route_path, method,
-                  started, trace = req.traceparent](api_response r) {
+  return [respond = std::move(respond), label, route_path,
+          method = metrics::method_of(req.method),
+          started = std::chrono::steady_clock::now(),
+          trace = req.traceparent](api_response r) {
     auto took = std::chrono::steady_clock::now() - started;
     metrics::process().request(label, method, r.status, took);
     // One line per request only at debug: at info, load writes no logs.
@@ -217,7 +223,13 @@ void api::handle(api_request req, respond_fn respond) {
                    std::chrono::duration<double, std::milli>(took).count()}});
     respond(std::move(r));
   };
-  dispatch(std::move(route), std::move(req), path, std::move(counted));
+}
+
+void api::handle(api_request req, respond_fn respond) {
+  auto path = path_of(req.target);
+  auto route = match_route(path);
+  auto answer = counted(req, route, std::move(respond));
+  dispatch(std::move(route), std::move(req), path, std::move(answer));
 }
 
 void api::dispatch(route_match route, api_request req, const std::string& path,
@@ -252,6 +264,10 @@ void api::dispatch(route_match route, api_request req, const std::string& path,
     return respond(admin_faults(req, *settings_.faults, settings_.admin_token));
   case r::dashboard:
     return respond(dashboard_response());
+  case r::file:
+    return respond(serve_file(
+        settings_.storage_dir, route.param,
+        file_request{req.method == "HEAD", req.if_none_match, req.range}));
   case r::other:
     break;
   }
@@ -279,13 +295,94 @@ void api::create_post(api_request req, respond_fn respond) {
   actors::create_post post{std::move(*author), std::move(v.body->content),
                            std::move(req.idempotency_key),
                            std::move(req.traceparent)};
-  if (auto wait = prefer_wait(req.prefer); wait && backend_.can_wait())
+  submit(std::move(key), std::move(post), prefer_wait(req.prefer),
+         std::move(respond));
+}
+
+void api::submit(std::string key, actors::create_post post,
+                 std::optional<int> wait, respond_fn respond) {
+  if (wait && backend_.can_wait())
     return create_and_wait(std::move(key), std::move(post), *wait,
                            std::move(respond));
   backend_.create(std::move(key), std::move(post),
                   [respond](const actors::create_outcome& o) {
                     respond(create_answer(o));
                   });
+}
+
+bool api::is_upload(std::string_view method, std::string_view target,
+                    std::string_view content_type) {
+  return method == "POST" &&
+         core::istarts_with(content_type, "multipart/form-data") &&
+         match_route(path_of(std::string(target))).id() == route_id::create;
+}
+
+void api::begin_upload(api_request head,
+                       std::function<void(upload_ticket)> admitted,
+                       respond_fn respond) {
+  auto path = path_of(head.target);
+  auto answer = counted(head, match_route(path), std::move(respond));
+  auto key = route_key(route_id::create, client_ip(head));
+  auto refuse = [&](api_response error) {
+    this->refuse(std::move(key), std::move(error), std::move(answer));
+  };
+  // As for JSON: the guards first, then what the header alone can refuse.
+  auto author = verifier_.author(head.authorization);
+  if (!author)
+    return refuse(bare_error_response(401, "Unauthorized"));
+  if (settings_.max_files == 0)
+    return refuse(error_response(415, "Content-Type must be application/json"));
+  if (!multipart_boundary(head.content_type))
+    return refuse(error_response(
+        400, "multipart/form-data needs a boundary of 1 to 70 characters"));
+  if (head.has_idempotency_key && !valid_idempotency_key(head.idempotency_key))
+    return refuse(error_response(
+        400, std::vector<std::string>{
+                 "Idempotency-Key must be 1-255 printable ASCII characters"}));
+  upload_ticket t;
+  t.post = actors::create_post{std::move(*author),
+                               {},
+                               std::move(head.idempotency_key),
+                               std::move(head.traceparent)};
+  t.wait = prefer_wait(head.prefer);
+  t.throttle_key = key;
+  t.respond = std::move(answer);
+  backend_.throttle(std::move(key),
+                    [t = std::move(t), admitted = std::move(admitted)](
+                        std::optional<core::throttle_decision> d) mutable {
+                      if (auto no = refusal(d))
+                        return t.respond(std::move(*no));
+                      t.throttle = *d;
+                      admitted(std::move(t));
+                    });
+}
+
+void api::finish_upload(upload_ticket ticket, create_form form) {
+  auto v = validate_content(form.content, settings_.max_content_chars);
+  if (!v.body)
+    return refuse_upload(std::move(ticket), error_response(400, v.messages));
+  auto& post = ticket.post;
+  post.content = std::move(v.body->content);
+  for (const auto& name : form.stored)
+    post.file_urls.push_back(settings_.public_files_url + name);
+  if (ticket.wait && backend_.can_wait())
+    return create_and_wait({}, std::move(post), *ticket.wait,
+                           std::move(ticket.respond), ticket.throttle);
+  backend_.enqueue(
+      std::move(post), ticket.throttle,
+      [respond = std::move(ticket.respond)](const actors::create_outcome& o) {
+        respond(create_answer(o));
+      });
+}
+
+void api::refuse_upload(upload_ticket ticket, api_response r) {
+  add_rate_limit_headers(r, ticket.throttle);
+  ticket.respond(std::move(r));
+}
+
+upload_limits api::limits_for_uploads() const {
+  return {settings_.max_files, settings_.max_file_bytes,
+          settings_.max_content_chars};
 }
 
 // A create that waits for its row: two events in either order (the
@@ -302,7 +399,8 @@ struct api::create_wait {
 };
 
 void api::create_and_wait(std::string key, actors::create_post post,
-                          int seconds, respond_fn respond) {
+                          int seconds, respond_fn respond,
+                          std::optional<core::throttle_decision> counted) {
   // The post's id is chosen here, so the wait is registered before the job
   // can exist: a writer may persist it before the enqueue's answer is back.
   post.post_id = core::new_post_id();
@@ -317,22 +415,24 @@ void api::create_and_wait(std::string key, actors::create_post post,
                         if (w->outcome && !w->answered)
                           finish_wait(w, lock);
                       });
-  backend_.create(std::move(key), std::move(post),
-                  [this, w, post_id](const actors::create_outcome& o) {
-                    std::unique_lock<std::mutex> lock{w->mtx};
-                    w->outcome = o;
-                    if (o.status != actors::create_status::queued) {
-                      // Not queued (or a duplicate, whose post is an earlier
-                      // one's): nothing of ours will be persisted; answered as
-                      // without Prefer.
-                      w->answered = true;
-                      lock.unlock();
-                      backend_.cancel_wait(post_id);
-                      return w->respond(create_answer(o));
-                    }
-                    if (w->persisted && !w->answered)
-                      finish_wait(w, lock);
-                  });
+  auto on_outcome = [this, w, post_id](const actors::create_outcome& o) {
+    std::unique_lock<std::mutex> lock{w->mtx};
+    w->outcome = o;
+    if (o.status != actors::create_status::queued) {
+      // Not queued (or a duplicate, whose post is an earlier
+      // one's): nothing of ours will be persisted; answered as
+      // without Prefer.
+      w->answered = true;
+      lock.unlock();
+      backend_.cancel_wait(post_id);
+      return w->respond(create_answer(o));
+    }
+    if (w->persisted && !w->answered)
+      finish_wait(w, lock);
+  };
+  if (counted) // an upload, counted toward the limit before its body
+    return backend_.enqueue(std::move(post), *counted, std::move(on_outcome));
+  backend_.create(std::move(key), std::move(post), std::move(on_outcome));
 }
 
 void api::finish_wait(const std::shared_ptr<create_wait>& w,
@@ -353,7 +453,7 @@ void api::finish_wait(const std::shared_ptr<create_wait>& w,
       return w->respond(std::move(accepted));
     const auto& p = page.items[0];
     auto body = post_json(p);
-    body["images"] = ojson::array();
+    body["images"] = p.images;
     api_response created = json_response(201, body);
     created.headers.emplace_back("Location", "/v1/post/" + p.id);
     created.headers.emplace_back("Preference-Applied", w->applied);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "http/api_types.hpp"
 #include "http/auth.hpp"
 #include "http/routes.hpp"
+#include "http/upload.hpp"
 
 namespace postd::http {
 
@@ -28,6 +30,11 @@ public:
   // Throttle check, then (when allowed) the enqueue; `done` runs once.
   virtual void create(std::string throttle_key, actors::create_post post,
                       actors::create_callback done) = 0;
+  // A create its request already counted toward the limit (a multipart
+  // create is throttled before its body is read): the enqueue alone.
+  virtual void enqueue(actors::create_post post,
+                       core::throttle_decision throttle,
+                       actors::create_callback done) = 0;
   // A throttle hit for any other throttled request.
   virtual void throttle(std::string key, actors::throttle_callback done) = 0;
   // The author's view of one job (off the I/O threads).
@@ -70,6 +77,23 @@ struct api_settings {
   // The fault API's board and token (FAULTS=on); none: /admin is 404.
   std::shared_ptr<core::fault_board> faults{};
   std::string admin_token{};
+  // Attachments: multipart creates store their files in `storage_dir`,
+  // named in the job by `public_files_url` + the stored name, and served
+  // back by GET /v1/files/:name.
+  std::size_t max_files = 4;
+  std::size_t max_file_bytes = std::size_t{5} << 20;
+  std::filesystem::path storage_dir = "data/files";
+  std::string public_files_url = "/v1/files/";
+};
+
+// A multipart create admitted (token checked, counted toward the limit and
+// allowed) before its body is read.
+struct upload_ticket {
+  actors::create_post post; // author, Idempotency-Key, trace; no content
+  core::throttle_decision throttle;
+  std::optional<int> wait; // Prefer: wait=N, when it applies
+  std::string throttle_key;
+  respond_fn respond; // the request's answer (counted in the metrics)
 };
 
 class api {
@@ -78,6 +102,28 @@ public:
   api(api_settings settings, token_verifier verifier, backend& backend);
 
   void handle(api_request req, respond_fn respond);
+
+  // Whether a request's header makes it a create with a multipart/form-data
+  // body, to be read as it arrives (begin_upload) rather than whole.
+  static bool is_upload(std::string_view method, std::string_view target,
+                        std::string_view content_type);
+  // A multipart create whose header has arrived: checks what needs no body
+  // (the token, the Idempotency-Key, the boundary, the throttle) and then
+  // calls `admitted` (the body may be read) or answers through `respond`
+  // (the body is not read: the connection closes after the answer).
+  void begin_upload(api_request head,
+                    std::function<void(upload_ticket)> admitted,
+                    respond_fn respond);
+  // The body of an admitted upload was read whole: validates the content
+  // and enqueues the post with its files' URLs.
+  void finish_upload(upload_ticket ticket, create_form form);
+  // The body of an admitted upload was refused (413, 415, 400, ...).
+  static void refuse_upload(upload_ticket ticket, api_response r);
+  // What the reader of an upload's body needs.
+  upload_limits limits_for_uploads() const;
+  const std::filesystem::path& storage_dir() const {
+    return settings_.storage_dir;
+  }
 
   // From now on /health/ready answers 503 (SIGTERM: load balancers and
   // Kubernetes stop sending while in-flight requests finish).
@@ -88,14 +134,25 @@ public:
   std::string client_ip(const api_request& req) const;
 
 private:
+  // `respond`, counted in the request metrics (and logged at debug) when it
+  // answers.
+  static respond_fn counted(const api_request& req, const route_match& route,
+                            respond_fn respond);
+  // A validated create: to the backend (waiting for its row when asked).
+  void submit(std::string key, actors::create_post post,
+              std::optional<int> wait, respond_fn respond);
   // Answers a request for `route` (matched from `path`).
   void dispatch(route_match route, api_request req, const std::string& path,
                 respond_fn respond);
   void create_post(api_request req, respond_fn respond);
   // Prefer: wait=N: answers 201 with the post once persisted within N
   // seconds, else as create_post would.
-  void create_and_wait(std::string key, actors::create_post post, int seconds,
-                       respond_fn respond);
+  // `counted`: the request was already counted toward the limit (an
+  // upload), only the enqueue is left.
+  void create_and_wait(
+      std::string key, actors::create_post post, int seconds,
+      respond_fn respond,
+      std::optional<core::throttle_decision> counted = std::nullopt);
   struct create_wait;
   // Both events are in: answers (201 with the post when it was persisted
   // and is found, else the 202). Called with `lock` held; releases it.

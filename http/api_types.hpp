@@ -24,6 +24,10 @@ struct api_request {
   std::string traceparent;
   std::string prefer; // RFC 7240 Prefer, every field joined by ", "
   std::string peer_ip;
+  // Conditional and partial GETs (GET /v1/files/:name): each field's
+  // values joined by ", " when sent more than once.
+  std::string if_none_match;
+  std::string range;
   std::string body;
 };
 

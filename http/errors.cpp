@@ -33,6 +33,8 @@ std::string reason_phrase(unsigned status) {
     return "Payload Too Large";
   case 415:
     return "Unsupported Media Type";
+  case 416:
+    return "Range Not Satisfiable";
   case 429:
     return "Too Many Requests";
   case 431:

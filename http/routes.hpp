@@ -26,6 +26,7 @@ enum class route_id : std::uint8_t {
   metrics,
   admin_faults, // FAULTS=on only (404 otherwise)
   dashboard,
+  file,  // GET /v1/files/:name (attachments)
   other, // no route: 404
 };
 
@@ -37,7 +38,7 @@ struct route {
 };
 
 // Matched in this order: the first route that fits wins.
-inline constexpr std::array<route, 11> routes{{
+inline constexpr std::array<route, 12> routes{{
     {route_id::create, "/v1/post/create", "POST"},
     {route_id::job_status, "/v1/post/jobs/:jobId", "GET, HEAD"},
     {route_id::posts, "/v1/post", "GET, HEAD"},
@@ -49,6 +50,7 @@ inline constexpr std::array<route, 11> routes{{
     {route_id::metrics, "/metrics", "GET, HEAD"},
     {route_id::admin_faults, "/admin/faults", "GET, HEAD, PUT, DELETE"},
     {route_id::dashboard, "/dashboard", "GET, HEAD"},
+    {route_id::file, "/v1/files/:name", "GET, HEAD"},
 }};
 
 struct route_match {

@@ -5,6 +5,7 @@
 #include "core/reply_once.hpp"
 #include "core/trace.hpp"
 #include "http/errors.hpp"
+#include "http/multipart.hpp"
 #include "http/prefer.hpp"
 #include "http/routes.hpp"
 #include "http/wire.hpp"
@@ -80,9 +81,15 @@ void session::drain() {
 }
 
 void session::do_read() {
+  body_unread_ = false;
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
-  parser_->body_limit(settings_.max_body_bytes);
+  // A multipart create may be larger than MAX_BODY_BYTES: the limit is
+  // the larger one until the header says which request this is (on_header).
+  body_limit_ = std::max<std::uint64_t>(
+      settings_.max_body_bytes,
+      form_reader::max_body_bytes(api_.limits_for_uploads()));
+  parser_->body_limit(body_limit_);
   // One deadline for the idle wait and the whole request (header, any
   // 100 Continue, body): a client trickling bytes cannot keep it open.
   stream_.expires_after(settings_.read_timeout);
@@ -136,6 +143,15 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
     return send(error_response(501, "Transfer-Encoding not implemented"), true,
                 false);
   header_fields_ = std::distance(req.begin(), req.end());
+  if (api::is_upload(req.method_string(), req.target(),
+                     req[bhttp::field::content_type]))
+    return start_upload();
+  // Any other request: MAX_BODY_BYTES, for a declared length now, for a
+  // chunked body as it arrives.
+  body_limit_ = settings_.max_body_bytes;
+  if (parser_->content_length().value_or(0) > body_limit_)
+    return on_read(bhttp::error::body_limit, 0);
+  parser_->body_limit(body_limit_);
   if (beast::iequals(req[bhttp::field::expect], "100-continue") &&
       !parser_->is_done()) {
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
@@ -179,7 +195,9 @@ void session::on_read(beast::error_code ec, std::size_t /*bytes*/) {
     return send(error_response(431, "Request header fields too large"), true,
                 false);
   if (ec == bhttp::error::body_limit)
-    return send(error_response(413, "Request body too large"), true, false);
+    return send(error_response(413, "Request body too large: at most " +
+                                        std::to_string(body_limit_) + " bytes"),
+                true, false);
   if (ec) {
     // Any parse error of Beast's own (bad method, bad chunk, ...) is the
     // client's fault: answer 400 and close, never crash or stall.
@@ -205,20 +223,29 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
   // postd's span of this request: every answer to it (the deadline's too)
   // returns it, and the API puts it in the job and its log lines.
   in.traceparent = core::continue_trace(in.traceparent).header();
-  const auto trace = in.traceparent;
   bool create =
       in.method == "POST" &&
       match_route(std::string_view{in.target}.substr(0, in.target.find('?')))
               .id() == route_id::create;
+  auto respond = answer_once(close, head, create, in.traceparent);
+  // A create that asked to wait for its row (Prefer: wait=N) gets its N
+  // seconds on top of the usual deadline.
+  auto deadline = settings_.request_timeout;
+  if (create)
+    if (auto wait = prefer_wait(in.prefer))
+      deadline += std::chrono::seconds{*wait};
+  arm_deadline(deadline);
+  api_.handle(std::move(in), std::move(respond));
+}
+
+respond_fn session::answer_once(bool close, bool head, bool create,
+                                const std::string& trace) {
   ++registry_.in_flight;
   counted_ = true;
-
-  // One answer, whichever comes first: the API's (possibly from an actor
-  // thread: it only posts back to our strand), the fallback when every copy
-  // of the reply is dropped unanswered, or the deadline.
   auto claim = std::make_shared<core::answer_claim>();
+  answering_ = {claim, close, head, create, trace};
   auto self = shared_from_this();
-  core::reply_once<api_response> respond{
+  return core::reply_once<api_response>{
       claim,
       [self, close, head, trace](api_response r) {
         r.headers.emplace_back("traceparent", trace);
@@ -232,28 +259,138 @@ void session::dispatch(bhttp::request<bhttp::string_body>&& req) {
             1, std::memory_order_relaxed);
         return unanswered_response("request dropped", create);
       }};
-  // A create that asked to wait for its row (Prefer: wait=N) gets its N
-  // seconds on top of the usual deadline.
-  auto deadline = settings_.request_timeout;
-  if (create)
-    if (auto wait = prefer_wait(in.prefer))
-      deadline += std::chrono::seconds{*wait};
-  deadline_.expires_after(deadline);
-  deadline_.async_wait([self, claim, close, head, create,
-                        trace](beast::error_code ec) {
-    if (ec || !claim->claim())
+}
+
+void session::arm_deadline(std::chrono::milliseconds d) {
+  deadline_.expires_after(d);
+  deadline_.async_wait([self = shared_from_this(),
+                        a = answering_](beast::error_code ec) {
+    if (ec || !a.claim->claim())
       return; // answered in time
     metrics::process().requests_timed_out.fetch_add(1,
                                                     std::memory_order_relaxed);
-    auto r = unanswered_response("request timed out", create);
-    r.headers.emplace_back("traceparent", trace);
-    self->send(std::move(r), close, head);
+    auto r = unanswered_response("request timed out", a.create);
+    r.headers.emplace_back("traceparent", a.trace);
+    self->send(std::move(r), a.close, a.head);
   });
-  api_.handle(std::move(in), std::move(respond));
+}
+
+struct session::upload {
+  upload(bhttp::request_parser<bhttp::string_body>&& header,
+         std::string_view boundary, const api& api, upload_ticket t)
+      : parser(std::move(header)),
+        form(boundary, api.storage_dir(), api.limits_for_uploads()),
+        ticket(std::move(t)) {}
+
+  bhttp::request_parser<bhttp::buffer_body> parser;
+  form_reader form;
+  upload_ticket ticket;
+  std::array<char, 65536> chunk{};
+};
+
+void session::start_upload() {
+  auto& req = parser_->get();
+  version_ = req.version();
+  bool close = !req.keep_alive() || draining_;
+  auto head = to_api_request(bhttp::request<bhttp::string_body>{req}, peer_ip_);
+  head.traceparent = core::continue_trace(head.traceparent).header();
+  auto respond = answer_once(close, false, true, head.traceparent);
+  // Until the whole body is read, an answer leaves it unread.
+  body_unread_ = true;
+  arm_deadline(settings_.request_timeout);
+  auto self = shared_from_this();
+  api_.begin_upload(
+      std::move(head),
+      [self](upload_ticket t) {
+        net::post(self->stream_.get_executor(),
+                  [self, t = std::move(t)]() mutable {
+                    self->on_admitted(std::move(t));
+                  });
+      },
+      std::move(respond));
+}
+
+void session::on_admitted(upload_ticket ticket) {
+  if (answering_.claim->taken())
+    return; // the deadline answered first
+  // The body's time is the read's (HTTP_READ_TIMEOUT_MS, set by do_read);
+  // the request's deadline starts again once it is whole.
+  deadline_.cancel();
+  auto boundary =
+      multipart_boundary(parser_->get()[bhttp::field::content_type]);
+  bool expects_continue =
+      beast::iequals(parser_->get()[bhttp::field::expect], "100-continue");
+  upload_ = std::make_unique<upload>(std::move(*parser_), boundary.value_or(""),
+                                     api_, std::move(ticket));
+  parser_.reset();
+  upload_->parser.body_limit(
+      form_reader::max_body_bytes(api_.limits_for_uploads()));
+  if (expects_continue && !upload_->parser.is_done()) {
+    auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
+        bhttp::status::continue_, version_);
+    bhttp::async_write(
+        stream_, *cont,
+        [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+          if (ec)
+            return self->end_upload(
+                error_response(400, "Request body incomplete"), true);
+          self->read_upload();
+        });
+    return;
+  }
+  read_upload();
+}
+
+void session::read_upload() {
+  auto& body = upload_->parser.get().body();
+  body.data = upload_->chunk.data();
+  body.size = upload_->chunk.size();
+  bhttp::async_read(
+      stream_, buffer_, upload_->parser,
+      beast::bind_front_handler(&session::on_upload_read, shared_from_this()));
+}
+
+void session::on_upload_read(beast::error_code ec, std::size_t /*bytes*/) {
+  if (ec == bhttp::error::need_buffer)
+    ec = {};
+  if (ec == bhttp::error::body_limit)
+    return end_upload(error_response(413, "Request body too large: at most " +
+                                              std::to_string(body_limit_) +
+                                              " bytes"),
+                      true);
+  if (ec) // the client went away, was too slow, or broke the framing
+    return end_upload(error_response(400, "Request body incomplete"), true);
+  auto& u = *upload_;
+  auto got = u.chunk.size() - u.parser.get().body().size;
+  if (!u.form.feed({u.chunk.data(), got}))
+    return end_upload(*u.form.refusal(), !u.parser.is_done());
+  if (!u.parser.is_done())
+    return read_upload();
+  body_unread_ = false;
+  const auto& req = u.parser.get();
+  if (std::distance(req.begin(), req.end()) != header_fields_)
+    return end_upload(error_response(400, "Trailer fields are not accepted"),
+                      false);
+  if (!u.form.finish())
+    return end_upload(*u.form.refusal(), false);
+  auto wait = u.ticket.wait;
+  arm_deadline(settings_.request_timeout +
+               std::chrono::seconds{wait.value_or(0)});
+  auto done = std::move(upload_);
+  api_.finish_upload(std::move(done->ticket), std::move(done->form.form()));
+}
+
+void session::end_upload(api_response r, bool unread) {
+  body_unread_ = unread;
+  auto done = std::move(upload_);
+  api::refuse_upload(std::move(done->ticket), std::move(r));
 }
 
 void session::send(api_response r, bool close, bool head) {
-  close = close || draining_;
+  // An answer before the request's end (a refusal of its header or body).
+  if (parser_ && !parser_->is_done())
+    body_unread_ = true;
+  close = close || draining_ || body_unread_;
   auto res = std::make_shared<beast_response>(
       to_beast_response(std::move(r), version_, close, head));
   response_ = res;
@@ -286,6 +423,24 @@ void session::on_write(bool close, beast::error_code ec,
 void session::do_close() {
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  // Closing a socket with unread bytes resets the connection, and the
+  // reset can destroy the answer before the client reads it (a 413 in the
+  // middle of an upload): read the rest for a moment first, as nginx's
+  // lingering close does.
+  if (body_unread_ && !ec) {
+    body_unread_ = false;
+    stream_.expires_after(std::chrono::seconds{2});
+    discard_rest(std::make_shared<std::array<char, 16384>>());
+  }
+}
+
+void session::discard_rest(const std::shared_ptr<std::array<char, 16384>>& to) {
+  stream_.async_read_some(
+      net::buffer(*to),
+      [self = shared_from_this(), to](beast::error_code ec, std::size_t) {
+        if (!ec)
+          self->discard_rest(to);
+      });
 }
 
 } // namespace postd::http

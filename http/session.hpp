@@ -5,7 +5,9 @@
 // header and body limits for every message. Pipelined requests are read
 // only after the previous response is written, so answers stay in order.
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +21,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "core/reply_once.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
 
@@ -70,9 +73,30 @@ private:
   void do_read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void dispatch(bhttp::request<bhttp::string_body>&& req);
+  // Counts a request in flight and returns the one way to answer it: the
+  // API's reply (posted back to this strand), the fallback when every copy
+  // of it is dropped, or the deadline (arm_deadline), whichever is first.
+  respond_fn answer_once(bool close, bool head, bool create,
+                         const std::string& trace);
+  // The request unanswered after `d` gets 503 "request timed out".
+  void arm_deadline(std::chrono::milliseconds d);
+
+  // A multipart create (api::is_upload): admitted by the API on its header
+  // alone, then its body read in chunks into a form_reader, so neither a
+  // file nor the whole body is ever held in memory.
+  struct upload;
+  void start_upload();
+  void on_admitted(upload_ticket ticket);
+  void read_upload();
+  void on_upload_read(beast::error_code ec, std::size_t bytes);
+  // The upload ends with `r` (a refusal); `unread`: the rest of its body
+  // was not read, so the connection closes after the answer.
+  void end_upload(api_response r, bool unread);
   void send(api_response r, bool close, bool head);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
   void do_close();
+  // Reads and drops what the client still sends (a lingering close).
+  void discard_rest(const std::shared_ptr<std::array<char, 16384>>& to);
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -86,6 +110,20 @@ private:
   bool counted_ = false;             // a dispatched request awaits its response
   bool draining_ = false; // drain(): no request after the current one
   std::shared_ptr<bhttp::response<bhttp::string_body>> response_;
+  // The current request's answer, for its deadline (answer_once).
+  struct answering {
+    std::shared_ptr<core::answer_claim> claim;
+    bool close = false;
+    bool head = false;
+    bool create = false;
+    std::string trace;
+  };
+  answering answering_;
+  std::unique_ptr<upload> upload_;
+  // The request's body is not (wholly) read: its answer closes.
+  bool body_unread_ = false;
+  // The current request's body limit, as its 413 names it.
+  std::uint64_t body_limit_ = 0;
   // REQUEST_TIMEOUT_MS of the dispatched request; it and the reply race
   // for one answer_claim, so the request is answered once either way.
   net::steady_timer deadline_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 
@@ -58,18 +59,71 @@ validation_result validate_create_body(std::string_view body,
                                            "content must be a string"});
     return r;
   }
-  const auto& content = it->get_ref<const std::string&>();
+  auto content = validate_content(it->get_ref<const std::string&>(), max_chars);
+  if (r.messages.empty())
+    return content;
+  r.messages.insert(r.messages.end(), content.messages.begin(),
+                    content.messages.end());
+  return r;
+}
+
+validation_result validate_content(std::string_view content,
+                                   std::size_t max_chars) {
+  validation_result r;
+  if (!valid_utf8(content)) {
+    r.messages.emplace_back("content must be valid UTF-8");
+    return r;
+  }
   auto chars = utf8_length(content);
   if (chars == 0)
     r.messages.emplace_back("content must not be empty");
   if (chars > max_chars)
     r.messages.emplace_back("content must be shorter than or equal to " +
                             std::to_string(max_chars) + " characters");
-  if (content.find('\0') != std::string::npos)
+  if (content.find('\0') != std::string_view::npos)
     r.messages.emplace_back("content must not contain NUL characters");
   if (r.messages.empty())
-    r.body = create_body{content};
+    r.body = create_body{std::string(content)};
   return r;
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+      cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      cp = c & 0x07u;
+    } else {
+      return false; // a continuation byte first, an overlong lead, or > F4
+    }
+    if (s.size() - i <= n)
+      return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0u) != 0x80u)
+        return false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    // Overlong forms, UTF-16 surrogates and past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return false;
+    i += n + 1;
+  }
+  return true;
 }
 
 } // namespace postd::http

@@ -25,6 +25,15 @@ struct validation_result {
 validation_result validate_create_body(std::string_view body,
                                        std::size_t max_chars);
 
+// Checks a post's content, however it came (a JSON string, a form field):
+// valid UTF-8, 1..max_chars characters, no NUL.
+validation_result validate_content(std::string_view content,
+                                   std::size_t max_chars);
+
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF).
+bool valid_utf8(std::string_view s);
+
 // Number of Unicode code points in valid UTF-8 text.
 std::size_t utf8_length(std::string_view s);
 

@@ -4,6 +4,19 @@ namespace postd::http {
 
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+// A field's values, joined by ", " (RFC 9110 §5.3) when sent more than once.
+std::string joined(const beast_request& req, bhttp::field name) {
+  std::string out;
+  auto [first, last] = req.base().equal_range(name);
+  for (auto it = first; it != last; ++it)
+    out.append(out.empty() ? "" : ", ").append(it->value());
+  return out;
+}
+
+} // namespace
+
 api_request to_api_request(beast_request&& req, std::string peer_ip) {
   api_request in;
   in.method = std::string(req.method_string());
@@ -18,10 +31,10 @@ api_request to_api_request(beast_request&& req, std::string peer_ip) {
   // Two traceparent fields make an invalid one (W3C: a new trace).
   if (req.count("traceparent") == 1)
     in.traceparent = std::string(req["traceparent"]);
-  auto [first, last] = req.base().equal_range("Prefer");
-  for (auto it = first; it != last; ++it)
-    in.prefer.append(in.prefer.empty() ? "" : ", ").append(it->value());
+  in.prefer = joined(req, bhttp::field::prefer);
   in.peer_ip = std::move(peer_ip);
+  in.if_none_match = joined(req, bhttp::field::if_none_match);
+  in.range = joined(req, bhttp::field::range);
   in.body = std::move(req.body());
   return in;
 }
@@ -35,7 +48,9 @@ beast_response to_beast_response(api_response r, unsigned version, bool close,
     res.set(name, value);
   res.keep_alive(!close);
   if (head) {
-    res.content_length(r.body.size());
+    // A 304 has no content: its Content-Length would have to be the 200's.
+    if (r.status != 304)
+      res.content_length(r.body.size());
   } else {
     res.body() = std::move(r.body);
     res.prepare_payload();

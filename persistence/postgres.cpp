@@ -77,9 +77,15 @@ std::string batch_json(const std::vector<new_post>& rows) {
 }
 
 post to_post(const pqxx::row& r) {
-  return post{r[0].as<std::string>(), r[1].as<std::string>(),
-              r[2].as<std::string>(), r[3].as<std::string>(),
-              r[4].as<std::string>(std::string{})};
+  post p{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+         r[3].as<std::string>(), r[4].as<std::string>(std::string{})};
+  auto images =
+      nlohmann::json::parse(r[5].as<std::string>("[]"), nullptr, false);
+  if (images.is_array())
+    for (const auto& url : images)
+      if (url.is_string())
+        p.images.push_back(url.get<std::string>());
+  return p;
 }
 
 std::string trimmed(std::string s) {

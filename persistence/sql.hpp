@@ -23,8 +23,8 @@ inline constexpr const char* set_search_path = "SET LOCAL search_path TO ";
 // (A macro: only adjacent literals concatenate into one constant.)
 #define POSTD_SQL_POST_COLUMNS                                                 \
   R"sql(SELECT "id", "content", "authorId",)sql"                               \
-  R"sql( to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId")sql"   \
-  R"sql( FROM "Post")sql"
+  R"sql( to_char("createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), "jobId",)sql"  \
+  R"sql( array_to_json("images")::text FROM "Post")sql"
 
 // The whole batch travels as ONE json parameter, so a batch is one statement
 // whatever its size. Timestamps are UTC as Prisma writes them; the column

@@ -49,6 +49,11 @@ public:
     done(o);
   }
 
+  void enqueue(actors::create_post post, core::throttle_decision /*d*/,
+               actors::create_callback done) override {
+    create({}, std::move(post), std::move(done));
+  }
+
   void throttle(std::string /*key*/, actors::throttle_callback done) override {
     done(decision());
   }

@@ -57,6 +57,7 @@ public:
   int stop(int sig,
            std::chrono::milliseconds timeout = std::chrono::seconds{20});
   std::string output() const; // what it printed so far
+  pid_t pid() const { return pid_; }
 
 private:
   pid_t pid_ = -1;

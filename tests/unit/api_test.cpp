@@ -18,6 +18,12 @@ public:
     posts.push_back(post);
     done(outcome);
   }
+  void enqueue(actors::create_post post, core::throttle_decision d,
+               actors::create_callback done) override {
+    posts.push_back(post);
+    enqueued_with.push_back(d);
+    done(outcome);
+  }
   void throttle(std::string key, actors::throttle_callback done) override {
     keys.push_back(key);
     done(decision);
@@ -58,6 +64,7 @@ public:
   actors::supervisor_status root;
   std::vector<std::string> keys;
   std::vector<actors::create_post> posts;
+  std::vector<core::throttle_decision> enqueued_with; // enqueue()'s
   actors::job_lookup lookup{
       actors::job_lookup::result::not_found, {}, 0, {}, {}};
   std::vector<std::pair<std::string, std::string>> queries;

@@ -11,12 +11,12 @@
 #include <openssl/sha.h>
 #include <unistd.h>
 
+#include "core/file_store.hpp"
 #include "core/hex.hpp"
-#include "persistence/file_store.hpp"
 
 namespace fs = std::filesystem;
-using postd::persistence::file_upload;
-using postd::persistence::stored_file_name;
+using postd::core::file_upload;
+using postd::core::stored_file_name;
 using status = file_upload::status;
 
 namespace {

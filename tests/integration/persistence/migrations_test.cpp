@@ -28,15 +28,20 @@ const char* const job_id_name = "20251126120000_add_post_job_id";
 const char* const job_id_not_unique_name =
     "20261128090000_post_job_id_not_unique";
 const char* const idempotency_key_name = "20261129090000_post_idempotency_key";
-const std::vector<std::string> all_names{init_name, indexes_name, job_id_name,
+const char* const images_index_name = "20261129120000_post_images_gin_index";
+const std::vector<std::string> all_names{init_name,
+                                         indexes_name,
+                                         job_id_name,
                                          job_id_not_unique_name,
-                                         idempotency_key_name};
+                                         idempotency_key_name,
+                                         images_index_name};
 // The history of a database fully migrated: each migration applied once.
 const std::map<std::string, int> each_once{{init_name, 1},
                                            {indexes_name, 1},
                                            {job_id_name, 1},
                                            {job_id_not_unique_name, 1},
-                                           {idempotency_key_name, 1}};
+                                           {idempotency_key_name, 1},
+                                           {images_index_name, 1}};
 
 // ctest sets POSTD_SOURCE_DIR; a binary run by hand finds the tree from here.
 fs::path source_dir() {
@@ -259,9 +264,9 @@ TEST(Migrations, DatabaseOfTheOldServiceGetsOnlyTheNewMigration) {
              VALUES ('old-1', 'from nest', 'u1', now()))sql");
 
   auto report = migrate(db.pgbouncer_url(), embedded_migrations());
-  EXPECT_EQ(report.applied,
-            (std::vector<std::string>{job_id_name, job_id_not_unique_name,
-                                      idempotency_key_name}));
+  EXPECT_EQ(report.applied, (std::vector<std::string>{
+                                job_id_name, job_id_not_unique_name,
+                                idempotency_key_name, images_index_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_TRUE(report.modified.empty());
   EXPECT_EQ(recorded(db.direct_url()), each_once);
@@ -285,9 +290,9 @@ TEST(Migrations, DatabaseOfTheOldServiceInItsPrismaSchema) {
   auto report =
       migrate(pg_options{.url = db.pgbouncer_url(), .schema = "tenant1"},
               embedded_migrations());
-  EXPECT_EQ(report.applied,
-            (std::vector<std::string>{job_id_name, job_id_not_unique_name,
-                                      idempotency_key_name}));
+  EXPECT_EQ(report.applied, (std::vector<std::string>{
+                                job_id_name, job_id_not_unique_name,
+                                idempotency_key_name, images_index_name}));
   EXPECT_EQ(report.already_applied, 2u);
   EXPECT_EQ(recorded(old_service), each_once);
   EXPECT_TRUE(table_exists(db.direct_url(), "tenant1.\"Post\""));
@@ -420,7 +425,8 @@ TEST(Migrations, APrismaFailedMigrationStopsTheRun) {
   auto report = migrate(db.direct_url(), embedded_migrations());
   EXPECT_EQ(report.applied, (std::vector<std::string>{indexes_name, job_id_name,
                                                       job_id_not_unique_name,
-                                                      idempotency_key_name}));
+                                                      idempotency_key_name,
+                                                      images_index_name}));
 }
 
 // A database the earlier postd migrated (jobId unique) and wrote to: the new
@@ -442,7 +448,8 @@ TEST(Migrations, DatabaseOfTheEarlierPostdMigratesToAPlainJobIdIndex) {
   }
   auto report = migrate(db.pgbouncer_url(), embedded_migrations());
   EXPECT_EQ(report.applied, (std::vector<std::string>{job_id_not_unique_name,
-                                                      idempotency_key_name}));
+                                                      idempotency_key_name,
+                                                      images_index_name}));
   EXPECT_EQ(report.already_applied, 3u);
 
   pqxx::connection conn{db.direct_url()};
@@ -477,6 +484,8 @@ TEST(Migrations, SchemaHasPrismaNamesAndAPlainJobIdIndex) {
                "(\"authorId\", \"createdAt\")"},
           {"Post_jobId_idx",
            "CREATE INDEX \"Post_jobId_idx\"" + on + "(\"jobId\")"},
+          {"Post_images_idx", "CREATE INDEX \"Post_images_idx\" ON "
+                              "public.\"Post\" USING gin (images)"},
       }));
 
   std::vector<std::string> columns;

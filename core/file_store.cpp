@@ -1,4 +1,4 @@
-#include "persistence/file_store.hpp"
+#include "core/file_store.hpp"
 
 #include <algorithm>
 #include <array>
@@ -14,7 +14,7 @@
 #include "core/hex.hpp"
 #include "core/ids.hpp"
 
-namespace postd::persistence {
+namespace postd::core {
 
 namespace fs = std::filesystem;
 
@@ -157,4 +157,4 @@ bool stored_file_name(std::string_view name) {
   });
 }
 
-} // namespace postd::persistence
+} // namespace postd::core

@@ -16,7 +16,7 @@
 
 #include "core/image.hpp"
 
-namespace postd::persistence {
+namespace postd::core {
 
 class file_upload {
 public:
@@ -63,4 +63,4 @@ private:
 // nothing else is ever served from the storage folder.
 bool stored_file_name(std::string_view name);
 
-} // namespace postd::persistence
+} // namespace postd::core
