@@ -1,15 +1,34 @@
 -- wrk script: POST /v1/post/create with a Bearer token from the TOKEN
 -- environment variable and a different body each time; with TRACEPARENT set,
 -- each request carries that W3C traceparent (as a traced client's would);
--- with PREFER set, that Prefer header (e.g. wait=2: answered once persisted).
+-- with PREFER set, that Prefer header (e.g. wait=2: answered once persisted);
+-- with IMAGE_BYTES set, a multipart/form-data create with one PNG of that
+-- many bytes (the same image each time: one stored file, as the storage
+-- folder keeps one copy per content; each upload is still written, hashed
+-- and fsynced).
 local token = os.getenv("TOKEN") or ""
 local traceparent = os.getenv("TRACEPARENT") or ""
 local prefer = os.getenv("PREFER") or ""
+local image_bytes = tonumber(os.getenv("IMAGE_BYTES") or "") or 0
 local counter = 0
+local boundary = "----postd-bench-boundary"
+local image = nil
+if image_bytes > 0 then
+  local head = "\137PNG\r\n\026\n"
+  local filler = {}
+  for i = 1, image_bytes - #head do
+    filler[i] = string.char(32 + (i * 7919) % 90)
+  end
+  image = head .. table.concat(filler)
+end
 
 wrk.method = "POST"
 wrk.path = "/v1/post/create"
-wrk.headers["Content-Type"] = "application/json"
+if image then
+  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+else
+  wrk.headers["Content-Type"] = "application/json"
+end
 wrk.headers["Authorization"] = "Bearer " .. token
 if traceparent ~= "" then
   wrk.headers["traceparent"] = traceparent
@@ -20,7 +39,17 @@ end
 
 request = function()
   counter = counter + 1
-  local body = '{"content":"benchmark post ' .. counter .. '"}'
+  local body
+  if image then
+    body = "--" .. boundary .. "\r\n" ..
+      'Content-Disposition: form-data; name="content"\r\n\r\n' ..
+      "benchmark post " .. counter .. "\r\n--" .. boundary .. "\r\n" ..
+      'Content-Disposition: form-data; name="files"; filename="b.png"\r\n' ..
+      "Content-Type: image/png\r\n\r\n" .. image .. "\r\n--" ..
+      boundary .. "--\r\n"
+  else
+    body = '{"content":"benchmark post ' .. counter .. '"}'
+  end
   return wrk.format(nil, nil, nil, body)
 end
 

@@ -8,7 +8,9 @@
 # WAIT acknowledgement before its 202s); postd+w, one instance that also
 # persists to PostgreSQL with 4 writers while it accepts; postd+pw, the same
 # instance with every create asking `Prefer: wait=2` (answered 201 once its
-# row is written; the 201/202 counts follow the table); postd+d, the accept
+# row is written; the 201/202 counts follow the table); postd+img, the same
+# instance with every create a multipart upload of one 100 KiB PNG (stored,
+# fsynced, its URL in the row's images); postd+d, the accept
 # path again, its creates carrying a W3C traceparent, while BENCH_DASHBOARDS
 # (100) open dashboards poll it (/health, /health/queue and /metrics, each
 # once a second per dashboard, wrk paced beside). After the table, per
@@ -124,7 +126,7 @@ full_db="postgresql://postgres@127.0.0.1:$pg_port/postd_full"
 DATABASE_URL=$full_db "$build_dir/postd" migrate >/dev/null
 full_port=$(postd_free_port)
 DATABASE_URL=$full_db REDIS_PORT=$redis_full_port QUEUE_NAME=bench-full WRITERS=4 \
-  PORT=$full_port "$build_dir/postd" serve \
+  STORAGE_DIR=$work/files PORT=$full_port "$build_dir/postd" serve \
   > "$work/postd-full.log" 2>&1 & pids+=($!)
 full_pid=$!
 # "postd+r1": the same accept path with ACK_REPLICAS=1, on its own Redis
@@ -244,6 +246,8 @@ for c in $connections; do
   PREFER=wait=2 run_wrk postd+pw "$full_port" "$c" "$full_pid"
   sleep 2.5 # the waits wrk left in flight
   echo "$c $before $(create_statuses "$full_port")" >> "$work/pw-counts"
+  settle_full
+  IMAGE_BYTES=102400 run_wrk postd+img "$full_port" "$c" "$full_pid"
   settle_full
 done
 echo

@@ -357,10 +357,10 @@ void api::begin_upload(api_request head,
                     });
 }
 
-void api::finish_upload(upload_ticket ticket, create_form form) {
+void api::finish_upload(upload_ticket ticket, const create_form& form) {
   auto v = validate_content(form.content, settings_.max_content_chars);
   if (!v.body)
-    return refuse_upload(std::move(ticket), error_response(400, v.messages));
+    return refuse_upload(ticket, error_response(400, v.messages));
   auto& post = ticket.post;
   post.content = std::move(v.body->content);
   for (const auto& name : form.stored)
@@ -375,7 +375,7 @@ void api::finish_upload(upload_ticket ticket, create_form form) {
       });
 }
 
-void api::refuse_upload(upload_ticket ticket, api_response r) {
+void api::refuse_upload(const upload_ticket& ticket, api_response r) {
   add_rate_limit_headers(r, ticket.throttle);
   ticket.respond(std::move(r));
 }

@@ -116,9 +116,9 @@ public:
                     respond_fn respond);
   // The body of an admitted upload was read whole: validates the content
   // and enqueues the post with its files' URLs.
-  void finish_upload(upload_ticket ticket, create_form form);
+  void finish_upload(upload_ticket ticket, const create_form& form);
   // The body of an admitted upload was refused (413, 415, 400, ...).
-  static void refuse_upload(upload_ticket ticket, api_response r);
+  static void refuse_upload(const upload_ticket& ticket, api_response r);
   // What the reader of an upload's body needs.
   upload_limits limits_for_uploads() const;
   const std::filesystem::path& storage_dir() const {

@@ -377,13 +377,13 @@ void session::on_upload_read(beast::error_code ec, std::size_t /*bytes*/) {
   arm_deadline(settings_.request_timeout +
                std::chrono::seconds{wait.value_or(0)});
   auto done = std::move(upload_);
-  api_.finish_upload(std::move(done->ticket), std::move(done->form.form()));
+  api_.finish_upload(std::move(done->ticket), done->form.form());
 }
 
 void session::end_upload(api_response r, bool unread) {
   body_unread_ = unread;
   auto done = std::move(upload_);
-  api::refuse_upload(std::move(done->ticket), std::move(r));
+  api::refuse_upload(done->ticket, std::move(r));
 }
 
 void session::send(api_response r, bool close, bool head) {

@@ -99,13 +99,13 @@ bool valid_utf8(std::string_view s) {
     }
     if (c >= 0xC2 && c <= 0xDF) {
       n = 1;
-      cp = c & 0x1Fu;
+      cp = c & 0x1FU;
     } else if (c >= 0xE0 && c <= 0xEF) {
       n = 2;
-      cp = c & 0x0Fu;
+      cp = c & 0x0FU;
     } else if (c >= 0xF0 && c <= 0xF4) {
       n = 3;
-      cp = c & 0x07u;
+      cp = c & 0x07U;
     } else {
       return false; // a continuation byte first, an overlong lead, or > F4
     }
@@ -113,9 +113,9 @@ bool valid_utf8(std::string_view s) {
       return false;
     for (std::size_t k = 1; k <= n; ++k) {
       auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0u) != 0x80u)
+      if ((cc & 0xC0U) != 0x80U)
         return false;
-      cp = (cp << 6) | (cc & 0x3Fu);
+      cp = (cp << 6) | (cc & 0x3FU);
     }
     // Overlong forms, UTF-16 surrogates and past U+10FFFF are not UTF-8.
     if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||

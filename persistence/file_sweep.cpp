@@ -19,6 +19,7 @@
 #include "core/file_store.hpp"
 #include "persistence/pg_session.hpp"
 #include "persistence/pg_watchdog.hpp"
+#include "persistence/sql.hpp"
 
 namespace postd::persistence {
 

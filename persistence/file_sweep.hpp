@@ -109,12 +109,4 @@ sweep_report sweep_orphan_files(const file_sweep_options& options,
                                 redis_connection& redis,
                                 std::string_view resume_after = {});
 
-namespace sql {
-// The URLs of the JSON array $1 that some row's images holds; each one is
-// an index probe of "Post_images_idx" (GIN).
-inline constexpr const char* referenced_file_urls = R"sql(
-SELECT u FROM jsonb_array_elements_text($1::jsonb) AS u
-WHERE EXISTS (SELECT 1 FROM "Post" WHERE "images" @> ARRAY[u]))sql";
-} // namespace sql
-
 } // namespace postd::persistence

@@ -170,4 +170,12 @@ UPDATE _prisma_migrations
 SET finished_at = clock_timestamp(), applied_steps_count = 1
 WHERE id = $1)sql";
 
+// ---- attachments (file_sweep) ----
+
+// The URLs of the JSON array $1 that some row's images holds; each one is
+// an index probe of "Post_images_idx" (GIN).
+inline constexpr const char* referenced_file_urls = R"sql(
+SELECT u FROM jsonb_array_elements_text($1::jsonb) AS u
+WHERE EXISTS (SELECT 1 FROM "Post" WHERE "images" @> ARRAY[u]))sql";
+
 } // namespace postd::persistence::sql

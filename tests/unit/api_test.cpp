@@ -711,3 +711,143 @@ TEST_F(ApiTest, PreferWaitIsNotAppliedWhereNoWriterRuns) {
   EXPECT_EQ(header(res, "Preference-Applied"), "<none>");
   EXPECT_TRUE(be.awaited.empty());
 }
+
+// ---- multipart creates (attachments): admitted on the header, finished
+// with the form the session read ----
+
+namespace {
+
+struct UploadTest : ApiTest {
+  api_request upload_head() const {
+    auto r = request("POST", "/v1/post/create");
+    r.authorization = bearer("author-1");
+    r.content_type = "multipart/form-data; boundary=XyZ";
+    r.peer_ip = "10.0.0.1";
+    return r;
+  }
+  // begin_upload: the ticket when admitted, else the answer.
+  std::optional<upload_ticket> admit(api_request head, api_response& answer) {
+    std::optional<upload_ticket> ticket;
+    handler.begin_upload(
+        std::move(head), [&](upload_ticket t) { ticket = std::move(t); },
+        [&](api_response r) { answer = std::move(r); });
+    return ticket;
+  }
+  api_response finish(upload_ticket t, create_form form) {
+    api_response out;
+    t.respond = [&, inner = t.respond](api_response r) {
+      out = r;
+      inner(std::move(r));
+    };
+    handler.finish_upload(std::move(t), std::move(form));
+    return out;
+  }
+};
+
+} // namespace
+
+TEST(Api, IsUploadOnlyForAMultipartCreate) {
+  EXPECT_TRUE(api::is_upload("POST", "/v1/post/create",
+                             "multipart/form-data; boundary=a"));
+  EXPECT_TRUE(api::is_upload("POST", "/v1/post/create/?x=1",
+                             "Multipart/Form-Data; boundary=a"));
+  EXPECT_FALSE(api::is_upload("POST", "/v1/post/create", "application/json"));
+  EXPECT_FALSE(api::is_upload("PUT", "/v1/post/create",
+                              "multipart/form-data; boundary=a"));
+  EXPECT_FALSE(
+      api::is_upload("POST", "/v1/post", "multipart/form-data; boundary=a"));
+}
+
+TEST_F(UploadTest, AnAdmittedUploadIsEnqueuedWithItsFilesURLsUnthrottledAgain) {
+  api_response refused;
+  auto ticket = admit(upload_head(), refused);
+  ASSERT_TRUE(ticket) << refused.body;
+  EXPECT_EQ(be.keys, std::vector<std::string>{"POST /v1/post/create|10.0.0.1"});
+  auto r = finish(std::move(*ticket),
+                  create_form{"with pics", true, {"a.png", "b.jpg"}});
+  EXPECT_EQ(r.status, 202u) << r.body;
+  ASSERT_EQ(be.posts.size(), 1u);
+  EXPECT_EQ(be.posts[0].author, "author-1");
+  EXPECT_EQ(be.posts[0].content, "with pics");
+  EXPECT_EQ(be.posts[0].file_urls,
+            (std::vector<std::string>{"/v1/files/a.png", "/v1/files/b.jpg"}));
+  // Counted once (at admission): the enqueue got the decision, no second hit.
+  EXPECT_EQ(be.enqueued_with.size(), 1u);
+  EXPECT_EQ(be.keys.size(), 1u);
+  EXPECT_EQ(header(r, "X-RateLimit-Remaining"), "99");
+}
+
+TEST_F(UploadTest, HeaderRefusalsAnswerBeforeTheBody) {
+  api_response r;
+  auto head = upload_head();
+  head.authorization.clear();
+  EXPECT_FALSE(admit(head, r));
+  EXPECT_EQ(r.status, 401u);
+  head = upload_head();
+  head.content_type = "multipart/form-data";
+  EXPECT_FALSE(admit(head, r));
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("boundary"), std::string::npos);
+  head = upload_head();
+  head.has_idempotency_key = true;
+  head.idempotency_key = std::string(300, 'k');
+  EXPECT_FALSE(admit(head, r));
+  EXPECT_EQ(r.status, 400u);
+  be.decision = core::throttle_decision{false, 100, 0, 60, 7};
+  EXPECT_FALSE(admit(upload_head(), r));
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_EQ(header(r, "Retry-After"), "7");
+  be.decision.reset(); // the throttle restarting
+  EXPECT_FALSE(admit(upload_head(), r));
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_TRUE(be.posts.empty());
+}
+
+TEST_F(UploadTest, ABadContentIsRefusedWithTheJsonCreatesMessages) {
+  api_response r;
+  auto ticket = admit(upload_head(), r);
+  ASSERT_TRUE(ticket);
+  r = finish(std::move(*ticket), create_form{"", true, {"a.png"}});
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("content must not be empty"), std::string::npos);
+  ticket = admit(upload_head(), r);
+  r = finish(std::move(*ticket), create_form{std::string(11, 'x'), true, {}});
+  EXPECT_EQ(r.status, 400u); // max_content_chars is 10 here
+  ticket = admit(upload_head(), r);
+  r = finish(std::move(*ticket), create_form{"bad \xC3", true, {}});
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("UTF-8"), std::string::npos);
+  EXPECT_TRUE(be.posts.empty());
+}
+
+TEST_F(UploadTest, WithoutAttachmentsMultipartIs415) {
+  api no_files{api_settings{.queue_name = "post-creation",
+                            .max_content_chars = 10,
+                            .max_files = 0},
+               tokens, be};
+  api_response r;
+  bool admitted = false;
+  no_files.begin_upload(
+      upload_head(), [&](upload_ticket) { admitted = true; },
+      [&](api_response a) { r = std::move(a); });
+  EXPECT_FALSE(admitted);
+  EXPECT_EQ(r.status, 415u);
+}
+
+TEST_F(UploadTest, PreferWaitAnswers201WithTheImages) {
+  api_response r;
+  auto head = upload_head();
+  head.prefer = "wait=3";
+  auto ticket = admit(head, r);
+  ASSERT_TRUE(ticket);
+  be.persisted_row = "row-1";
+  be.page.outcome = actors::posts_page::result::found;
+  core::post p{"row-1", "pic", "author-1", "2026-01-01T00:00:00.000Z", "17"};
+  p.images = {"/v1/files/a.png"};
+  be.page.items = {p};
+  r = finish(std::move(*ticket), create_form{"pic", true, {"a.png"}});
+  EXPECT_EQ(r.status, 201u) << r.body;
+  auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["images"], nlohmann::json::array({"/v1/files/a.png"}));
+  EXPECT_EQ(be.enqueued_with.size(), 1u); // not throttled a second time
+}

@@ -72,3 +72,30 @@ TEST(Validation, IdempotencyKey) {
         std::string("caf\xC3\xA9")})
     EXPECT_FALSE(valid_idempotency_key(key)) << key;
 }
+
+TEST(Validation, Utf8IsCheckedAsRfc3629Says) {
+  EXPECT_TRUE(valid_utf8(""));
+  EXPECT_TRUE(valid_utf8("plain ascii"));
+  EXPECT_TRUE(valid_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(valid_utf8("\xC3"));             // cut short
+  EXPECT_FALSE(valid_utf8("\x80"));             // a continuation first
+  EXPECT_FALSE(valid_utf8("\xC0\xAF"));         // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xE0\x80\xAF"));     // overlong, 3 bytes
+  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));     // a UTF-16 surrogate
+  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80")); // past U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xC3\x28"));         // a bad continuation
+}
+
+TEST(Validation, ContentFromAFormIsCheckedAsInJson) {
+  EXPECT_TRUE(validate_content("hi", 10).body);
+  EXPECT_EQ(validate_content("", 10).messages,
+            std::vector<std::string>{"content must not be empty"});
+  EXPECT_EQ(validate_content("abc", 2).messages,
+            std::vector<std::string>{
+                "content must be shorter than or equal to 2 characters"});
+  EXPECT_EQ(
+      validate_content(std::string("a\0b", 3), 10).messages,
+      std::vector<std::string>{"content must not contain NUL characters"});
+  EXPECT_EQ(validate_content("\xFF", 10).messages,
+            std::vector<std::string>{"content must be valid UTF-8"});
+}

@@ -19,6 +19,7 @@
 #include "core/clock.hpp"
 #include "persistence/file_sweep.hpp"
 #include "persistence/migrations.hpp"
+#include "persistence/sql.hpp"
 #include "support/test_env.hpp"
 
 namespace postd::persistence {
