@@ -3,9 +3,8 @@
 -- each request carries that W3C traceparent (as a traced client's would);
 -- with PREFER set, that Prefer header (e.g. wait=2: answered once persisted);
 -- with IMAGE_BYTES set, a multipart/form-data create with one PNG of that
--- many bytes (the same image each time: one stored file, as the storage
--- folder keeps one copy per content; each upload is still written, hashed
--- and fsynced).
+-- many bytes, a different one each time (its last bytes are the counter):
+-- every upload is a new file, written, hashed and fsynced.
 local token = os.getenv("TOKEN") or ""
 local traceparent = os.getenv("TRACEPARENT") or ""
 local prefer = os.getenv("PREFER") or ""
@@ -19,7 +18,7 @@ if image_bytes > 0 then
   for i = 1, image_bytes - #head do
     filler[i] = string.char(32 + (i * 7919) % 90)
   end
-  image = head .. table.concat(filler)
+  image = head .. table.concat(filler, "", 1, #filler - 12)
 end
 
 wrk.method = "POST"
@@ -45,7 +44,8 @@ request = function()
       'Content-Disposition: form-data; name="content"\r\n\r\n' ..
       "benchmark post " .. counter .. "\r\n--" .. boundary .. "\r\n" ..
       'Content-Disposition: form-data; name="files"; filename="b.png"\r\n' ..
-      "Content-Type: image/png\r\n\r\n" .. image .. "\r\n--" ..
+      "Content-Type: image/png\r\n\r\n" .. image ..
+      string.format("%012d", counter) .. "\r\n--" ..
       boundary .. "--\r\n"
   else
     body = '{"content":"benchmark post ' .. counter .. '"}'

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/hex.hpp"
@@ -132,19 +133,34 @@ file_upload::status file_upload::commit(std::string& stored_name) {
     return status_;
   if (!type_ && flush_head() != status::ok) // shorter than a signature
     return status_;
+  stored_name = sha_->hex() + "." + std::string(type_->extension);
+  auto target = dir_ / stored_name;
+  // The same bytes are stored already (and were made durable then): the
+  // upload is dropped, and the file touched, so that the sweep's age of it
+  // counts from this post on.
+  if (::utimensat(AT_FDCWD, target.c_str(), nullptr, 0) == 0)
+    return fail(status::ok); // closes and removes the temporary file
   if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
     fd_ = -1;
     return fail(status::io_error,
                 std::string("fsync: ") + std::strerror(errno));
   }
   fd_ = -1;
-  stored_name = sha_->hex() + "." + std::string(type_->extension);
   // rename() replaces a file with the same content: same name, same bytes.
   std::error_code ec;
-  fs::rename(temp_, dir_ / stored_name, ec);
+  fs::rename(temp_, target, ec);
   if (ec)
     return fail(status::io_error, "rename: " + ec.message());
   temp_.clear();
+  // The new name is durable once the folder is.
+  int dir = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0 || ::fsync(dir) != 0) {
+    auto why = std::string("fsync of the folder: ") + std::strerror(errno);
+    if (dir >= 0)
+      ::close(dir);
+    return fail(status::io_error, why);
+  }
+  ::close(dir);
   return status::ok;
 }
 

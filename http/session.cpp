@@ -371,11 +371,25 @@ void session::on_upload_read(beast::error_code ec, std::size_t /*bytes*/) {
   if (std::distance(req.begin(), req.end()) != header_fields_)
     return end_upload(error_response(400, "Trailer fields are not accepted"),
                       false);
-  if (!u.form.finish())
-    return end_upload(*u.form.refusal(), false);
-  auto wait = u.ticket.wait;
+  // The files' fsyncs, off this thread; the session waits for nothing else
+  // meanwhile (no read is pending, no deadline armed).
+  net::post(registry_.disk,
+            [self = shared_from_this(), u = std::move(upload_)]() mutable {
+              bool finished = u->form.finish();
+              auto strand = self->stream_.get_executor();
+              net::post(strand, [self = std::move(self), u = std::move(u),
+                                 finished]() mutable {
+                self->on_form_finished(std::move(u), finished);
+              });
+            });
+}
+
+void session::on_form_finished(std::unique_ptr<upload> u, bool finished) {
+  upload_ = std::move(u);
+  if (!finished)
+    return end_upload(*upload_->form.refusal(), false);
   arm_deadline(settings_.request_timeout +
-               std::chrono::seconds{wait.value_or(0)});
+               std::chrono::seconds{upload_->ticket.wait.value_or(0)});
   auto done = std::move(upload_);
   api_.finish_upload(std::move(done->ticket), done->form.form());
 }

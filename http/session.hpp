@@ -18,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -50,6 +51,12 @@ private:
 
   std::mutex mtx_;
   std::unordered_map<const session*, std::weak_ptr<session>> open_;
+
+public:
+  // Where uploads are committed (each file's fsync and rename), off the I/O
+  // threads: a disk's fsync takes milliseconds that every other connection
+  // of an I/O thread would wait. Last: joined before the rest goes.
+  net::thread_pool disk{4};
 };
 
 class session : public std::enable_shared_from_this<session> {
@@ -89,6 +96,9 @@ private:
   void on_admitted(upload_ticket ticket);
   void read_upload();
   void on_upload_read(beast::error_code ec, std::size_t bytes);
+  // The body was read whole; `u`'s form was finished (its files committed)
+  // on the disk pool: `finished` says whether it was accepted.
+  void on_form_finished(std::unique_ptr<upload> u, bool finished);
   // The upload ends with `r` (a refusal); `unread`: the rest of its body
   // was not read, so the connection closes after the answer.
   void end_upload(api_response r, bool unread);

@@ -35,7 +35,9 @@ std::size_t form_reader::max_body_bytes(const upload_limits& limits) {
 bool form_reader::refuse(api_response r) {
   if (!refusal_)
     refusal_ = std::move(r);
-  file_.reset(); // an unfinished file leaves nothing behind
+  // An uncommitted file leaves nothing behind.
+  file_.reset();
+  read_.clear();
   return false;
 }
 
@@ -85,12 +87,7 @@ bool form_reader::on_data(std::string_view bytes) {
 bool form_reader::on_part_end() {
   if (kind_ != part_kind::file)
     return true;
-  std::string name;
-  auto s = file_->commit(name);
-  if (!file_ok(s))
-    return false;
-  file_.reset();
-  form_.stored.push_back(std::move(name));
+  read_.push_back(std::move(file_));
   return true;
 }
 
@@ -139,6 +136,15 @@ bool form_reader::finish() {
     return refuse(error_response(
         400, std::vector<std::string>{"content must not be empty",
                                       "content must be a string"}));
+  for (auto& f : read_) {
+    std::string name;
+    file_ = std::move(f);
+    if (!file_ok(file_->commit(name)))
+      return false;
+    form_.stored.push_back(std::move(name));
+  }
+  file_.reset();
+  read_.clear();
   return true;
 }
 

@@ -40,7 +40,9 @@ public:
 
   // The next bytes of the body; false once refused (refusal() says how).
   bool feed(std::string_view bytes);
-  // The body ended: the form, or the refusal.
+  // The body ended: commits the files (each fsynced and renamed: it
+  // blocks, so not on an I/O thread) and answers whether the form was
+  // accepted (else refusal() says how).
   bool finish();
 
   const std::optional<api_response>& refusal() const { return refusal_; }
@@ -62,7 +64,9 @@ private:
   upload_limits limits_;
   multipart_parser parser_;
   part_kind kind_ = part_kind::ignored;
-  std::unique_ptr<core::file_upload> file_;
+  std::unique_ptr<core::file_upload> file_; // the part being read
+  // The files read whole, committed by finish().
+  std::vector<std::unique_ptr<core::file_upload>> read_;
   std::size_t files_ = 0;
   create_form form_;
   std::optional<api_response> refusal_;
