@@ -2,6 +2,7 @@
 // SHA-256 and the type their bytes show, and nothing left behind by an
 // upload that is refused or abandoned.
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -100,6 +101,27 @@ TEST_F(FileStoreTest, AnAbandonedUploadLeavesNothing) {
     EXPECT_EQ(files(), 1U); // its temporary file
   }
   EXPECT_EQ(files(), 0U);
+}
+
+TEST_F(FileStoreTest, StoredBytesUploadedAgainOnlyTouchTheFile) {
+  std::string first;
+  {
+    file_upload up{dir, 1 << 20};
+    ASSERT_EQ(up.write(png), status::ok);
+    ASSERT_EQ(up.commit(first), status::ok);
+  }
+  // An hour old, as the sweep would see it.
+  auto old = fs::file_time_type::clock::now() - std::chrono::hours{1};
+  fs::last_write_time(dir / first, old);
+  std::string again;
+  file_upload up{dir, 1 << 20};
+  ASSERT_EQ(up.write(png), status::ok);
+  ASSERT_EQ(up.commit(again), status::ok);
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(files(), 1U); // no temporary file left
+  EXPECT_EQ(slurp(dir / first), png);
+  // Touched: the sweep counts its age from this upload.
+  EXPECT_GT(fs::last_write_time(dir / first), old + std::chrono::minutes{59});
 }
 
 TEST(StoredFileName, OnlyDigestsWithAnImageExtension) {
