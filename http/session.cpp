@@ -297,6 +297,8 @@ void session::start_upload() {
   auto respond = answer_once(close, false, true, head.traceparent);
   // Until the whole body is read, an answer leaves it unread.
   body_unread_ = true;
+  // Timed out before its body was read, the post cannot have been queued.
+  answering_.create = false;
   arm_deadline(settings_.request_timeout);
   auto self = shared_from_this();
   api_.begin_upload(
@@ -323,8 +325,7 @@ void session::on_admitted(upload_ticket ticket) {
   upload_ = std::make_unique<upload>(std::move(*parser_), boundary.value_or(""),
                                      api_, std::move(ticket));
   parser_.reset();
-  upload_->parser.body_limit(
-      form_reader::max_body_bytes(api_.limits_for_uploads()));
+  upload_->parser.body_limit(body_limit_);
   if (expects_continue && !upload_->parser.is_done()) {
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
         bhttp::status::continue_, version_);
@@ -388,6 +389,7 @@ void session::on_form_finished(std::unique_ptr<upload> u, bool finished) {
   upload_ = std::move(u);
   if (!finished)
     return end_upload(*upload_->form.refusal(), false);
+  answering_.create = true; // from now on it may be queued
   arm_deadline(settings_.request_timeout +
                std::chrono::seconds{upload_->ticket.wait.value_or(0)});
   auto done = std::move(upload_);
