@@ -170,6 +170,15 @@ ojson post_json(const core::post& p) {
   return body;
 }
 
+// The 400 of a create whose Idempotency-Key is malformed, or nothing.
+std::optional<api_response> bad_idempotency_key(const api_request& req) {
+  if (!req.has_idempotency_key || valid_idempotency_key(req.idempotency_key))
+    return std::nullopt;
+  return error_response(
+      400, std::vector<std::string>{
+               "Idempotency-Key must be 1-255 printable ASCII characters"});
+}
+
 // The answer to a create, by what the enqueue did.
 api_response create_answer(const actors::create_outcome& o) {
   using actors::create_status;
@@ -285,10 +294,8 @@ void api::create_post(api_request req, respond_fn respond) {
     return refuse(bare_error_response(401, "Unauthorized"));
   if (!is_json_content_type(req.content_type))
     return refuse(error_response(415, "Content-Type must be application/json"));
-  if (req.has_idempotency_key && !valid_idempotency_key(req.idempotency_key))
-    return refuse(error_response(
-        400, std::vector<std::string>{
-                 "Idempotency-Key must be 1-255 printable ASCII characters"}));
+  if (auto bad = bad_idempotency_key(req))
+    return refuse(std::move(*bad));
   auto v = validate_create_body(req.body, settings_.max_content_chars);
   if (!v.body)
     return refuse(error_response(400, v.messages));
@@ -300,14 +307,23 @@ void api::create_post(api_request req, respond_fn respond) {
 }
 
 void api::submit(std::string key, actors::create_post post,
-                 std::optional<int> wait, respond_fn respond) {
+                 std::optional<int> wait, respond_fn respond,
+                 std::optional<core::throttle_decision> counted) {
   if (wait && backend_.can_wait())
     return create_and_wait(std::move(key), std::move(post), *wait,
-                           std::move(respond));
-  backend_.create(std::move(key), std::move(post),
-                  [respond](const actors::create_outcome& o) {
-                    respond(create_answer(o));
-                  });
+                           std::move(respond), counted);
+  queue(std::move(key), std::move(post), counted,
+        [respond](const actors::create_outcome& o) {
+          respond(create_answer(o));
+        });
+}
+
+void api::queue(std::string key, actors::create_post post,
+                std::optional<core::throttle_decision> counted,
+                actors::create_callback done) {
+  if (counted)
+    return backend_.enqueue(std::move(post), *counted, std::move(done));
+  backend_.create(std::move(key), std::move(post), std::move(done));
 }
 
 bool api::is_upload(std::string_view method, std::string_view target,
@@ -335,10 +351,8 @@ void api::begin_upload(api_request head,
   if (!multipart_boundary(head.content_type))
     return refuse(error_response(
         400, "multipart/form-data needs a boundary of 1 to 70 characters"));
-  if (head.has_idempotency_key && !valid_idempotency_key(head.idempotency_key))
-    return refuse(error_response(
-        400, std::vector<std::string>{
-                 "Idempotency-Key must be 1-255 printable ASCII characters"}));
+  if (auto bad = bad_idempotency_key(head))
+    return refuse(std::move(*bad));
   upload_ticket t;
   t.post = actors::create_post{std::move(*author),
                                {},
@@ -365,14 +379,8 @@ void api::finish_upload(upload_ticket ticket, const create_form& form) {
   post.content = std::move(v.body->content);
   for (const auto& name : form.stored)
     post.file_urls.push_back(settings_.public_files_url + name);
-  if (ticket.wait && backend_.can_wait())
-    return create_and_wait({}, std::move(post), *ticket.wait,
-                           std::move(ticket.respond), ticket.throttle);
-  backend_.enqueue(
-      std::move(post), ticket.throttle,
-      [respond = std::move(ticket.respond)](const actors::create_outcome& o) {
-        respond(create_answer(o));
-      });
+  submit({}, std::move(post), ticket.wait, std::move(ticket.respond),
+         ticket.throttle);
 }
 
 void api::refuse_upload(const upload_ticket& ticket, api_response r) {
@@ -430,9 +438,7 @@ void api::create_and_wait(std::string key, actors::create_post post,
     if (w->persisted && !w->answered)
       finish_wait(w, lock);
   };
-  if (counted) // an upload, counted toward the limit before its body
-    return backend_.enqueue(std::move(post), *counted, std::move(on_outcome));
-  backend_.create(std::move(key), std::move(post), std::move(on_outcome));
+  queue(std::move(key), std::move(post), counted, std::move(on_outcome));
 }
 
 void api::finish_wait(const std::shared_ptr<create_wait>& w,

@@ -139,20 +139,25 @@ private:
   static respond_fn counted(const api_request& req, const route_match& route,
                             respond_fn respond);
   // A validated create: to the backend (waiting for its row when asked).
+  // `counted`: the request was already counted toward the limit (an
+  // upload, before its body), only the enqueue is left.
   void submit(std::string key, actors::create_post post,
-              std::optional<int> wait, respond_fn respond);
+              std::optional<int> wait, respond_fn respond,
+              std::optional<core::throttle_decision> counted = std::nullopt);
+  // The backend's part: throttled then queued, or only queued (`counted`).
+  void queue(std::string key, actors::create_post post,
+             std::optional<core::throttle_decision> counted,
+             actors::create_callback done);
   // Answers a request for `route` (matched from `path`).
   void dispatch(route_match route, api_request req, const std::string& path,
                 respond_fn respond);
   void create_post(api_request req, respond_fn respond);
   // Prefer: wait=N: answers 201 with the post once persisted within N
   // seconds, else as create_post would.
-  // `counted`: the request was already counted toward the limit (an
-  // upload), only the enqueue is left.
-  void create_and_wait(
-      std::string key, actors::create_post post, int seconds,
-      respond_fn respond,
-      std::optional<core::throttle_decision> counted = std::nullopt);
+  // `counted`: as for submit.
+  void create_and_wait(std::string key, actors::create_post post, int seconds,
+                       respond_fn respond,
+                       std::optional<core::throttle_decision> counted);
   struct create_wait;
   // Both events are in: answers (201 with the post when it was persisted
   // and is found, else the 202). Called with `lock` held; releases it.

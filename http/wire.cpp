@@ -33,8 +33,10 @@ api_request to_api_request(beast_request&& req, std::string peer_ip) {
     in.traceparent = std::string(req["traceparent"]);
   in.prefer = joined(req, bhttp::field::prefer);
   in.peer_ip = std::move(peer_ip);
-  in.if_none_match = joined(req, bhttp::field::if_none_match);
-  in.range = joined(req, bhttp::field::range);
+  if (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head) {
+    in.if_none_match = joined(req, bhttp::field::if_none_match);
+    in.range = joined(req, bhttp::field::range);
+  }
   in.body = std::move(req.body());
   return in;
 }

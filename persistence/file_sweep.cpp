@@ -10,16 +10,11 @@
 #include <unordered_set>
 
 #include <hiredis/hiredis.h>
-#include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.hpp"
 #include "core/file_store.hpp"
-#include "persistence/pg_session.hpp"
-#include "persistence/pg_watchdog.hpp"
-#include "persistence/sql.hpp"
 
 namespace postd::persistence {
 
@@ -91,47 +86,22 @@ std::vector<listed_file> list_files(const fs::path& dir, std::string_view after,
 }
 
 // The names among `names` whose URL, under any of the prefixes, a row holds.
-// One read transaction; throws (libpqxx, json) on failure.
+// Throws postgres_error.
 std::unordered_set<std::string>
 referenced_names(const file_sweep_options& o,
                  const std::vector<std::string>& names) {
   std::unordered_map<std::string, std::string> name_of; // url -> name
+  std::vector<std::string> urls;
   for (const auto& name : names)
     for (const auto& prefix : o.url_prefixes)
-      name_of.emplace(prefix + name, name);
+      if (name_of.emplace(prefix + name, name).second)
+        urls.push_back(prefix + name);
   std::unordered_set<std::string> out;
-  if (name_of.empty())
+  if (urls.empty())
     return out;
-
-  pqxx::connection conn{detail::conninfo(o.database)};
-  pqxx::quiet_errorhandler quiet{conn};
-  pqxx::read_transaction tx{conn};
-  if (auto settings = detail::transaction_settings(conn, o.database);
-      !settings.empty())
-    tx.exec(settings);
-  // The server bounds each statement; the watchdog a server that is gone.
-  auto lookup = [&](const std::string& batch) {
-    if (o.database.statement_timeout.count() <= 0)
-      return tx.exec_params(sql::referenced_file_urls, batch);
-    auto watch = detail::pg_watchdog::instance().arm(
-        conn.sock(), detail::pg_watchdog::clock::now() +
-                         o.database.statement_timeout + client_slack);
-    return tx.exec_params(sql::referenced_file_urls, batch);
-  };
-  auto batch = nlohmann::json::array();
-  auto send = [&] {
-    for (const auto& row : lookup(batch.dump()))
-      out.insert(name_of.at(row[0].as<std::string>()));
-    batch = nlohmann::json::array();
-  };
-  for (const auto& entry : name_of) {
-    batch.push_back(entry.first);
-    if (batch.size() >= o.lookup_batch)
-      send();
-  }
-  if (!batch.empty())
-    send();
-  tx.commit();
+  post_store store{o.database};
+  for (const auto& url : store.referenced_images(urls, o.lookup_batch))
+    out.insert(name_of.at(url));
   return out;
 }
 
@@ -168,12 +138,6 @@ removal remove_file(const fs::path& dir, const listed_file& f,
     return removal::gone;
   error = errno_text("cannot remove", target);
   return removal::failed;
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-    s.pop_back();
-  return s;
 }
 
 // Acts on the final verdict on `f` and counts it.
@@ -326,8 +290,8 @@ sweep_report sweep_orphan_files(const file_sweep_options& o,
   std::unordered_set<std::string> referenced;
   try {
     referenced = referenced_names(o, look_up);
-  } catch (const std::exception& e) {
-    report.error = "PostgreSQL: " + trimmed(e.what());
+  } catch (const postgres_error& e) {
+    report.error = std::string("PostgreSQL: ") + e.what();
     return report;
   }
 

@@ -292,6 +292,24 @@ post_store::posts_by_author(const std::string& author_id, std::size_t limit,
   });
 }
 
+std::unordered_set<std::string>
+post_store::referenced_images(const std::vector<std::string>& urls,
+                              std::size_t batch) {
+  return run<pqxx::read_transaction>([&](auto& tx) {
+    std::unordered_set<std::string> out;
+    for (std::size_t from = 0; from < urls.size(); from += batch) {
+      auto last = urls.begin() + static_cast<std::ptrdiff_t>(
+                                     std::min(from + batch, urls.size()));
+      auto some = nlohmann::json(std::vector<std::string>(
+          urls.begin() + static_cast<std::ptrdiff_t>(from), last));
+      for (const auto& row :
+           tx.exec_params(sql::referenced_file_urls, some.dump()))
+        out.insert(row[0].template as<std::string>());
+    }
+    return out;
+  });
+}
+
 void post_store::ping() {
   run<pqxx::read_transaction>([](auto& tx) { return tx.exec(sql::ping); });
 }

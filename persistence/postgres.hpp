@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/post.hpp"
@@ -87,6 +88,11 @@ public:
   std::vector<post> posts_by_author(const std::string& author_id,
                                     std::size_t limit,
                                     const std::optional<post>& after);
+
+  // Of `urls`, those that some row's images holds (the attachment sweep):
+  // one read transaction, one statement per `batch` URLs (GIN index).
+  std::unordered_set<std::string>
+  referenced_images(const std::vector<std::string>& urls, std::size_t batch);
 
   void ping(); // SELECT 1
 
