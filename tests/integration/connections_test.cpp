@@ -61,10 +61,23 @@ const std::string half_request = "POST /v1/post/create HTTP/1.1\r\n"
 // the server takes connections again when one goes.
 TEST_F(ConnectionsTest, OverMaxConnectionsNewOnesAreClosedAtOnce) {
   START_SERVER(server, env({{"MAX_CONNECTIONS", "5"}}));
+  // Five live sessions: a connection accepted while the health check's
+  // session was still ending was refused (the limit counted that one), so
+  // each is held only once the server is seen to keep it.
   std::vector<std::unique_ptr<raw_client>> held;
   for (int i = 0; i < 5; ++i) {
-    held.push_back(std::make_unique<raw_client>(server.port()));
-    held.back()->send(half_request);
+    ASSERT_TRUE(eventually([&] {
+      auto client = std::make_unique<raw_client>(server.port());
+      try {
+        client->send(half_request);
+      } catch (const std::exception&) {
+        return false; // refused and reset before the send
+      }
+      if (client->closed_by_peer(300ms))
+        return false;
+      held.push_back(std::move(client));
+      return true;
+    })) << server.output();
   }
   // The five are sessions by the time the sixth is accepted: wait for it.
   ASSERT_TRUE(eventually([&] {
