@@ -5,6 +5,11 @@ option(POSTD_WERROR "Treat warnings as errors" OFF)
 
 function(postd_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  # Clang's own check for reserved names (__x, _X, user literals without
+  # '_'), at no cost: .clang-tidy leaves bugprone-reserved-identifier out.
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wreserved-identifier)
+  endif()
   if(POSTD_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
