@@ -177,6 +177,8 @@ bool written(create_status s) {
 
 void flush(enqueue_state& st, const enqueue_settings& s) {
   auto batch = st.pending.take(s.max_batch);
+  if (!batch.empty())
+    metrics::process().enqueue_batch(batch.size());
   std::vector<persistence::job_request> jobs;
   std::vector<std::string> post_ids;
   jobs.reserve(batch.size());

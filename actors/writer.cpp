@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/persist_batch.hpp"
+#include "core/thread_priority.hpp"
 
 namespace postd::actors {
 
@@ -131,9 +132,10 @@ void log_failed(const core::failure& f, persistence::failure_outcome o) {
              {"traceparent", f.traceparent}});
 }
 
-// One take -> write -> complete round; false when the queue was empty.
-bool work_once(writer_state& st, const writer_settings& s,
-               clock::time_point now) {
+// One take -> write -> complete round: how many jobs it took (0: the queue
+// was empty).
+std::size_t work_once(writer_state& st, const writer_settings& s,
+                      clock::time_point now) {
   connect(st, s);
   release_orphans(st);
   if (st.held.empty()) {
@@ -147,7 +149,7 @@ bool work_once(writer_state& st, const writer_settings& s,
     st.held = st.queue->take_jobs(s.batch, st.token, s.lock_for, s.block_for);
     if (st.held.empty()) {
       forget_old_keys(st, now);
-      return false;
+      return 0;
     }
     metrics::process().batch(st.held.size());
   } else {
@@ -183,11 +185,12 @@ bool work_once(writer_state& st, const writer_settings& s,
       log_failed(result.failed[i], o);
     }
   }
+  auto taken = st.held.size();
   st.held.clear();
   forget_old_keys(st, now); // after the batch, which it must not hold up
   if (s.progress)
     s.progress->fetch_add(1, std::memory_order_relaxed);
-  return true;
+  return taken;
 }
 
 // On the way out: jobs held for a retry go back to the queue now, not when
@@ -214,6 +217,11 @@ void release_held(writer_state& st) {
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        const writer_settings& settings) {
+  // A detached actor's function runs on its own thread: the writer's.
+  if (settings.nice > 0) {
+    if (auto failed = core::lower_this_thread(settings.nice); !failed.empty())
+      log::warn("writer keeps its thread's priority", {{"error", failed}});
+  }
   self->state.token = core::random_uuid();
   // Half the injected faults strike before the insert, half after it
   // committed and before the jobs are completed (the rows exist, the jobs
@@ -239,12 +247,20 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       [self, settings](work_atom) {
         auto& st = self->state;
         try {
-          work_once(st, settings, self->clock().now());
+          auto taken = work_once(st, settings, self->clock().now());
           st.retry.reset();
           if (st.degraded)
             log::info("writer resumed", {{"held", st.held.size()}});
           st.degraded = false;
-          self->send(self, work_atom::value);
+          // A batch short of full: the queue is shallow, and taking again
+          // at once would persist the next few jobs at a transaction (and
+          // two scripts) each. Lingering lets the next batch fill (an empty
+          // take already blocked for block_for).
+          if (taken > 0 && taken < settings.batch &&
+              settings.linger.count() > 0)
+            self->delayed_send(self, settings.linger, work_atom::value);
+          else
+            self->send(self, work_atom::value);
           return;
         } catch (const persistence::redis_error& e) {
           // The connection warned (once per outage) and counted it.

@@ -19,6 +19,13 @@ namespace postd::actors {
 
 struct writer_settings : connection_factories {
   std::size_t batch = 256;
+  // WRITER_NICE: a detached writer's thread gives way to the HTTP and
+  // enqueue threads (core::lower_this_thread); 0 leaves it as it is.
+  int nice = 0;
+  // WRITER_LINGER_MS: after a batch short of `batch`, the wait before the
+  // next take (fewer, larger transactions while the queue is shallow; a
+  // full batch takes again at once). 0: no wait.
+  std::chrono::milliseconds linger{0};
   int backoff_ms = 1000;
   std::int64_t keep_completed = 1000;
   std::int64_t keep_failed = 10000;

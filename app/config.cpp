@@ -252,6 +252,13 @@ std::vector<setting_info> all_settings() {
                       "writer actors (0: an ingest-only instance)"),
       integer_setting("WRITER_BATCH", "256", 1, 10000, &config::writer_batch,
                       "max jobs one writer persists per transaction"),
+      integer_setting("WRITER_NICE", "10", 0, 19, &config::writer_nice,
+                      "the writers' threads: SCHED_BATCH at this nice, behind "
+                      "the HTTP threads (0: as they are)"),
+      integer_setting("WRITER_LINGER_MS", "20", 0, 1000,
+                      &config::writer_linger_ms,
+                      "after a batch short of WRITER_BATCH, a writer's wait "
+                      "before its next take (0: none)"),
       threads,
       integer_setting("MAX_BODY_BYTES", "65536", 64, sixty_four_mib,
                       &config::max_body_bytes, "largest accepted request body"),

@@ -63,6 +63,8 @@ struct config {
   std::int64_t keep_failed = 0;
   int writers = 0;
   int writer_batch = 0;
+  int writer_nice = 0;
+  int writer_linger_ms = 0;
   int http_threads = 0;
   std::size_t max_body_bytes = 0;
   std::size_t max_content_chars = 0;

@@ -145,6 +145,8 @@ writer_pool_settings(const config& c,
       c, redis_options(c, "writer", reconnect::paced_by_actor), faults);
   w.make_store = store_factory(c, faults);
   w.batch = static_cast<std::size_t>(c.writer_batch);
+  w.nice = c.writer_nice;
+  w.linger = std::chrono::milliseconds{c.writer_linger_ms};
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;

@@ -54,7 +54,8 @@ request = function()
 end
 
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d errors_connect=%d errors_timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d non2xx=%d errors_connect=%d errors_timeout=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99),
     summary.errors.status, summary.errors.connect, summary.errors.timeout))
 end

@@ -217,6 +217,9 @@ std::string registry::render(const snapshot& s) const {
   header(out, "postd_writer_batch_size", "histogram",
          "Jobs a writer took in one batch.");
   batch_sizes_.render(out, "postd_writer_batch_size", "");
+  header(out, "postd_enqueue_batch_size", "histogram",
+         "Creates one enqueue round trip added to Redis.");
+  enqueue_batch_sizes_.render(out, "postd_enqueue_batch_size", "");
   counter("postd_db_errors_total", "PostgreSQL errors seen by writers.",
           db_errors);
   counter("postd_redis_errors_total",

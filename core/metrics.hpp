@@ -96,6 +96,12 @@ public:
   void batch(std::size_t jobs) {
     batch_sizes_.observe(static_cast<double>(jobs));
   }
+  // Creates one round trip of the enqueue actor added to Redis: those that
+  // arrived while the round trip before it (an fsync with appendfsync
+  // always) was in flight.
+  void enqueue_batch(std::size_t jobs) {
+    enqueue_batch_sizes_.observe(static_cast<double>(jobs));
+  }
 
   // State read at scrape time, from the monitor's view and the supervisor.
   struct snapshot {
@@ -139,6 +145,7 @@ private:
       requests_{};
   std::array<latency_histogram, routes * statuses> latency_;
   batch_histogram batch_sizes_;
+  batch_histogram enqueue_batch_sizes_;
   std::vector<std::string> route_labels_{"other"};
   std::chrono::system_clock::time_point started_;
 };

@@ -36,12 +36,13 @@ struct fixture : testing::services_fixture {
     }
   }
 
-  void spawn_writer() {
+  void spawn_writer(std::chrono::milliseconds linger = 0ms) {
     actors::writer_settings s;
     s.make_queue = testing::fake_queue_factory(queue);
     s.make_store = testing::fake_store_factory(db);
     s.batch = 10;
     s.block_for = 0ms;
+    s.linger = linger;
     writer = sys.spawn(actors::writer, s);
   }
   // Runs until the writer has taken `n` times (it loops on itself).
@@ -100,6 +101,25 @@ CAF_TEST(takes a batch writes it with one insert and completes it) {
   run_until_takes(2);
   CAF_CHECK_EQUAL(db->inserts, 1);
   CAF_CHECK_EQUAL(queue->completed.size(), 1u);
+}
+
+CAF_TEST(a batch short of full lingers before the next take a full one not ) {
+  for (int i = 1; i <= 12; ++i) {
+    auto n = std::to_string(i);
+    queue->waiting.push_back(job(n, "post " + n, "p-" + n));
+  }
+  spawn_writer(50ms);
+  run_until_takes(2); // ten (full: at once), then two
+  CAF_CHECK_EQUAL(db->inserts, 2);
+  CAF_CHECK_EQUAL(db->rows.size(), 12u);
+  // Two of ten: no take until the linger passed.
+  sched.run();
+  CAF_CHECK_EQUAL(queue->takes, 2);
+  sched.advance_time(49ms);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->takes, 2);
+  sched.advance_time(1ms);
+  run_until_takes(3);
 }
 
 CAF_TEST(a lost database keeps the batch held and retries with backoff) {

@@ -536,6 +536,13 @@ TEST_F(ServerTest, MetricsCountTheTraffic) {
            [R"(http_request_duration_seconds_count{route="/v1/post/create",status="202"})"]),
       3);
   EXPECT_GE(after["postd_writer_batch_size_count"], 1);
+  // Three creates one after the other: three round trips of one.
+  EXPECT_EQ(after["postd_enqueue_batch_size_sum"] -
+                before["postd_enqueue_batch_size_sum"],
+            3);
+  EXPECT_EQ(after[R"(postd_enqueue_batch_size_bucket{le="1"})"] -
+                before[R"(postd_enqueue_batch_size_bucket{le="1"})"],
+            3);
   EXPECT_EQ(after["postd_jobs_failed_total"], 0);
   EXPECT_TRUE(after.count(R"(postd_queue_jobs{state="waiting"})"));
   EXPECT_GT(after["process_resident_memory_bytes"], 0);

@@ -86,6 +86,9 @@ TEST(Metrics, JobsWritersAndProcess) {
   r.jobs_retried += 2;
   r.batch(3);
   r.batch(256);
+  r.enqueue_batch(1);
+  r.enqueue_batch(1);
+  r.enqueue_batch(40);
   registry::snapshot snap;
   snap.queue_known = true;
   snap.waiting = 7;
@@ -101,6 +104,11 @@ TEST(Metrics, JobsWritersAndProcess) {
   EXPECT_EQ(s.at(R"(postd_writer_batch_size_bucket{le="4"})"), 1);
   EXPECT_EQ(s.at(R"(postd_writer_batch_size_bucket{le="256"})"), 2);
   EXPECT_EQ(s.at("postd_writer_batch_size_count"), 2);
+  EXPECT_EQ(s.at(R"(postd_enqueue_batch_size_bucket{le="1"})"), 2);
+  EXPECT_EQ(s.at(R"(postd_enqueue_batch_size_bucket{le="32"})"), 2);
+  EXPECT_EQ(s.at(R"(postd_enqueue_batch_size_bucket{le="64"})"), 3);
+  EXPECT_EQ(s.at("postd_enqueue_batch_size_sum"), 42);
+  EXPECT_EQ(s.at("postd_enqueue_batch_size_count"), 3);
   EXPECT_GT(s.at("process_resident_memory_bytes"), 1e6);
   EXPECT_GE(s.at("postd_uptime_seconds"), 0);
   EXPECT_EQ(s.at(R"(postd_dependency_up{dependency="redis"})"), 0)
