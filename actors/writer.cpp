@@ -255,9 +255,11 @@ writer(writer_actor::stateful_pointer<writer_state> self,
           // A batch short of full: the queue is shallow, and taking again
           // at once would persist the next few jobs at a transaction (and
           // two scripts) each. Lingering lets the next batch fill (an empty
-          // take already blocked for block_for).
+          // take already blocked for block_for), unless a create waits for
+          // its row.
           if (taken > 0 && taken < settings.batch &&
-              settings.linger.count() > 0)
+              settings.linger.count() > 0 &&
+              !(settings.rows_awaited && settings.rows_awaited()))
             self->delayed_send(self, settings.linger, work_atom::value);
           else
             self->send(self, work_atom::value);

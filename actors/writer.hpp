@@ -26,6 +26,9 @@ struct writer_settings : connection_factories {
   // next take (fewer, larger transactions while the queue is shallow; a
   // full batch takes again at once). 0: no wait.
   std::chrono::milliseconds linger{0};
+  // Whether a create waits for its row (Prefer: wait) now: no linger then,
+  // the row is someone's answer. None: nobody waits.
+  std::function<bool()> rows_awaited;
   int backoff_ms = 1000;
   std::int64_t keep_completed = 1000;
   std::int64_t keep_failed = 10000;

@@ -147,6 +147,7 @@ writer_pool_settings(const config& c,
   w.batch = static_cast<std::size_t>(c.writer_batch);
   w.nice = c.writer_nice;
   w.linger = std::chrono::milliseconds{c.writer_linger_ms};
+  w.rows_awaited = [waiters] { return waiters->waiting() > 0; };
   w.backoff_ms = c.job_backoff_ms;
   w.keep_completed = c.keep_completed;
   w.keep_failed = c.keep_failed;

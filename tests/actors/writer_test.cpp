@@ -36,13 +36,15 @@ struct fixture : testing::services_fixture {
     }
   }
 
-  void spawn_writer(std::chrono::milliseconds linger = 0ms) {
+  void spawn_writer(std::chrono::milliseconds linger = 0ms,
+                    std::function<bool()> rows_awaited = {}) {
     actors::writer_settings s;
     s.make_queue = testing::fake_queue_factory(queue);
     s.make_store = testing::fake_store_factory(db);
     s.batch = 10;
     s.block_for = 0ms;
     s.linger = linger;
+    s.rows_awaited = std::move(rows_awaited);
     writer = sys.spawn(actors::writer, s);
   }
   // Runs until the writer has taken `n` times (it loops on itself).
@@ -120,6 +122,16 @@ CAF_TEST(a batch short of full lingers before the next take a full one not ) {
   CAF_CHECK_EQUAL(queue->takes, 2);
   sched.advance_time(1ms);
   run_until_takes(3);
+}
+
+CAF_TEST(no linger while a create waits for its row) {
+  for (int i = 1; i <= 12; ++i) {
+    auto n = std::to_string(i);
+    queue->waiting.push_back(job(n, "post " + n, "p-" + n));
+  }
+  spawn_writer(50ms, [] { return true; });
+  run_until_takes(3); // ten, two, then the next take at once
+  CAF_CHECK_EQUAL(db->rows.size(), 12u);
 }
 
 CAF_TEST(a lost database keeps the batch held and retries with backoff) {
