@@ -86,9 +86,9 @@ sanitized_labels='^(unit|actors|integration|persistence)$'
 # minutes of load) and the multi-instance tests (three postd behind nginx)
 # run in the Release suite only: what they drive in postd
 # (the reconnects through Sentinel, the recovery log) the Sentinel and
-# recovery-log tests also drive under ASan and TSan, in seconds. So do the
-# chaos kit's runs (bench/chaos.sh: minutes of load, the fault tests'
-# faults). The
+# recovery-log tests also drive under ASan (and the recovery log under
+# TSan), in seconds. So do the chaos kit's runs (bench/chaos.sh: minutes of
+# load, the fault tests' faults; not built in the sanitizer trees). The
 # descriptor-exhaustion test too: a sanitizer runtime needs descriptors of
 # its own (its report file, opened at the first line it writes; pipes to
 # its symbolizer), so a sanitized postd starved of them on purpose died at
@@ -99,7 +99,14 @@ sanitized_labels='^(unit|actors|integration|persistence)$'
 # The large upload measures the server's peak RSS, which a sanitizer's
 # shadow memory and quarantine (freed blocks held back) make no measure of
 # postd's; the other attachment tests run there.
-sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion|AttachmentsTest\.ALargeUpload|^chaos\.|^integration\.(dashboard|prometheus)$'
+sanitized_exclude='FailoverTest\.|MultiInstanceTest\.|ConnectionsTest\.FileDescriptorExhaustion|AttachmentsTest\.ALargeUpload|^integration\.(dashboard|prometheus)$'
+# And out of the TSan run only: the outage tests that mostly wait (Redis or
+# PostgreSQL down, hung or failing over for seconds; ~220 s of the TSan
+# run). What they drive runs on one actor's thread each (reconnects, retries,
+# the monitors' checks) and runs under ASan and in the Release suite; the
+# outage tests where threads meet stay (a deadline against a hung Redis,
+# SIGTERM under load, kill -9 mid-load, actors crashing under load).
+tsan_exclude="$sanitized_exclude"'|FaultTest\.(PostgresDownTenSecondsThenBack|PostgresHungKilledAndPgBouncerRestartedMidLoad|HealthFollowsOutagesAndRecoversWithoutARestart|RedisHungTenSecondsMidLoad|RedisRestartWithAofAlwaysKeepsEveryAcknowledgedJob|CallsToAHungPostgresEndAtTheirClientSideBound|RedisKilledWithTheShippedConfigKeepsEveryAcknowledgedJob)$|ReadReplicaTest\.|SentinelTest\.|PreferWaitTest\.(TheWaitOutlastsTheRequestTimeout|WhilePostgresIsDownIt202sAfterTheWait)$'
 
 # End process group PGID (a session started by setsid: ctest or the
 # background queue, and whatever they spawned): TERM, then KILL after 5 s.
@@ -491,7 +498,7 @@ main() {
       mkdir -p "$services_dir/tsan-reports"
       tsan_options "$services_dir/tsan-reports"
       timed 'tsan tests' run_suite "${may_select_none[@]}" tsan "$tsan_dir" "${sanitizer_env[@]}" \
-        "${tsan_prefix[@]}" -- -L "$sanitized_labels" -E "$sanitized_exclude" "$@" || rc=1
+        "${tsan_prefix[@]}" -- -L "$sanitized_labels" -E "$tsan_exclude" "$@" || rc=1
       show_sanitizer_reports tsan "$services_dir/tsan-reports" || rc=1
     else
       printf 'postd: tsan build failed, see above\n' >&2
