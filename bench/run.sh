@@ -396,12 +396,16 @@ if wants paced; then
       /^postd_enqueue_batch_size_count / { c = $NF }
       END { printf "%d %d\n", s, c }'
   }
-  # paced_row NAME FSYNC RATE PORT [QUEUE_CLI QUEUE] -> a table row; appends
-  # "NAME RATE P50 P90 P99" to $work/paced-NAME.dat for the plot.
+  # per_unit MS COUNT -> µs per unit, rounded
+  per_unit() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.0f", (n > 0) ? ms * 1000 / n : 0 }'; }
+  # paced_row NAME FSYNC RATE PORT -> a table row (NAME ceiling: the ceiling
+  # server, else postd+w); appends "RATE P50 P90 P99" to
+  # $work/paced-NAME.dat for the plot.
   paced_row() {
     local name=$1 fsync=$2 rate=$3 port=$4 out before_rows before_ok queue_max=-
     local persisted=- sampler batches_before batch=- server_pid=$ceiling_pid
-    local redis_pid pgs cpu_before cpu=("-" "-" "-") answered server_before
+    local redis_pid pgs redis_before pg_before answered server_before
+    local server_cpu redis_cpu=- pg_cpu=-
     if [[ $name != ceiling ]]; then
       server_pid=$full_pid
       redis_pid=$(cat "$work/redis-full/redis.pid")
@@ -410,15 +414,19 @@ if wants paced; then
       before_rows=$(rows_now)
       before_ok=$(accepted)
       batches_before=$(enqueue_batches "$port")
+      redis_before=$(cpu_ms "$redis_pid")
       # shellcheck disable=SC2086 # a list of pids
-      cpu_before="$(cpu_ms "$redis_pid") $(cpu_ms $pgs)"
+      pg_before=$(cpu_ms $pgs)
       (for ((i = 1; i <= seconds; i++)); do sleep 1; queued full_cli bench-full; done) \
         > "$work/paced-queue.txt" & sampler=$!
     fi
     server_before=$(cpu_ms "$server_pid")
     out=$(RATE=$rate wrk -t1 -c"$paced_conns" -d"${seconds}s" --latency -s bench/paced.lua \
       "http://127.0.0.1:$port/v1/post/create" | grep '^RESULT')
-    if [[ $name != ceiling ]]; then
+    if [[ $name == ceiling ]]; then
+      answered=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
+      server_cpu=$(per_unit $(($(cpu_ms "$server_pid") - server_before)) "$answered")
+    else
       wait "$sampler"
       sleep 0.5 # the answers to the requests wrk left in flight
       settle_full
@@ -426,20 +434,15 @@ if wants paced; then
       answered=$(($(accepted) - before_ok))
       persisted="$(($(rows_now) - before_rows))/$answered"
       # CPU per post from before the run until its posts were all rows.
+      server_cpu=$(per_unit $(($(cpu_ms "$server_pid") - server_before)) "$answered")
+      redis_cpu=$(per_unit $(($(cpu_ms "$redis_pid") - redis_before)) "$answered")
       # shellcheck disable=SC2086 # a list of pids
-      read -r -a cpu <<<"$(printf '%s %s %s %s %s %s %s\n' "$server_before" $cpu_before \
-        "$(cpu_ms "$server_pid")" "$(cpu_ms "$redis_pid")" "$(cpu_ms $pgs)" "$answered" |
-        awk '{ for (i = 1; i <= 3; i++) printf "%.0f ", ($(i + 3) - $i) * 1000 / $7 }')"
+      pg_cpu=$(per_unit $(($(cpu_ms $pgs) - pg_before)) "$answered")
       batch=$(printf '%s %s\n' "$batches_before" "$(enqueue_batches "$port")" |
         awk '{ printf "%.1f", ($4 > $2) ? ($3 - $1) / ($4 - $2) : 0 }')
     fi
-    if [[ $name == ceiling ]]; then
-      cpu[0]=$(echo "$out" | awk -v ms=$(($(cpu_ms "$server_pid") - server_before)) '{
-        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        printf "%.0f", ms * 1000 / v["requests"] }')
-    fi
     echo "$out" | awk -v name="$name" -v fsync="$fsync" -v rate="$rate" -v qmax="$queue_max" \
-      -v cpu="${cpu[0]} ${cpu[1]} ${cpu[2]}" \
+      -v cpu="$server_cpu $redis_cpu $pg_cpu" \
       -v persisted="$persisted" -v batch="$batch" -v dat="$work/paced-$name.dat" '{
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       split(cpu, c, " ")

@@ -10,8 +10,7 @@
 namespace postd::core {
 
 std::string lower_this_thread(int nice) {
-  sched_param param{};
-  param.sched_priority = 0;
+  sched_param param{}; // priority 0, as SCHED_BATCH requires
   // 0: the calling thread (a thread id, not the process, under Linux).
   if (::sched_setscheduler(0, SCHED_BATCH, &param) != 0)
     return std::string{"SCHED_BATCH: "} + std::strerror(errno);

@@ -20,9 +20,9 @@
 #   tests/fuzz/run.sh runs each for POSTD_FUZZ_SECONDS (25) over a copy of
 #   its corpus, one per core. Each target counts as one test; a crash, leak,
 #   timeout or OOM is a failed one.
-# - TSan: a third tree built by Clang (POSTD_TSAN=ON, -O1) runs the tests
-#   labelled unit, actors, integration and persistence too. Its reports go to files and fail the run like the
-#   others. CAF's own library is not built with TSan, so races with an actor
+# - TSan: a third tree built by Clang (POSTD_TSAN=ON, -O1) runs the same
+#   labels but the outage tests that mostly wait (see tsan_exclude). Its
+#   reports go to files and fail the run like the others. CAF's own library is not built with TSan, so races with an actor
 #   on one side are out of its sight (tests/sanitizers/tsan.supp).
 #
 # Suppressions (third-party code only): tests/sanitizers/{ubsan,lsan,tsan}.supp.
